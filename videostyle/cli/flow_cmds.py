@@ -1,0 +1,3 @@
+"""Commands: flow_cmds."""
+
+from videostyle.cli import main  # noqa: F401

@@ -1,0 +1,3 @@
+"""Commands: image_cmd."""
+
+from videostyle.cli import main  # noqa: F401

@@ -1,0 +1,3 @@
+"""Commands: run_cmds."""
+
+from videostyle.cli import main  # noqa: F401

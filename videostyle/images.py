@@ -1,0 +1,88 @@
+"""Image files: loading with clear errors, atomic PNG writes, resizing.
+
+Images in memory are HxWx3 RGB numpy arrays: uint8, or float32 in 0..255.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from videostyle.errors import UserError
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file as HxWx3 uint8 RGB; a missing or unreadable file is a UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"image not found: {path}")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise UserError(f"cannot read image {path}: not an image file or corrupt")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_image_or_none(path: str | Path) -> np.ndarray | None:
+    """Like load_image, but a missing or corrupt file reads as None (cache semantics)."""
+    try:
+        return load_image(path)
+    except UserError:
+        return None
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    if image.dtype == np.uint8:
+        return image
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def save_image(path: str | Path, image: np.ndarray) -> None:
+    """Write ``image`` (RGB, uint8 or float 0..255) as PNG atomically: temp file, then rename."""
+    path = Path(path)
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(to_uint8(image), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise UserError(f"cannot encode image for {path}")
+    atomic_write_bytes(path, encoded.tobytes())
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see either the old file or the whole new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def resize_long_side(image: np.ndarray, long_side: int) -> np.ndarray:
+    """Scale so the longer side is ``long_side`` pixels, keeping the aspect ratio."""
+    h, w = image.shape[:2]
+    scale = long_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return resize(image, size)
+
+
+def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to ``size`` = (width, height); area filter when shrinking, cubic when growing."""
+    w, h = size
+    if (w, h) == (image.shape[1], image.shape[0]):
+        return image
+    shrinking = w * h < image.shape[0] * image.shape[1]
+    interp = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+    out = cv2.resize(image, (w, h), interpolation=interp)
+    return out if image.dtype != np.uint8 else np.clip(out, 0, 255).astype(np.uint8)
