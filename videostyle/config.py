@@ -10,6 +10,7 @@ field names. Command-line options override the preset field by field.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import tomllib
@@ -63,19 +64,59 @@ class FlowSettings:
 
 @dataclass(frozen=True)
 class VideoSettings:
-    """How frames are stylized over time (Ruder et al.)."""
+    """How frames are stylized over time (Ruder et al.; option names follow the authors' scripts)."""
 
     algorithm: str = "multipass"  # multipass | singlepass
-    passes: int = 15
-    iterations: int = 100  # per pass (multi-pass)
+    passes: int = 15  # multi-pass: number of passes, directions alternating
+    iterations: int = 100  # multi-pass: iterations per frame and pass
     iterations_first: int = 2000  # single-pass: first frame
     iterations_rest: int = 1000  # single-pass: other frames
     temporal_weight: float = 5e2
     temporal_from: int = 8  # multi-pass: first pass (1-based) with the temporal loss
-    blend_weight: float = 1.0  # multi-pass: weight of warped neighbours when blending
-    init: str = "random"  # random | content | prev (single-pass: warped previous result)
+    # Multi-pass blend of a frame's last result with its warped neighbour in the pass direction
+    # (the authors' blendWeight), and with the neighbour on the other side (blendWeight_lastPass).
+    blend_weight: float = 1.0
+    blend_weight_other: float = 0.0
+    # Initialisation of the first frame (single-pass) or of every frame in pass 1 (multi-pass).
+    init: str = "random"  # random | content
+    # Single-pass initialisation of the frames after the first.
+    init_rest: str = "prev_warped"  # prev_warped | prev | first | random | content
+    # Single-pass long-term weights: closest_first (c_long, the paper's) or normalize.
+    long_term_combine: str = "closest_first"
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # Width to work at, keeping the aspect ratio; 0 keeps the input's size.
+    width: int = 0
+
+
+ALGORITHMS = ("multipass", "singlepass")
+INITS = ("random", "content")
+INITS_REST = ("prev_warped", "prev", "first", "random", "content")
+LONG_TERM_COMBINE = ("closest_first", "normalize")
+
+
+def validate(settings: "Settings") -> None:
+    """Reject values no run can use, with one line a user can act on."""
+    v, f = settings.video, settings.flow
+    _choice("algorithm", v.algorithm, ALGORITHMS)
+    _choice("init", v.init, INITS)
+    _choice("init_rest", v.init_rest, INITS_REST)
+    _choice("long_term_combine", v.long_term_combine, LONG_TERM_COMBINE)
+    for name in ("passes", "iterations", "iterations_first", "iterations_rest", "temporal_from"):
+        if int(getattr(v, name)) < 1:
+            raise UserError(f"{name.replace('_', '-')} must be at least 1 (got {getattr(v, name)})")
+    if v.width and int(v.width) < 16:
+        raise UserError(f"width must be at least 16 (got {v.width})")
+    for name in ("temporal_weight", "blend_weight", "blend_weight_other"):
+        if float(getattr(v, name)) < 0:
+            raise UserError(f"{name.replace('_', '-')} must not be negative (got {getattr(v, name)})")
+    if not f.long_term or any(int(j) < 1 for j in f.long_term):
+        raise UserError(f"long-term offsets must be positive frame offsets like 1,2,4 (got {f.long_term})")
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise UserError(f"bad {name.replace('_', '-')} {value!r}; choose one of: {', '.join(allowed)}")
 
 
 @dataclass(frozen=True)
@@ -128,7 +169,7 @@ def override(obj: T, values: dict[str, Any], section: str = "") -> T:
         if value is None:
             continue
         if key not in names:
-            close = [n for n in names if n.startswith(key[:4])]
+            close = difflib.get_close_matches(key, list(names), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             where = f"[{section}] " if section else ""
             raise UserError(f"unknown setting {where}{key!r}{hint}")

@@ -1,0 +1,60 @@
+import os
+import time
+from pathlib import Path
+
+from videostyle.jobdir import JobDir, read_json, try_lock, write_json
+from videostyle.scheduler import Unit, UnitResult, execute
+
+
+def test_manifest_round_trip_and_corrupt_reads_empty(tmp_path: Path) -> None:
+    job = JobDir(tmp_path / "job")
+    job.create()
+    job.update_manifest(a=1)
+    job.update_manifest(b=[1, 2])
+    assert job.read_manifest() == {"a": 1, "b": [1, 2]}
+    job.manifest_path.write_text("{not json")
+    assert job.read_manifest() == {}
+    assert not list(job.root.glob(".*.tmp"))  # atomic writes leave no temp files
+
+
+def test_lock_is_exclusive_until_released(tmp_path: Path) -> None:
+    first = try_lock(tmp_path, "unit/a", ttl=60)
+    assert first is not None
+    assert try_lock(tmp_path, "unit/a", ttl=60) is None
+    first.release()
+    second = try_lock(tmp_path, "unit/a", ttl=60)
+    assert second is not None
+    second.release()
+
+
+def test_expired_lock_of_dead_worker_is_taken_over(tmp_path: Path) -> None:
+    path = tmp_path / "unit__b.lock"
+    write_json(path, {"token": "dead", "pid": 999999})
+    old = time.time() - 120
+    os.utime(path, (old, old))
+    lock = try_lock(tmp_path, "unit/b", ttl=60)
+    assert lock is not None and read_json(path)["token"] == lock.token
+    lock.release()
+    assert not path.exists()
+
+
+def _writer(path: Path, calls: list[str]):
+    def work() -> UnitResult:
+        calls.append(path.name)
+        path.write_text("done")
+        return UnitResult(iterations=1)
+    return work
+
+
+def test_execute_skips_done_units_and_reports_each(tmp_path: Path) -> None:
+    calls: list[str] = []
+    units = [Unit(name=f"u{i}", stage="test", outputs=(tmp_path / f"out{i}",), needs=(),
+                  work=_writer(tmp_path / f"out{i}", calls)) for i in range(3)]
+    (tmp_path / "out1").write_text("already there")
+    events = []
+    execute(units, tmp_path / "locks", lambda p: p.is_file(), on_progress=events.append)
+    assert calls == ["out0", "out2"]
+    assert [(e.done, e.total, e.skipped) for e in events] == [(1, 3, False), (2, 3, True), (3, 3, False)]
+    calls.clear()
+    execute(units, tmp_path / "locks", lambda p: p.is_file())
+    assert calls == []

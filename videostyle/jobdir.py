@@ -1,0 +1,179 @@
+"""The job folder: where every stage's results live, the manifest, and expiring lock files.
+
+Layout (frames numbered from 1, flow files named as the authors' scripts name them)::
+
+    JOB/job.json                                manifest: input, video info, settings, stage keys
+    JOB/frames/frame_00001.png                  extracted input frames
+    JOB/flow/<key>/forward_1_2.flo, backward_2_1.flo, reliable_2_1.pgm, ...
+    JOB/stylized/<key>/pass_01/frame_00001.png  each pass's results
+    JOB/final/frame_00001.png                   the frames of the finished video
+    JOB/locks/<unit>.lock                       who is working on what (expires)
+
+Only data formats live here (PNG, .flo, .pgm, JSON), so a folder can be shared between machines.
+Every file is written atomically, so a file that exists is complete; a file that cannot be read
+counts as missing and is recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from videostyle.errors import UserError
+from videostyle.images import atomic_write_bytes
+
+MANIFEST = "job.json"
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; missing or corrupt reads as empty."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@dataclass(frozen=True)
+class JobDir:
+    root: Path
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST
+
+    @property
+    def frames_dir(self) -> Path:
+        return self.root / "frames"
+
+    @property
+    def final_dir(self) -> Path:
+        return self.root / "final"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.root / "locks"
+
+    def flow_dir(self, key: str) -> Path:
+        return self.root / "flow" / key
+
+    def pass_dir(self, key: str, pass_index: int) -> Path:
+        return self.root / "stylized" / key / f"pass_{pass_index:02d}"
+
+    def create(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create job folder {self.root}: {exc.strerror}") from None
+        if not os.access(self.root, os.W_OK):
+            raise UserError(f"job folder {self.root} is not writable")
+
+    def read_manifest(self) -> dict[str, Any]:
+        return read_json(self.manifest_path)
+
+    def update_manifest(self, **entries: Any) -> dict[str, Any]:
+        """Merge ``entries`` into the manifest (read, update, atomic write)."""
+        manifest = self.read_manifest()
+        manifest.update(entries)
+        write_json(self.manifest_path, manifest)
+        return manifest
+
+    def exists(self) -> bool:
+        return self.manifest_path.is_file()
+
+
+class LockLost(RuntimeError):
+    """Our lock was taken over by another worker after it expired."""
+
+
+@dataclass
+class Lock:
+    """An exclusive claim on one unit of work, kept alive by a heartbeat until released."""
+
+    path: Path
+    token: str
+    ttl: float
+    _stop: threading.Event
+    _thread: threading.Thread | None = None
+
+    def start_heartbeat(self) -> None:
+        def beat() -> None:
+            while not self._stop.wait(self.ttl / 3):
+                try:
+                    os.utime(self.path)
+                except FileNotFoundError:
+                    return
+
+        self._thread = threading.Thread(target=beat, daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        if read_json(self.path).get("token") == self.token:
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                pass
+
+
+def try_lock(locks_dir: Path, unit: str, ttl: float = 600.0) -> Lock | None:
+    """Claim ``unit``, or return None if a live worker holds it.
+
+    A lock whose file has not been touched for ``ttl`` seconds belongs to a dead worker: it is
+    moved aside by rename (atomic, so only one of several contenders wins) and claimed afresh.
+    """
+    locks_dir.mkdir(parents=True, exist_ok=True)
+    path = locks_dir / (unit.replace("/", "__") + ".lock")
+    token = uuid.uuid4().hex
+    body = json.dumps({"token": token, "host": socket.gethostname(), "pid": os.getpid(),
+                       "time": time.time()}).encode()
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if not _expired(path, ttl):
+                return None
+            try:
+                os.rename(path, path.with_name(f"{path.name}.stale-{token}"))
+                os.unlink(path.with_name(f"{path.name}.stale-{token}"))
+            except FileNotFoundError:
+                pass  # another worker removed it first; try to create again
+            continue
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(body)
+        lock = Lock(path=path, token=token, ttl=ttl, _stop=threading.Event())
+        lock.start_heartbeat()
+        return lock
+    return None
+
+
+def _expired(path: Path, ttl: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > ttl
+    except FileNotFoundError:
+        return True
+
+
+@contextmanager
+def locked(locks_dir: Path, unit: str, ttl: float = 600.0) -> Iterator[Lock | None]:
+    """``with locked(...) as lock:`` — lock is None when another live worker holds the unit."""
+    lock = try_lock(locks_dir, unit, ttl)
+    try:
+        yield lock
+    finally:
+        if lock:
+            lock.release()
