@@ -1,0 +1,192 @@
+"""`videostyle eval`: frame folders, flow folders, job folders, videos, and user errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import flow
+import videostyle.cli.eval_cmds  # noqa: F401  (registers the commands, whatever _register lists)
+from videostyle.cli import main
+from videostyle.images import save_image
+
+H, W, SHIFT, FLICKER = 24, 32, 2, 10
+
+
+def moving_clip(n: int = 4) -> list[np.ndarray]:
+    """Frames of a texture panning right by SHIFT px per frame: f_t(x) = f_{t-1}(x - SHIFT)."""
+    big = np.random.default_rng(3).integers(40, 200, (H, W + SHIFT * n, 3)).astype(np.uint8)
+    return [big[:, SHIFT * (n - t): SHIFT * (n - t) + W] for t in range(n)]
+
+
+def flickering(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """A "stylization" that follows the motion but brightens every second frame by FLICKER."""
+    return [f + (FLICKER if k % 2 else 0) for k, f in enumerate(frames)]
+
+
+def write_frames(folder: Path, frames: list[np.ndarray]) -> Path:
+    folder.mkdir(parents=True)
+    for k, f in enumerate(frames, start=1):
+        save_image(folder / f"frame_{k:05d}.png", f)
+    return folder
+
+
+def write_flows(folder: Path, n: int, reliable: np.ndarray | None = None) -> Path:
+    folder.mkdir(parents=True)
+    backward = np.zeros((H, W, 2), np.float32)
+    backward[..., 0] = -SHIFT  # pixel x of frame t was at x - SHIFT in frame t-1
+    for t in range(2, n + 1):
+        flow.write_flo(folder / f"backward_{t}_{t - 1}.flo", backward)
+        if reliable is not None:
+            flow.write_pgm(folder / f"reliable_{t}_{t - 1}.pgm", reliable)
+    return folder
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def run_json(*args: str) -> dict:
+    code, out = run(*args, "--json")
+    assert code == 0, out
+    return json.loads(out)
+
+
+def test_known_flicker_with_given_flows(tmp_path):
+    clip = moving_clip()
+    inp = write_frames(tmp_path / "in", clip)
+    out = write_frames(tmp_path / "out", flickering(clip))
+    flows = write_flows(tmp_path / "flows", len(clip))
+    data = run_json("eval", str(out), "--input", str(inp), "--flow", str(flows), "--no-distances")
+    warp = data["warping_error"]
+    assert warp["output"]["mean_abs"] == pytest.approx(FLICKER, abs=1e-4)
+    assert warp["output"]["mean_squared"] == pytest.approx((FLICKER / 255) ** 2, rel=1e-4)
+    assert warp["input"]["mean_abs"] == pytest.approx(0, abs=1e-4)
+    per_frame = warp["output"]["per_frame"]
+    assert [p["frame"] for p in per_frame] == [2, 3, 4]
+    assert per_frame[0]["reliable_fraction"] == pytest.approx((W - SHIFT) / W)
+    assert data["n_frames"] == 4 and data["size"] == [W, H]
+    assert any("reliable" in note for note in data["notes"])
+
+
+def test_reliability_maps_beside_flows_exclude_pixels(tmp_path):
+    clip = moving_clip()
+    out_frames = flickering(clip)
+    for f in out_frames[1:]:
+        f[:, -8:] = 255  # garbage in the right 8 columns, which the maps mark unreliable
+    reliable = np.full((H, W), 255, np.uint8)
+    reliable[:, -8:] = 0
+    inp = write_frames(tmp_path / "in", clip)
+    out = write_frames(tmp_path / "out", out_frames)
+    flows = write_flows(tmp_path / "flows", len(clip), reliable)
+    data = run_json("eval", str(out), "--input", str(inp), "--flow", str(flows), "--no-distances")
+    assert data["warping_error"]["output"]["mean_abs"] == pytest.approx(FLICKER, abs=1e-4)
+    assert data["warping_error"]["output"]["per_frame"][0]["reliable_fraction"] == \
+        pytest.approx((W - SHIFT - 8) / W)
+
+
+def test_table_output_lists_frames_and_means(tmp_path):
+    clip = moving_clip()
+    inp = write_frames(tmp_path / "in", clip)
+    out = write_frames(tmp_path / "out", flickering(clip))
+    flows = write_flows(tmp_path / "flows", len(clip))
+    code, text = run("eval", str(out), "--input", str(inp), "--flow", str(flows), "--no-distances")
+    assert code == 0, text
+    mean_row = next(line for line in text.splitlines() if line.strip().startswith("mean"))
+    assert mean_row.split()[1:3] == ["10.000", "0.000"]
+
+
+def test_job_folder_uses_its_frames_and_flows(tmp_path):
+    clip = moving_clip()
+    job = tmp_path / "job"
+    write_frames(job / "frames", clip)
+    write_flows(job / "flow" / "abc123", len(clip), np.full((H, W), 255, np.uint8))
+    write_frames(job / "final", flickering(clip))
+    write_frames(job / "stylized" / "k" / "pass_02", clip)
+    (job / "job.json").write_text("{}")
+    data = run_json("eval", str(job), "--no-distances")
+    assert "abc123" in data["flow_source"]
+    assert data["warping_error"]["output"]["mean_abs"] == pytest.approx(FLICKER, abs=1e-4)
+    # A pass folder inside the job finds the job's input and flows too.
+    data = run_json("eval", str(job / "stylized" / "k" / "pass_02"), "--no-distances")
+    assert "abc123" in data["flow_source"]
+    assert data["warping_error"]["output"]["mean_abs"] == pytest.approx(0, abs=1e-4)
+
+
+def test_estimated_flow_on_static_clip_is_zero(tmp_path):
+    frame = moving_clip(1)[0]
+    inp = write_frames(tmp_path / "in", [frame] * 3)
+    out = write_frames(tmp_path / "out", [frame // 2 + 60] * 3)
+    data = run_json("eval", str(out), "--input", str(inp), "--flow-method", "dis", "--no-distances")
+    assert data["flow_source"] == "estimated (dis)"
+    assert data["warping_error"]["output"]["mean_abs"] == pytest.approx(0, abs=0.05)
+    assert data["warping_error"]["input"]["mean_abs"] == pytest.approx(0, abs=0.05)
+
+
+def test_video_input_and_resized_output(tmp_path):
+    import imageio.v2 as iio
+
+    clip = moving_clip()
+    video = tmp_path / "in.mp4"
+    with iio.get_writer(str(video), format="ffmpeg", fps=10, codec="libx264", quality=10,
+                        macro_block_size=8) as writer:
+        for f in clip:
+            writer.append_data(f)
+    # Output at twice the size: the input is resized to it and the flows are scaled.
+    big = [np.repeat(np.repeat(f, 2, 0), 2, 1) for f in flickering(clip)]
+    out = write_frames(tmp_path / "out", big)
+    flows = write_flows(tmp_path / "flows", len(clip))
+    data = run_json("eval", str(out), "--input", str(video), "--flow", str(flows), "--no-distances")
+    assert data["size"] == [2 * W, 2 * H] and data["n_frames"] == len(clip)
+    assert any("resized" in n for n in data["notes"])
+    assert any("scaled" in n for n in data["notes"])
+    # Lossy video and interpolation blur the exact answer, not the flicker it measures.
+    assert data["warping_error"]["output"]["mean_abs"] > 5
+    assert data["warping_error"]["input"]["mean_abs"] < 5
+
+
+def test_frame_count_mismatch_is_noted(tmp_path):
+    clip = moving_clip()
+    inp = write_frames(tmp_path / "in", clip)
+    out = write_frames(tmp_path / "out", clip[:3])
+    flows = write_flows(tmp_path / "flows", len(clip))
+    data = run_json("eval", str(out), "--input", str(inp), "--flow", str(flows), "--no-distances")
+    assert data["n_frames"] == 3
+    assert any("input has more frames" in n for n in data["notes"])
+
+
+@pytest.mark.parametrize("extra, message", [
+    ((), "--input is required"),
+    (("--input", "IN", "--flow", "EMPTY", "--no-distances"), "backward_2_1.flo"),
+    (("--input", "IN", "--flow", "FLOWS"), "--style is required"),
+    (("--input", "IN", "--flow-method", "magic", "--no-distances"), "unknown flow method"),
+])
+def test_user_errors_are_one_line(tmp_path, extra, message):
+    clip = moving_clip()
+    paths = {"IN": write_frames(tmp_path / "in", clip),
+             "FLOWS": write_flows(tmp_path / "flows", len(clip)),
+             "EMPTY": tmp_path / "empty"}
+    paths["EMPTY"].mkdir()
+    out = write_frames(tmp_path / "out", clip)
+    code, text = run("eval", str(out), *[str(paths.get(a, a)) for a in extra])
+    assert code == 2
+    assert text.startswith("error:") and message in text and "Traceback" not in text
+
+
+def test_distances_with_real_vgg(tmp_path):
+    pytest.importorskip("videostyle.stylize")
+    clip = [np.ascontiguousarray(np.repeat(np.repeat(f, 2, 0), 2, 1)[:32, :32]) for f in moving_clip(2)]
+    style = tmp_path / "style.png"
+    save_image(style, np.random.default_rng(9).integers(0, 255, (32, 32, 3)).astype(np.uint8))
+    inp = write_frames(tmp_path / "in", clip)
+    out = write_frames(tmp_path / "out", clip)  # the "stylization" is the input itself
+    data = run_json("eval", str(out), "--input", str(inp), "--style", str(style),
+                    "--flow-method", "dis", "--device", "cpu")
+    assert data["content_distance"]["mean"] == pytest.approx(0, abs=1e-4)
+    assert data["style_distance"]["mean"] > 0.01
+    assert len(data["style_distance"]["per_frame"]) == 2

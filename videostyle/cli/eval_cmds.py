@@ -1,0 +1,64 @@
+"""Commands: ``videostyle eval`` (quality numbers) and ``videostyle sheet`` (contact sheet)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import click
+
+from videostyle.cli import main
+
+@main.command("eval")
+@click.argument("output", type=click.Path(exists=True, path_type=Path))
+@click.option("--input", "input_", type=click.Path(exists=True, path_type=Path),
+              help="The unstylized clip (video or frame folder). Default: the job's frames.")
+@click.option("--style", "styles", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Style image(s) the result was made with (repeat for several).")
+@click.option("--flow", "flow_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of backward_{t}_{t-1}.flo (frames from 1), e.g. ground truth; "
+                   "reliable_{t}_{t-1}.pgm beside them are used when present.")
+@click.option("--flow-method", default="deepflow", show_default=True,
+              help="Flow estimated on the input when neither --flow nor job flows are there: "
+                   "deepflow, dis (much faster), dis_fine, tvl1, farneback.")
+@click.option("--no-distances", is_flag=True,
+              help="Skip the style/content distances (no VGG; temporal error only).")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
+def eval_command(output: Path, input_: Path | None, styles: tuple[Path, ...], flow_dir: Path | None,
+                 flow_method: str, no_distances: bool, device: str, as_json: bool) -> None:
+    """Measure a stylized OUTPUT (video, frame folder or job folder) against its input.
+
+    Prints per frame: the temporal warping error (Lai et al. 2018: mean |O_t - warp(O_t-1)| over
+    pixels the flow marks reliable, 0..255) of the output and of the input (the floor), and
+    the style and content distances (relative Gram / relu4_2 differences).
+    """
+    from videostyle.evaluate import evaluate, format_table, report_to_dict
+
+    report = evaluate(output, input_, styles=styles, flow_dir=flow_dir, flow_method=flow_method,
+                      device=device, distances=not no_distances)
+    if as_json:
+        click.echo(json.dumps(report_to_dict(report), indent=2, allow_nan=False))
+    else:
+        click.echo(format_table(report))
+    if math.isnan(report.output_warping.mean_abs):
+        click.echo("warning: no pair had reliable pixels; the warping error is undefined", err=True)
+
+
+@main.command("sheet")
+@click.argument("job", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("sheet.png"), show_default=True, help="PNG to write.")
+@click.option("--frames", default=4, show_default=True, type=click.IntRange(1, 50),
+              help="How many frames (columns), spread over the clip.")
+@click.option("--passes", default=5, show_default=True, type=click.IntRange(1, 100),
+              help="At most this many passes per stylization (first and last always).")
+@click.option("--thumb-width", default=192, show_default=True, type=click.IntRange(16, 2000),
+              help="Width of one cell in pixels.")
+def sheet_command(job: Path, out: Path, frames: int, passes: int, thumb_width: int) -> None:
+    """Contact sheet of JOB: input frames, flows, masks, each pass and the final frames."""
+    from videostyle.sheet import write_contact_sheet
+
+    path = write_contact_sheet(job, out, frames=frames, passes=passes, thumb_width=thumb_width)
+    click.echo(f"wrote {path}")

@@ -1,0 +1,439 @@
+"""Evaluate a stylized result: read it and its input, get flows, run ``videostyle.metrics``.
+
+What can be evaluated (``OUTPUT``): a video file, a folder of frame images (sorted by the numbers
+in their names), or a job folder (its ``final/`` frames; its ``frames/`` are the default input and
+its ``flow/<key>/`` flows are reused). A frame folder inside a job (``JOB/stylized/<key>/pass_03``)
+also finds the job's input frames and flows.
+
+Frames are streamed pair by pair, so long videos do not have to fit in memory.
+Flow folders use the authors' names: ``backward_{t}_{t-1}.flo`` (frames numbered from 1) and,
+optionally, ``reliable_{t}_{t-1}.pgm`` beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import flow
+from videostyle import metrics
+from videostyle.config import StyleSettings
+from videostyle.errors import UserError
+from videostyle.images import load_image, resize
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".webp")
+# (backward flow t -> t-1, weights 0..1) for one pair
+PairFlow = tuple[np.ndarray, np.ndarray]
+FlowProvider = Callable[[int, np.ndarray, np.ndarray], PairFlow]
+
+
+@dataclass
+class EvalReport:
+    """Everything ``videostyle eval`` measured. Distances are NaN when not measured.
+
+    ``output_warping`` / ``input_warping`` are the warping errors of the stylized frames and of
+    the unstylized input (the floor: what the flow cannot explain); frame numbers are 1-based.
+    """
+
+    output: str
+    input: str
+    styles: list[str]
+    size: tuple[int, int]  # (width, height) at which everything was measured
+    n_frames: int
+    flow_source: str
+    output_warping: metrics.WarpingError
+    input_warping: metrics.WarpingError
+    style_distance: list[float] = field(default_factory=list)
+    content_distance: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def mean_style_distance(self) -> float:
+        return metrics.nanmean(self.style_distance)
+
+    @property
+    def mean_content_distance(self) -> float:
+        return metrics.nanmean(self.content_distance)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading frames
+
+
+def find_job_root(path: Path) -> Path | None:
+    """The job folder ``path`` is in or is (the nearest folder up to 3 levels with a job.json)."""
+    path = Path(path).resolve()
+    for candidate in [path, *list(path.parents)[:3]]:
+        if (candidate / "job.json").is_file():
+            return candidate
+    return None
+
+
+def frame_paths(folder: Path) -> list[Path]:
+    """Image files in ``folder`` in frame order (by the numbers in their names, then by name)."""
+    files = [p for p in Path(folder).iterdir()
+             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")]
+    return sorted(files, key=_natural_key)
+
+
+def iter_frames(source: Path) -> Iterator[np.ndarray]:
+    """Yield HxWx3 uint8 RGB frames of a video file, a frame folder or a job folder (final/)."""
+    source = Path(source)
+    if not source.exists():
+        raise UserError(f"not found: {source}")
+    if source.is_dir():
+        if (source / "job.json").is_file():
+            source = _job_final_dir(source)
+        paths = frame_paths(source)
+        if not paths:
+            raise UserError(f"no image files in folder {source}")
+        for p in paths:
+            yield load_image(p)
+        return
+    yield from _iter_video(source)
+
+
+def _iter_video(path: Path) -> Iterator[np.ndarray]:
+    import imageio.v2 as iio  # ffmpeg only where videos are read
+
+    try:
+        reader = iio.get_reader(str(path), "ffmpeg")
+    except Exception as exc:  # imageio raises several types for unreadable files
+        raise UserError(f"cannot read video {path}: {exc}".splitlines()[0]) from None
+    try:
+        for frame in reader:
+            yield np.ascontiguousarray(frame[..., :3], dtype=np.uint8)
+    finally:
+        reader.close()
+
+
+def _job_final_dir(job: Path) -> Path:
+    final = job / "final"
+    if final.is_dir() and frame_paths(final):
+        return final
+    raise UserError(f"job folder {job} has no final frames yet; evaluate a pass folder "
+                    f"({job}/stylized/<key>/pass_NN) or finish the run")
+
+
+def _natural_key(path: Path) -> list:
+    return [int(tok) if tok.isdigit() else tok for tok in re.split(r"(\d+)", path.name)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Flows
+
+
+def folder_flow_provider(folder: Path, size: tuple[int, int], notes: list[str]) -> FlowProvider:
+    """Flows from a folder of ``backward_{t}_{t-1}.flo`` (+ optional ``reliable_{t}_{t-1}.pgm``).
+
+    Flows of another size than ``size`` (width, height) are resized and their vectors scaled.
+    Without a reliability map every pixel that the flow maps inside the frame counts.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"flow folder not found: {folder}")
+    warned: set[str] = set()
+
+    def provide(t: int, _current: np.ndarray, _previous: np.ndarray) -> PairFlow:
+        flo_path = folder / f"backward_{t}_{t - 1}.flo"
+        if not flo_path.is_file():
+            raise UserError(f"flow folder {folder} has no {flo_path.name} "
+                            f"(expected backward_{{t}}_{{t-1}}.flo, frames numbered from 1)")
+        try:
+            flw = flow.read_flo(flo_path)
+        except (flow.FlowError, OSError) as exc:
+            raise UserError(f"cannot read {flo_path}: {exc}") from None
+        pgm_path = folder / f"reliable_{t}_{t - 1}.pgm"
+        reliable = _read_pgm_or_none(pgm_path)
+        if reliable is None and "nomask" not in warned:
+            warned.add("nomask")
+            notes.append(f"no {pgm_path.name} in {folder}: every pixel the flow maps inside "
+                         "the frame counts as reliable")
+        if (flw.shape[1], flw.shape[0]) != size:
+            if "resize" not in warned:
+                warned.add("resize")
+                notes.append(f"flows are {flw.shape[1]}x{flw.shape[0]}, frames {size[0]}x{size[1]}: "
+                             "flows resized and their vectors scaled")
+            flw = resize_flow(flw, size)
+            if reliable is not None:
+                reliable = cv2.resize(reliable.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+        return flw, metrics.flow_weights(flw, reliable)
+
+    return provide
+
+
+def estimating_flow_provider(method: str) -> FlowProvider:
+    """Flows estimated on the input frames: backward t -> t-1, masks by the consistency check."""
+    if method not in flow.available_methods():
+        raise UserError(f"unknown flow method {method!r}; available: "
+                        f"{', '.join(flow.available_methods())}")
+
+    def provide(t: int, current: np.ndarray, previous: np.ndarray) -> PairFlow:
+        log.info("estimating %s flow for frames %d <-> %d", method, t, t - 1)
+        backward = flow.estimate_flow(current, previous, method)
+        forward = flow.estimate_flow(previous, current, method)
+        reliable = flow.consistency_check(backward, forward)
+        return backward, metrics.flow_weights(backward, reliable)
+
+    return provide
+
+
+def job_flow_folder(job: Path) -> Path | None:
+    """A ``JOB/flow/<key>`` folder with a backward flow for every pair of ``JOB/frames``, if any.
+
+    Prefers the keys named in job.json, then the most recently written folder.
+    """
+    root = job / "flow"
+    frames = job / "frames"
+    if not root.is_dir() or not frames.is_dir():
+        return None
+    n_frames = len(frame_paths(frames))
+    preferred = _job_flow_keys(job)
+    candidates = sorted((d for d in root.iterdir() if d.is_dir()),
+                        key=lambda d: (d.name not in preferred, -d.stat().st_mtime))
+    for folder in candidates:
+        if n_frames >= 2 and all((folder / f"backward_{t}_{t - 1}.flo").is_file()
+                                 for t in range(2, n_frames + 1)):
+            return folder
+    return None
+
+
+def _job_flow_keys(job: Path) -> set[str]:
+    """Flow stage keys mentioned in job.json (any string value under a key containing 'flow')."""
+    try:
+        manifest = json.loads((job / "job.json").read_text())
+    except (OSError, ValueError):
+        return set()
+    keys: set[str] = set()
+
+    def walk(node, under_flow: bool) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, under_flow or "flow" in str(k).lower())
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, under_flow)
+        elif isinstance(node, str) and under_flow:
+            keys.add(node)
+
+    walk(manifest, False)
+    return keys
+
+
+def resize_flow(flw: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a flow to ``size`` = (width, height), scaling its vectors to the new pixel units."""
+    h, w = flw.shape[:2]
+    out = cv2.resize(flw.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+    out[..., 0] *= size[0] / w
+    out[..., 1] *= size[1] / h
+    return out
+
+
+def _read_pgm_or_none(path: Path) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    try:
+        return flow.read_pgm(path)
+    except (flow.FlowError, OSError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def evaluate(output: str | Path, input: str | Path | None = None,
+             styles: Sequence[str | Path] = (), flow_dir: str | Path | None = None,
+             flow_method: str = "deepflow", settings: StyleSettings | None = None,
+             device: str = "auto", distances: bool = True,
+             stylizer_factory: Callable[..., object] | None = None) -> EvalReport:
+    """Measure a stylized result against its input (see module doc for what ``output`` may be).
+
+    ``input`` defaults to the job's extracted frames when ``output`` is in a job folder.
+    Flows: ``flow_dir`` if given, else the job's flows for these frames, else estimated on the
+    input with ``flow_method``. ``distances`` needs at least one style image; it loads VGG-19.
+    ``stylizer_factory`` (tests, benchmarks) replaces ``videostyle.stylize.Stylizer``.
+    """
+    output = Path(output)
+    job = find_job_root(output) if output.exists() else None
+    if input is None:
+        if job is None or not (job / "frames").is_dir():
+            raise UserError("--input is required unless OUTPUT is (in) a job folder")
+        input = job / "frames"
+    input = Path(input)
+    notes: list[str] = []
+    if distances and not styles:
+        raise UserError("--style is required for style and content distances "
+                        "(or skip them with --no-distances)")
+
+    out_iter = iter_frames(output)
+    in_iter = iter_frames(input)
+    first_out = next(out_iter, None)
+    first_in = next(in_iter, None)
+    if first_out is None or first_in is None:
+        raise UserError(f"no frames in {output if first_out is None else input}")
+    size = (first_out.shape[1], first_out.shape[0])
+    if (first_in.shape[1], first_in.shape[0]) != size:
+        notes.append(f"input is {first_in.shape[1]}x{first_in.shape[0]}, output {size[0]}x{size[1]}: "
+                     "input frames resized to the output size")
+
+    provider, flow_source = _choose_flows(flow_dir, job, input, output, size, flow_method, notes)
+    stylizer = _make_stylizer(styles, settings, size, device, stylizer_factory) if distances else None
+
+    out_pairs: list[metrics.PairWarpingError] = []
+    in_pairs: list[metrics.PairWarpingError] = []
+    style_d: list[float] = []
+    content_d: list[float] = []
+    prev_out = prev_in = None
+    n = 0
+    for out_frame, in_frame in _zip_frames(first_out, out_iter, first_in, in_iter, notes):
+        n += 1
+        in_frame = resize(in_frame, size)
+        if prev_out is not None:
+            flw, weights = provider(n, in_frame, prev_in)
+            out_pairs.append(metrics.pair_warping_error(out_frame, prev_out, flw, weights, frame=n))
+            in_pairs.append(metrics.pair_warping_error(in_frame, prev_in, flw, weights, frame=n))
+        if stylizer is not None:
+            style_d.extend(metrics.style_distances([out_frame], stylizer))
+            content_d.extend(metrics.content_distances([out_frame], [in_frame], stylizer))
+        prev_out, prev_in = out_frame, in_frame
+    if n < 2:
+        raise UserError("need at least two frames to measure temporal consistency")
+    return EvalReport(output=str(output), input=str(input), styles=[str(s) for s in styles],
+                      size=size, n_frames=n, flow_source=flow_source,
+                      output_warping=metrics.summarize_pairs(out_pairs),
+                      input_warping=metrics.summarize_pairs(in_pairs),
+                      style_distance=style_d, content_distance=content_d, notes=notes)
+
+
+def _choose_flows(flow_dir, job, input: Path, output: Path, size, flow_method: str,
+                  notes: list[str]) -> tuple[FlowProvider, str]:
+    if flow_dir is not None:
+        return folder_flow_provider(Path(flow_dir), size, notes), f"folder {flow_dir}"
+    if job is not None and input.resolve() == (job / "frames").resolve():
+        folder = job_flow_folder(job)
+        if folder is not None:
+            return folder_flow_provider(folder, size, notes), f"job flows {folder.name}"
+    return estimating_flow_provider(flow_method), f"estimated ({flow_method})"
+
+
+def _make_stylizer(styles, settings, size, device, factory):
+    if factory is None:
+        from videostyle.stylize import Stylizer  # VGG only when distances are wanted
+        factory = Stylizer
+    style_images = [load_image(s) for s in styles]
+    return factory(style_images, settings or StyleSettings(), (size[1], size[0]), device=device)
+
+
+def _zip_frames(first_out, out_iter, first_in, in_iter, notes: list[str]):
+    yield first_out, first_in
+    n = 1
+    for out_frame in out_iter:
+        in_frame = next(in_iter, None)
+        if in_frame is None:
+            notes.append(f"output has more frames than input; measured the first {n}")
+            return
+        if out_frame.shape != first_out.shape:
+            raise UserError(f"output frame {n + 1} is {out_frame.shape[1]}x{out_frame.shape[0]}, "
+                            f"frame 1 is {first_out.shape[1]}x{first_out.shape[0]}")
+        n += 1
+        yield out_frame, in_frame
+    if next(in_iter, None) is not None:
+        notes.append(f"input has more frames than output; measured the first {n}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Presenting
+
+
+def report_to_dict(report: EvalReport) -> dict:
+    """A JSON-ready dict (NaN becomes null)."""
+    def pairs(w: metrics.WarpingError) -> list[dict]:
+        return [asdict(p) for p in w.pairs]
+
+    data = {
+        "output": report.output, "input": report.input, "styles": report.styles,
+        "size": list(report.size), "n_frames": report.n_frames, "flow_source": report.flow_source,
+        "warping_error": {
+            "output": {"mean_abs": report.output_warping.mean_abs,
+                       "mean_squared": report.output_warping.mean_squared,
+                       "per_frame": pairs(report.output_warping)},
+            "input": {"mean_abs": report.input_warping.mean_abs,
+                      "mean_squared": report.input_warping.mean_squared,
+                      "per_frame": pairs(report.input_warping)},
+        },
+        "style_distance": {"mean": report.mean_style_distance, "per_frame": report.style_distance},
+        "content_distance": {"mean": report.mean_content_distance,
+                             "per_frame": report.content_distance},
+        "notes": report.notes,
+    }
+    return _nan_to_none(data)
+
+
+def format_table(report: EvalReport) -> str:
+    """A plain-text table: one row per frame, then the means."""
+    has_d = bool(report.style_distance)
+    head = ["frame", "warp err", "input warp err", "reliable %"]
+    if has_d:
+        head += ["style dist", "content dist"]
+    rows = []
+    pair_by_frame = {p.frame: (p, q) for p, q in zip(report.output_warping.pairs,
+                                                     report.input_warping.pairs)}
+    for t in range(1, report.n_frames + 1):
+        p, q = pair_by_frame.get(t, (None, None))
+        row = [str(t), _f(p.mean_abs if p else None), _f(q.mean_abs if q else None),
+               _f(100 * p.reliable_fraction if p else None, 1)]
+        if has_d:
+            row += [_f(report.style_distance[t - 1], 4), _f(report.content_distance[t - 1], 4)]
+        rows.append(row)
+    mean = ["mean", _f(report.output_warping.mean_abs), _f(report.input_warping.mean_abs),
+            _f(100 * metrics.nanmean([p.reliable_fraction for p in report.output_warping.pairs]), 1)]
+    if has_d:
+        mean += [_f(report.mean_style_distance, 4), _f(report.mean_content_distance, 4)]
+    lines = [f"output: {report.output}", f"input:  {report.input}",
+             f"size {report.size[0]}x{report.size[1]}, {report.n_frames} frames, "
+             f"flows: {report.flow_source}",
+             "warping error: mean |O_t - warp(O_t-1)| over reliable pixels, 0..255, RGB mean "
+             f"(squared on 0..1, Lai et al.: output {_f(report.output_warping.mean_squared, 6)}, "
+             f"input {_f(report.input_warping.mean_squared, 6)})",
+             "", *_columns([head, *rows, mean])]
+    lines += [f"note: {n}" for n in report.notes]
+    return "\n".join(lines)
+
+
+def format_table_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Align a header and rows of strings in columns (also used by the benchmark)."""
+    return "\n".join(_columns([list(header), *[list(r) for r in rows]]))
+
+
+def _columns(table: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def _f(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def _nan_to_none(node):
+    if isinstance(node, float) and math.isnan(node):
+        return None
+    if isinstance(node, dict):
+        return {k: _nan_to_none(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_nan_to_none(v) for v in node]
+    return node
