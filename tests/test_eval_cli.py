@@ -190,3 +190,27 @@ def test_distances_with_real_vgg(tmp_path):
     assert data["content_distance"]["mean"] == pytest.approx(0, abs=1e-4)
     assert data["style_distance"]["mean"] > 0.01
     assert len(data["style_distance"]["per_frame"]) == 2
+
+
+AUTHORS_EXAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "artistic-videos-example"
+
+
+@pytest.mark.skipif(not AUTHORS_EXAMPLE.is_dir(), reason="../shared/data not present")
+def test_authors_flows_explain_real_frames(tmp_path):
+    # With the authors' DeepFlow flows and masks, consecutive real frames warp onto each other
+    # to within a few grey levels; the same frames in scrambled order do not.
+    frames = sorted(AUTHORS_EXAMPLE.glob("marple8_0*.ppm"))
+    flows = str(AUTHORS_EXAMPLE / "deepflow")
+    data = run_json("eval", str(AUTHORS_EXAMPLE), "--input", str(AUTHORS_EXAMPLE), "--flow", flows,
+                    "--no-distances")
+    floor = data["warping_error"]["input"]["mean_abs"]
+    assert data["n_frames"] == len(frames) == 5 and data["size"] == [450, 350]
+    assert 0.5 < floor < 5 and data["warping_error"]["output"]["mean_abs"] == pytest.approx(floor)
+    assert data["notes"] == []  # every reliable_{t}_{t-1}.pgm was found
+    scrambled = tmp_path / "scrambled"
+    scrambled.mkdir()
+    for k, src in enumerate([frames[i] for i in (0, 3, 1, 4, 2)], start=1):
+        (scrambled / f"frame_{k:05d}.ppm").write_bytes(src.read_bytes())
+    data = run_json("eval", str(scrambled), "--input", str(AUTHORS_EXAMPLE), "--flow", flows,
+                    "--no-distances")
+    assert data["warping_error"]["output"]["mean_abs"] > 2 * floor

@@ -28,7 +28,7 @@ from videostyle.images import load_image, save_image
 LABEL_WIDTH = 120
 HEADER_HEIGHT = 22
 GAP = 2
-BACKGROUND = (255, 255, 255)
+BACKGROUND = (240, 240, 240)
 MISSING = (200, 200, 200)
 TEXT = (20, 20, 20)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -106,7 +106,7 @@ def _flow_rows(key_dir: Path, chosen: list[int], thumb: tuple[int, int]):
         mask_cells.append(_fit(np.repeat(mask[..., None], 3, axis=2), thumb)
                           if mask is not None else _placeholder(thumb, "no mask"))
     name = key_dir.name[:8]
-    return [(f"flow {name}", flow_cells), (f"mask {name}", mask_cells)]
+    return [(f"flow {name}\nmax {scale:.1f} px", flow_cells), (f"mask {name}", mask_cells)]
 
 
 def _assemble(rows: list[tuple[str, list[np.ndarray]]], headers: list[str],
@@ -120,7 +120,9 @@ def _assemble(rows: list[tuple[str, list[np.ndarray]]], headers: list[str],
         _text(sheet, header, LABEL_WIDTH + c * (tw + GAP) + 4, HEADER_HEIGHT - 7)
     for r, (label, cells) in enumerate(rows):
         y = HEADER_HEIGHT + r * (th + GAP)
-        _text(sheet, label, 4, y + th // 2 + 4)
+        lines = label.split("\n")
+        for k, line in enumerate(lines):  # centred vertically on the row, 14 px apart
+            _text(sheet, line, 4, y + th // 2 + 4 + 14 * k - 7 * (len(lines) - 1))
         for c, cell in enumerate(cells):
             x = LABEL_WIDTH + c * (tw + GAP)
             sheet[y:y + th, x:x + tw] = cell
