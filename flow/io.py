@@ -1,0 +1,162 @@
+"""Files: Middlebury ``.flo`` flow fields and binary PGM masks, written atomically.
+
+``.flo`` (Middlebury): little-endian float32 tag 202021.25 (the bytes ``PIEH``), int32 width,
+int32 height, then ``height`` rows of ``width`` interleaved (u, v) float32 pairs. In memory a
+flow is an HxWx2 float32 array, channel 0 = u (x), channel 1 = v (y).
+
+PGM: binary ``P5`` greymaps with maxval <= 255, read as HxW uint8. :func:`write_pgm` writes the
+header exactly as the authors' ``consistencyChecker`` does (``P5\\n<w> <h>\\n255\\n``) and converts
+floats like their C++ ``(char)value``: clipped to 0..255, then truncated toward zero.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from flow.errors import FlowError
+
+FLO_TAG = b"PIEH"  # the float32 202021.25, little-endian
+_FLO_HEADER = 12
+# Far above any video frame; rejects garbage headers before allocating memory for them.
+_MAX_SIDE = 1 << 16
+
+
+def read_flo(path: str | Path) -> np.ndarray:
+    """Read a Middlebury ``.flo`` file as HxWx2 float32 (u, v); FlowError if missing/malformed."""
+    path = Path(path)
+    data = _read_bytes(path, "flow file")
+    if len(data) < _FLO_HEADER or data[:4] != FLO_TAG:
+        raise FlowError(f"{path} is not a Middlebury .flo file (no PIEH tag)")
+    width, height = (int(v) for v in np.frombuffer(data, dtype="<i4", count=2, offset=4))
+    if not (0 < width <= _MAX_SIDE and 0 < height <= _MAX_SIDE):
+        raise FlowError(f"{path}: implausible flow size {width}x{height}")
+    expected = _FLO_HEADER + 8 * width * height
+    if len(data) != expected:
+        what = "truncated" if len(data) < expected else "has trailing data"
+        raise FlowError(f"{path} is {what}: {len(data)} bytes, expected {expected} for "
+                        f"a {width}x{height} flow")
+    values = np.frombuffer(data, dtype="<f4", offset=_FLO_HEADER)
+    return values.reshape(height, width, 2).astype(np.float32)
+
+
+def write_flo(path: str | Path, flw: np.ndarray) -> None:
+    """Write an HxWx2 flow as a Middlebury ``.flo`` file, atomically."""
+    flw = check_flow(flw, "flow to write")
+    height, width = flw.shape[:2]
+    header = FLO_TAG + np.array([width, height], dtype="<i4").tobytes()
+    atomic_write_bytes(path, header + np.ascontiguousarray(flw, dtype="<f4").tobytes())
+
+
+def read_pgm(path: str | Path) -> np.ndarray:
+    """Read a binary (P5) or plain (P2) PGM with maxval <= 255 as HxW uint8.
+
+    Values are returned as stored, not rescaled by maxval (the authors' reader ignores it too).
+    """
+    path = Path(path)
+    data = _read_bytes(path, "PGM file")
+    magic = data[:2]
+    if magic not in (b"P5", b"P2"):
+        raise FlowError(f"{path} is not a PGM file (no P5/P2 tag)")
+    (width, height, maxval), pos = _pgm_header_fields(data, path)
+    if not (0 < width <= _MAX_SIDE and 0 < height <= _MAX_SIDE and 0 < maxval <= 255):
+        raise FlowError(f"{path}: unsupported PGM size {width}x{height} or maxval {maxval}")
+    count = width * height
+    if magic == b"P2":
+        try:
+            values = np.array([int(token) for token in data[pos:].split()[:count]], dtype=np.int64)
+        except ValueError:
+            raise FlowError(f"{path}: a plain PGM pixel is not a number") from None
+        if values.size != count:
+            raise FlowError(f"{path} is truncated: {values.size} of {count} pixels")
+        return np.clip(values, 0, 255).astype(np.uint8).reshape(height, width)
+    pixels = data[pos + 1: pos + 1 + count]  # one whitespace byte separates header and pixels
+    if len(pixels) != count:
+        raise FlowError(f"{path} is truncated: {len(pixels)} of {count} pixels")
+    return np.frombuffer(pixels, dtype=np.uint8).reshape(height, width).copy()
+
+
+_PGM_FIELD = re.compile(rb"(?:\s|#[^\n]*(?:\n|$))*(\d+)")
+
+
+def _pgm_header_fields(data: bytes, path: Path) -> tuple[list[int], int]:
+    """Width, height and maxval after the magic, and the offset just past maxval's digits."""
+    fields: list[int] = []
+    pos = 2
+    for _ in range(3):
+        match = _PGM_FIELD.match(data, pos)
+        if match is None:
+            raise FlowError(f"{path} is not a PGM file (bad header)")
+        fields.append(int(match.group(1)))
+        pos = match.end()
+    return fields, pos
+
+
+def write_pgm(path: str | Path, arr: np.ndarray) -> None:
+    """Write an HxW greymap as binary PGM, atomically.
+
+    Floats are clipped to 0..255 and truncated toward zero (not rounded), like the authors'
+    checker; NaN is written as 0.
+    """
+    arr = np.asarray(arr)
+    if arr.ndim != 2 or arr.size == 0:
+        raise FlowError(f"a PGM mask must be a non-empty HxW array, got shape {arr.shape}")
+    atomic_write_bytes(path, pgm_bytes(arr))
+
+
+def pgm_bytes(arr: np.ndarray) -> bytes:
+    """The bytes of :func:`write_pgm` (header ``P5\\n<w> <h>\\n255\\n`` then rows of uint8)."""
+    height, width = arr.shape
+    header = f"P5\n{width} {height}\n255\n".encode("ascii")
+    return header + to_mask_uint8(arr).tobytes()
+
+
+def to_mask_uint8(arr: np.ndarray) -> np.ndarray:
+    """Convert a 0..255 mask to uint8 the way the authors' C++ does: clip, then truncate."""
+    arr = np.asarray(arr)
+    if arr.dtype == np.uint8:
+        return np.ascontiguousarray(arr)
+    values = np.nan_to_num(arr.astype(np.float64), nan=0.0)
+    return np.trunc(np.clip(values, 0.0, 255.0)).astype(np.uint8)
+
+
+def check_flow(flw: np.ndarray, what: str = "flow") -> np.ndarray:
+    """Return ``flw`` as HxWx2 float32; FlowError if it has another shape."""
+    flw = np.asarray(flw)
+    if flw.ndim != 3 or flw.shape[2] != 2 or flw.shape[0] == 0 or flw.shape[1] == 0:
+        raise FlowError(f"{what} must be an HxWx2 array, got shape {flw.shape}")
+    return flw.astype(np.float32, copy=False)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` so that readers see either the old file or the whole new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _read_bytes(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise FlowError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise FlowError(f"{what} {path} is a directory") from None
+    except PermissionError:
+        raise FlowError(f"cannot read {what} {path}: permission denied") from None
