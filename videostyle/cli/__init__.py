@@ -41,7 +41,7 @@ def main(verbose: bool) -> None:
 
 def _register() -> None:
     # Each command module owns its commands; importing adds them to `main`.
-    from videostyle.cli import eval_cmds, flow_cmds, image_cmd, run_cmds  # noqa: F401
+    from videostyle.cli import eval_cmds, farm_cmds, flow_cmds, image_cmd, run_cmds  # noqa: F401
 
 
 _register()

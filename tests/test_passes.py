@@ -1,0 +1,130 @@
+"""The temporal algorithms' wiring, with a stand-in stylizer that records what each frame got:
+which frames are warped into which, blends, anchors, and that nothing crosses a scene cut."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import videostyle.pipeline as pipeline
+from conftest import make_clip
+from videostyle.config import resolve_settings
+from videostyle.pipeline import RunRequest, prepare, run
+from videostyle.shots import detect_cuts, plan_segments, flow_pairs
+from videostyle.stylize import StylizeResult
+
+
+@dataclass
+class Call:
+    content_mean: float
+    init: object
+    n_temporal: int
+    iterations: int
+
+
+@dataclass
+class RecordingStylizer:
+    """Returns the content shifted by a constant, and records every call."""
+
+    calls: list[Call] = field(default_factory=list)
+
+    def stylize(self, content, *, iterations, init="random", temporal=(), temporal_weight=0.0, seed=0,
+                callback=None):
+        self.calls.append(Call(float(content.mean()), init if isinstance(init, str) else "array",
+                               len(temporal), iterations))
+        image = np.clip(content.astype(np.float32) * 0.5 + 60, 0, 255)
+        return StylizeResult(image=image, losses={"total": 1.0}, iterations=iterations, seconds=0.0)
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> RecordingStylizer:
+    rec = RecordingStylizer()
+    monkeypatch.setattr(pipeline, "Stylizer", lambda *args, **kwargs: rec)
+    return rec
+
+
+def _request(clip: Path, style: Path, tmp: Path, **video) -> RunRequest:
+    settings = resolve_settings(None, None, {"flow": {"method": "dis"}, "video": video})
+    return RunRequest(input=clip, styles=(style,), settings=settings, job_dir=tmp / "job", make_video=False)
+
+
+def test_multipass_order_and_temporal_wiring(recorder: RecordingStylizer, tiny_clip: Path, tiny_style: Path,
+                                             tmp_path: Path) -> None:
+    plan = prepare(_request(tiny_clip, tiny_style, tmp_path, passes=3, iterations=2, temporal_from=2,
+                            scene_cuts="off"))
+    names = [u.name for u in plan.units if u.stage == "stylize"]
+    assert names[:5] == [f"pass01/frame{i:05d}" for i in range(1, 6)]
+    assert names[5:10] == [f"pass02/frame{i:05d}" for i in range(5, 0, -1)]  # backward pass
+    run(plan.request)
+    pass1, pass2 = recorder.calls[:5], recorder.calls[5:10]
+    assert all(c.init == "random" and c.n_temporal == 0 for c in pass1)
+    assert all(c.init == "array" for c in pass2)  # blended from the last pass and neighbours
+    # pass 2 runs backward: frame 5 has no neighbour behind it, all others one
+    assert [c.n_temporal for c in pass2] == [0, 1, 1, 1, 1]
+
+
+def test_independent_mode_uses_no_flow(recorder: RecordingStylizer, tiny_clip: Path, tiny_style: Path,
+                                       tmp_path: Path) -> None:
+    run(_request(tiny_clip, tiny_style, tmp_path, passes=1, temporal_weight=0.0, init="random", iterations=2))
+    assert len(recorder.calls) == 5
+    assert all(c.init == "random" and c.n_temporal == 0 for c in recorder.calls)
+    assert not (tmp_path / "job" / "flow").exists()
+
+
+def test_cut_is_found_and_nothing_crosses_it(recorder: RecordingStylizer, tmp_path: Path,
+                                             tiny_style: Path) -> None:
+    from videostyle.video_io import ffmpeg_exe
+    import subprocess
+    a = make_clip(tmp_path / "a.mp4", audio=False)
+    b = tmp_path / "b.mp4"
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", "mandelbrot=size=64x48:rate=10",
+                    "-t", "0.5", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(b)], check=True)
+    joined = tmp_path / "joined.mp4"
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-i", str(a), "-i", str(b), "-filter_complex",
+                    "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                    str(joined)], check=True)
+    plan = prepare(_request(joined, tiny_style, tmp_path, passes=2, iterations=2, temporal_from=1))
+    assert plan.cuts == (6,)
+    pairs = [u.name for u in plan.units if u.stage == "flow"]
+    assert "flow/5-6" not in pairs and len(pairs) == 8
+    run(plan.request)
+    flows = list((tmp_path / "job" / "flow").rglob("*.flo"))
+    assert not [p for p in flows if p.name in ("forward_5_6.flo", "backward_6_5.flo")]
+    # pass 1 (forward, temporal from pass 1): frames 1 and 6 each start a shot, so no temporal target
+    assert [c.n_temporal for c in recorder.calls[:10]] == [0, 1, 1, 1, 1, 0, 1, 1, 1, 1]
+
+
+def test_segments_anchor_first_then_both_sides(recorder: RecordingStylizer, tiny_clip: Path, tiny_style: Path,
+                                               tmp_path: Path) -> None:
+    plan = prepare(_request(tiny_clip, tiny_style, tmp_path, passes=2, iterations=3, segment_length=2,
+                            scene_cuts="off"))
+    stylize = [u for u in plan.units if u.stage == "stylize"]
+    assert stylize[0].name == "anchor/frame00003"
+    by_name = {u.name: u for u in stylize}
+    # pass 2 of frame 2 (backward) and of frame 4 (backward, after frame 5) lean on the anchor
+    assert "anchor/frame00003" in by_name["pass02/frame00002"].needs
+    run(plan.request)
+    assert recorder.calls[0].iterations == 6  # the anchor gets a whole run's iterations
+    assert len(recorder.calls) == 1 + 2 * 4
+    final = sorted((tmp_path / "job" / "final").glob("*.png"))
+    assert len(final) == 5
+
+
+def test_plan_segments_and_pairs() -> None:
+    segments, anchors = plan_segments(25, [8], 10)
+    assert anchors == [18]
+    assert [(s.first, s.last, s.anchor_before, s.anchor_after) for s in segments] == [
+        (1, 7, None, None), (8, 17, None, 18), (19, 25, 18, None)]
+    pairs = flow_pairs(segments, [1, 2])
+    assert (7, 8) not in pairs and (6, 8) not in pairs and (17, 18) in pairs and (16, 18) in pairs
+
+
+def test_detect_cuts_on_static_and_changed_frames() -> None:
+    rng = np.random.default_rng(1)
+    a = (rng.random((48, 64, 3)) * 255).astype(np.uint8)
+    b = np.full((48, 64, 3), (30, 200, 40), np.uint8)
+    frames = {1: a, 2: a, 3: b, 4: b}
+    assert detect_cuts(4, frames.__getitem__, 0.5) == [3]

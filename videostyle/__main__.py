@@ -1,0 +1,3 @@
+from videostyle.cli import main
+
+main()

@@ -1,0 +1,113 @@
+"""The flow stage of a job: which frame pairs need flow, and their files in the job folder.
+
+Files are named as the authors' ``makeOptFlow.sh`` names them, frames numbered from 1:
+``forward_a_b.flo`` is the flow a -> b for a < b, ``backward_b_a.flo`` the flow b -> a, and
+``reliable_t_s.pgm`` the consistency-checked reliability of the flow t -> s (255 = reliable).
+To bring frame s into frame t, warp it with the flow t -> s and weight by ``reliable_t_s``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+import flow
+from videostyle.errors import UserError
+from videostyle.scheduler import Unit, UnitResult
+
+
+def flow_name(t: int, s: int) -> str:
+    """File name of the flow from frame t to frame s."""
+    return f"{'forward' if s > t else 'backward'}_{t}_{s}.flo"
+
+
+def reliable_name(t: int, s: int) -> str:
+    return f"reliable_{t}_{s}.pgm"
+
+
+@dataclass(frozen=True)
+class FlowStore:
+    """The flows and reliability masks of one job, in one folder."""
+
+    root: Path
+
+    def flow_path(self, t: int, s: int) -> Path:
+        return self.root / flow_name(t, s)
+
+    def reliable_path(self, t: int, s: int) -> Path:
+        return self.root / reliable_name(t, s)
+
+    def flow(self, t: int, s: int) -> np.ndarray:
+        """HxWx2 float32 flow from frame t to frame s."""
+        return flow.read_flo(self.flow_path(t, s))
+
+    def reliability(self, t: int, s: int) -> np.ndarray:
+        """HxW float32 weights in 0..1 for frame s warped into frame t."""
+        return flow.read_pgm(self.reliable_path(t, s)).astype(np.float32) / 255.0
+
+    def pair_outputs(self, a: int, b: int) -> tuple[Path, ...]:
+        return (self.flow_path(a, b), self.flow_path(b, a), self.reliable_path(b, a), self.reliable_path(a, b))
+
+
+FrameLoader = Callable[[int], np.ndarray]
+
+
+def flow_units(store: FlowStore, pairs: list[tuple[int, int]], load_frame: FrameLoader,
+               method: str, external: Path | None = None) -> list[Unit]:
+    """One unit per pair (a, b), a < b: both flows and both reliability masks."""
+    return [Unit(name=f"flow/{a}-{b}", stage="flow", outputs=store.pair_outputs(a, b), needs=(),
+                 work=_pair_work(store, a, b, load_frame, method, external),
+                 label=f"flow {a}<->{b}")
+            for a, b in pairs]
+
+
+def _pair_work(store: FlowStore, a: int, b: int, load_frame: FrameLoader, method: str,
+               external: Path | None) -> Callable[[], UnitResult]:
+    def work() -> UnitResult:
+        if external is not None:
+            forward, backward = _external_pair(store, external, a, b)
+        else:
+            frame_a, frame_b = load_frame(a), load_frame(b)
+            forward = flow.estimate_flow(frame_a, frame_b, method)
+            backward = flow.estimate_flow(frame_b, frame_a, method)
+            flow.write_flo(store.flow_path(a, b), forward)
+            flow.write_flo(store.flow_path(b, a), backward)
+        _write_reliability(store, a, b, forward, backward, external)
+        return UnitResult()
+
+    return work
+
+
+def _external_pair(store: FlowStore, external: Path, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Copy a user's flows for (a, b) into the job, checking they read and match in size."""
+    flows = []
+    for t, s in ((a, b), (b, a)):
+        src = external / flow_name(t, s)
+        if not src.is_file():
+            raise UserError(f"flow file missing in {external}: {flow_name(t, s)}")
+        try:
+            flows.append(flow.read_flo(src))
+        except flow.FlowError as exc:
+            raise UserError(str(exc)) from None
+        store.root.mkdir(parents=True, exist_ok=True)
+        tmp = store.flow_path(t, s).with_suffix(".flo.tmp")
+        shutil.copyfile(src, tmp)
+        tmp.replace(store.flow_path(t, s))
+    if flows[0].shape != flows[1].shape:
+        raise UserError(f"flows {flow_name(a, b)} and {flow_name(b, a)} in {external} differ in size")
+    return flows[0], flows[1]
+
+
+def _write_reliability(store: FlowStore, a: int, b: int, forward: np.ndarray, backward: np.ndarray,
+                       external: Path | None) -> None:
+    """Reliability masks: the user's own when they brought them, else the consistency check."""
+    for t, s, checked, opposite in ((b, a, backward, forward), (a, b, forward, backward)):
+        given = external / reliable_name(t, s) if external is not None else None
+        if given is not None and given.is_file():
+            flow.write_pgm(store.reliable_path(t, s), flow.read_pgm(given))
+        else:
+            flow.write_pgm(store.reliable_path(t, s), flow.consistency_check(checked, opposite))

@@ -1,0 +1,252 @@
+"""The two temporal algorithms of Ruder et al. as units of work: multi-pass and single-pass.
+
+Every unit reads its inputs (content frame, earlier results, flows) from the job folder and
+writes one PNG, so a run can stop after any unit and resume with identical results: nothing is
+carried in memory from one unit to the next.
+
+Frames are stylized per segment (see ``videostyle.shots``): no warp, blend or temporal loss
+reaches outside a segment except to its anchor frames, which are stylized first and then fixed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from videostyle.config import Settings
+from videostyle.flowstage import FlowStore
+from videostyle.images import load_image, save_image
+from videostyle.scheduler import Unit, UnitResult
+from videostyle.shots import Segment
+from videostyle.stylize import Stylizer, TemporalTarget
+from videostyle.temporal import blend, combine_long_term, warp_with_fill
+from videostyle.video_io import frame_name
+
+
+@dataclass(frozen=True)
+class PassContext:
+    """What the stylization units of one job share."""
+
+    frames_dir: Path
+    stylized_dir: Path  # JOB/stylized/<key>
+    flows: FlowStore | None
+    n_frames: int
+    settings: Settings
+    stylizer: Callable[[], Stylizer]  # built on first use, then reused
+    segments: tuple[Segment, ...]
+    anchors: tuple[int, ...] = ()
+
+    def content(self, i: int) -> np.ndarray:
+        return load_image(self.frames_dir / frame_name(i))
+
+    def result_path(self, pass_index: int, i: int) -> Path:
+        """Where frame i's result of a pass is; an anchor has one result for every pass."""
+        if i in self.anchors:
+            return self.stylized_dir / "anchors" / frame_name(i)
+        return self.stylized_dir / f"pass_{pass_index:02d}" / frame_name(i)
+
+    def result(self, pass_index: int, i: int) -> np.ndarray:
+        return load_image(self.result_path(pass_index, i)).astype(np.float32)
+
+    def warped_result(self, pass_index: int, source: int, target: int) -> np.ndarray:
+        """Frame ``source`` of a pass, warped into frame ``target``."""
+        assert self.flows is not None
+        return warp_with_fill(self.result(pass_index, source), self.flows.flow(target, source))
+
+    def final_path(self, i: int) -> Path:
+        return self.result_path(last_pass(self.settings), i)
+
+
+def unit_name(pass_index: int, i: int, anchors: Sequence[int] = ()) -> str:
+    return f"anchor/frame{i:05d}" if i in anchors else f"pass{pass_index:02d}/frame{i:05d}"
+
+
+def frame_seed(seed: int, i: int, pass_index: int) -> int:
+    """A distinct, reproducible seed per frame and pass."""
+    return seed * 1_000_003 + pass_index * 100_003 + i
+
+
+def last_pass(settings: Settings) -> int:
+    return settings.video.passes if settings.video.algorithm == "multipass" else 1
+
+
+def needs_flow(settings: Settings, n_frames: int) -> bool:
+    v = settings.video
+    if n_frames < 2:
+        return False
+    if v.algorithm == "multipass":
+        return v.passes > 1 or (v.temporal_weight > 0 and v.temporal_from <= v.passes)
+    return v.temporal_weight > 0 or v.init_rest == "prev_warped"
+
+
+def stylize_units(ctx: PassContext) -> list[Unit]:
+    """Anchors first, then every segment's frames by the configured algorithm."""
+    units = anchor_units(ctx)
+    if ctx.settings.video.algorithm == "multipass":
+        return units + multipass_units(ctx)
+    return units + [u for seg in ctx.segments for u in singlepass_units(ctx, seg)]
+
+
+def _stylize(ctx: PassContext, i: int, iterations: int, init: np.ndarray | str,
+             temporal: list[TemporalTarget], pass_index: int) -> UnitResult:
+    v = ctx.settings.video
+    result = ctx.stylizer().stylize(ctx.content(i), iterations=iterations, init=init, temporal=temporal,
+                                    temporal_weight=v.temporal_weight if temporal else 0.0,
+                                    seed=frame_seed(v.seed, i, pass_index))
+    save_image(ctx.result_path(pass_index, i), result.image)
+    return UnitResult(losses=result.losses, iterations=result.iterations)
+
+
+# ---------------------------------------------------------------- anchors
+
+
+def anchor_units(ctx: PassContext) -> list[Unit]:
+    """Anchor frames are stylized alone, with the iterations a frame gets over a whole run."""
+    v = ctx.settings.video
+    iterations = v.iterations * v.passes if v.algorithm == "multipass" else v.iterations_first
+    return [Unit(name=unit_name(1, i, ctx.anchors), stage="stylize", outputs=(ctx.result_path(1, i),),
+                 needs=(), work=lambda i=i: _stylize(ctx, i, iterations, v.init, [], 1),
+                 label=f"anchor frame {i}/{ctx.n_frames}")
+            for i in ctx.anchors]
+
+
+# ---------------------------------------------------------------- multi-pass
+
+
+def multipass_units(ctx: PassContext) -> list[Unit]:
+    """Passes alternate direction (odd passes forward); each frame after pass 1 starts from its
+    last result blended with its warped neighbours, and from pass ``temporal_from`` on it is held
+    to the neighbour just stylized in this pass by the temporal loss."""
+    v = ctx.settings.video
+    units = []
+    for p in range(1, v.passes + 1):
+        for seg in ctx.segments:
+            order = seg.frames() if p % 2 == 1 else reversed(seg.frames())
+            for i in order:
+                units.append(Unit(name=unit_name(p, i), stage="stylize", outputs=(ctx.result_path(p, i),),
+                                  needs=_multipass_needs(ctx, seg, p, i), work=_multipass_work(ctx, seg, p, i),
+                                  label=f"pass {p}/{v.passes} frame {i}/{ctx.n_frames}"))
+    return units
+
+
+def _step(p: int) -> int:
+    """The pass direction: +1 for forward (odd passes), -1 for backward."""
+    return 1 if p % 2 == 1 else -1
+
+
+def _multipass_needs(ctx: PassContext, seg: Segment, p: int, i: int) -> tuple[str, ...]:
+    needs = [unit_name(p - 1, i)] if p > 1 else []
+    for step in (-1, 1):
+        j = seg.neighbour(i, step)
+        if j is None or ctx.flows is None:
+            continue
+        in_direction = step == -_step(p)
+        if in_direction and (p > 1 or _temporal_on(ctx, p)):
+            needs.append(unit_name(p, j, ctx.anchors))
+        elif not in_direction and p > 1 and ctx.settings.video.blend_weight_other > 0:
+            needs.append(unit_name(p - 1, j, ctx.anchors))
+    return tuple(dict.fromkeys(needs))
+
+
+def _temporal_on(ctx: PassContext, p: int) -> bool:
+    v = ctx.settings.video
+    return v.temporal_weight > 0 and p >= v.temporal_from and ctx.flows is not None
+
+
+def _multipass_init(ctx: PassContext, seg: Segment, p: int, i: int) -> np.ndarray | str:
+    v = ctx.settings.video
+    if p == 1 or ctx.flows is None:
+        return v.init if p == 1 else ctx.result(p - 1, i)
+    neighbours = []
+    for step in (-1, 1):
+        j = seg.neighbour(i, step)
+        if j is None:
+            continue
+        # The neighbour behind us in the pass direction is already done in this pass; the one
+        # ahead only in the previous pass.
+        in_direction = step == -_step(p)
+        weight = v.blend_weight if in_direction else v.blend_weight_other
+        if weight > 0:
+            source_pass = p if in_direction else p - 1
+            neighbours.append((ctx.warped_result(source_pass, j, i), ctx.flows.reliability(i, j), weight))
+    return blend(ctx.result(p - 1, i), neighbours)
+
+
+def _multipass_work(ctx: PassContext, seg: Segment, p: int, i: int) -> Callable[[], UnitResult]:
+    def work() -> UnitResult:
+        temporal = []
+        j = seg.neighbour(i, -_step(p))
+        if j is not None and _temporal_on(ctx, p):
+            assert ctx.flows is not None
+            temporal.append(TemporalTarget(ctx.warped_result(p, j, i), ctx.flows.reliability(i, j)))
+        return _stylize(ctx, i, ctx.settings.video.iterations, _multipass_init(ctx, seg, p, i), temporal, p)
+
+    return work
+
+
+# ---------------------------------------------------------------- single-pass
+
+
+def singlepass_units(ctx: PassContext, seg: Segment) -> list[Unit]:
+    """Frames in order; each starts from the previous result warped by the flow and is held to
+    the previous frames (offsets ``long_term``) by the temporal loss with c_long weights."""
+    units = []
+    for i in seg.frames():
+        earlier = [i - j for j in ctx.settings.flow.long_term if _in_reach(seg, i - j)]
+        if _in_reach(seg, i - 1):
+            earlier.append(i - 1)
+        if i == seg.last and seg.anchor_after is not None:
+            earlier.append(seg.anchor_after)
+        needs = tuple(dict.fromkeys(unit_name(1, k, ctx.anchors) for k in earlier))
+        units.append(Unit(name=unit_name(1, i), stage="stylize", outputs=(ctx.result_path(1, i),),
+                          needs=needs, work=_singlepass_work(ctx, seg, i),
+                          label=f"frame {i}/{ctx.n_frames}"))
+    return units
+
+
+def _in_reach(seg: Segment, k: int) -> bool:
+    """Frame k is earlier in the segment or is its leading anchor."""
+    return k >= 1 and (seg.first <= k or k == seg.anchor_before)
+
+
+def _singlepass_init(ctx: PassContext, seg: Segment, i: int) -> np.ndarray | str:
+    v = ctx.settings.video
+    has_previous = _in_reach(seg, i - 1)
+    if not has_previous:
+        return v.init
+    if v.init_rest == "prev_warped" and ctx.flows is not None:
+        return ctx.warped_result(1, i - 1, i)
+    if v.init_rest in ("prev", "prev_warped"):
+        return ctx.result(1, i - 1)
+    if v.init_rest == "first":
+        return ctx.result(1, seg.anchor_before or seg.first) if i != seg.first else v.init
+    return v.init_rest
+
+
+def _singlepass_targets(ctx: PassContext, seg: Segment, i: int) -> list[TemporalTarget]:
+    v = ctx.settings.video
+    if v.temporal_weight <= 0 or ctx.flows is None:
+        return []
+    offsets = sorted(j for j in set(ctx.settings.flow.long_term) if _in_reach(seg, i - j))
+    targets = []
+    if offsets:
+        weights = combine_long_term({j: ctx.flows.reliability(i, i - j) for j in offsets}, v.long_term_combine)
+        targets = [TemporalTarget(ctx.warped_result(1, i - j, i), weights[j]) for j in offsets]
+    if i == seg.last and seg.anchor_after is not None:
+        # The last frame of a segment is also held to the anchor that follows it, so the join
+        # into the next segment is as smooth as the frames before it.
+        k = seg.anchor_after
+        targets.append(TemporalTarget(ctx.warped_result(1, k, i), ctx.flows.reliability(i, k)))
+    return targets
+
+
+def _singlepass_work(ctx: PassContext, seg: Segment, i: int) -> Callable[[], UnitResult]:
+    def work() -> UnitResult:
+        v = ctx.settings.video
+        iterations = v.iterations_rest if _in_reach(seg, i - 1) else v.iterations_first
+        return _stylize(ctx, i, iterations, _singlepass_init(ctx, seg, i), _singlepass_targets(ctx, seg, i), 1)
+
+    return work

@@ -1,0 +1,390 @@
+"""``videostyle run`` as a Python call: plan every stage of a job, run what is not done yet.
+
+    from videostyle.pipeline import RunRequest, run
+    from videostyle.config import resolve_settings
+    run(RunRequest(input=Path("clip.mp4"), styles=(Path("starry.jpg"),),
+                   settings=resolve_settings("preview")))
+
+Stages, each cached in the job folder under a key that hashes what produced it:
+extract frames -> scene cuts -> flows and masks -> stylized passes -> final frames -> video.
+Changing the style keeps frames and flows; changing the size recomputes everything.
+
+``prepare`` does the cheap, deterministic part (extraction, cut detection, the list of units)
+and saves the request in the job folder, so any worker on any machine can rebuild the same plan
+from the folder alone (``videostyle work``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Callable
+
+import flow
+from videostyle import __version__
+from videostyle.config import Settings, from_dict, settings_hash, validate
+from videostyle.errors import UserError
+from videostyle.flowstage import FlowStore, flow_units
+from videostyle.images import load_image, read_image_or_none
+from videostyle.jobdir import JobDir, read_json, write_json
+from videostyle.passes import PassContext, last_pass, needs_flow, stylize_units
+from videostyle.scheduler import Progress, Unit, execute
+from videostyle.shots import detect_cuts, flow_pairs, plan_segments
+from videostyle.stylize import Stylizer
+from videostyle.video_io import (VideoInfo, assemble_video, extract_frames, frame_name, is_image_sequence,
+                                 output_size, probe_sequence, probe_video)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One stylization job: the input, the look, and where things go."""
+
+    input: Path
+    styles: tuple[Path, ...]
+    settings: Settings = field(default_factory=Settings)
+    output: Path | None = None  # default: <input stem>_stylized.mp4 in the current folder
+    job_dir: Path | None = None  # default: <input stem>.videostyle/ in the current folder
+    size: tuple[int, int] | None = None  # (width, height)
+    width: int | None = None  # keep aspect ratio
+    frames: tuple[int, int | None] | None = None  # 1-based inclusive range
+    fps: str = "25/1"  # frame rate of an image-sequence input
+    flow_files: Path | None = None  # a folder of the user's own .flo files (authors' names)
+    cuts: tuple[int, ...] | None = None  # frames that start a new shot; None detects them
+    make_video: bool = True
+
+
+@dataclass(frozen=True)
+class RunResult:
+    job_dir: Path
+    output: Path | None
+    final_dir: Path
+    n_frames: int
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    """Sent when a stage starts, so a front end can start a progress bar."""
+
+    stage: str
+    total: int
+
+
+EventCallback = Callable[[StageEvent | Progress], None]
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """Everything needed to do, resume or share a job's work."""
+
+    request: RunRequest
+    job: JobDir
+    info: VideoInfo
+    n_frames: int
+    output: Path
+    units: tuple[Unit, ...]
+    ctx: PassContext
+    style_key: str
+    cuts: tuple[int, ...]
+
+
+def default_paths(request: RunRequest) -> tuple[Path, Path]:
+    stem = request.input.stem.replace("%", "") or "frames"
+    job = request.job_dir or Path.cwd() / f"{stem}.videostyle"
+    output = request.output or Path.cwd() / f"{stem}_stylized.mp4"
+    return job.absolute(), output.absolute()
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Where units run: here, one after another (``local``), or as Ray tasks (``ray``)."""
+
+    kind: str = "local"  # local | ray
+    address: str | None = None  # Ray cluster to join; None starts an embedded one
+    num_cpus: int | None = None  # embedded Ray only
+    gpus_per_task: float = 0.0
+    lock_ttl: float = 600.0
+
+
+def run(request: RunRequest, on_event: EventCallback | None = None, engine: Engine = Engine()) -> RunResult:
+    """Run (or resume) the whole job; returns where the results are."""
+    emit = on_event or (lambda event: None)
+    plan = prepare(request, emit)
+    if engine.kind == "ray":
+        from videostyle.ray_engine import run_units_on_ray
+        emit(StageEvent("flow+stylize", len(plan.units)))
+        run_units_on_ray(plan, address=engine.address, num_cpus=engine.num_cpus,
+                         gpus_per_task=engine.gpus_per_task, lock_ttl=engine.lock_ttl, on_progress=emit)
+    elif engine.kind == "local":
+        for stage in ("flow", "stylize"):
+            units = [u for u in plan.units if u.stage == stage]
+            if units:
+                emit(StageEvent(stage, len(units)))
+                execute(units, plan.job.locks_dir, output_is_valid, lock_ttl=engine.lock_ttl,
+                        on_progress=_journaling(plan.job, emit))
+    else:
+        raise UserError(f"unknown engine {engine.kind!r}; choose local or ray")
+    return finish(plan, emit)
+
+
+def _journaling(job: JobDir, emit: EventCallback) -> Callable[[Progress], None]:
+    def on_progress(progress: Progress) -> None:
+        if not progress.skipped:
+            from videostyle.farm import record_done
+            record_done(job, progress.unit, progress.seconds)
+        emit(progress)
+
+    return on_progress
+
+
+def prepare(request: RunRequest, emit: EventCallback | None = None) -> JobPlan:
+    """Check the request, extract frames, find cuts, and list every unit of work."""
+    emit = emit or (lambda event: None)
+    settings = request.settings
+    validate(settings)
+    if not request.styles:
+        raise UserError("at least one --style image is needed")
+    style_images = [load_image(path) for path in request.styles]  # fail before any long work
+    if settings.flow.method not in flow.available_methods() and request.flow_files is None:
+        raise UserError(f"unknown flow method {settings.flow.method!r}; "
+                        f"choose one of: {', '.join(flow.available_methods())}")
+    job_path, output = default_paths(request)
+    if request.make_video:
+        check_output_writable(output)
+    job = JobDir(job_path)
+    job.create()
+    job.update_manifest(request=request_to_json(request))
+
+    info = probe_input(request)
+    n_frames, frames_key = prepare_frames(job, request, info, emit)
+    height, width = load_image(job.frames_dir / frame_name(1)).shape[:2]
+    cuts = find_cuts(job, request, frames_key, n_frames)
+    segments, anchors = plan_segments(n_frames, cuts, settings.video.segment_length)
+
+    flows, units = None, []
+    if needs_flow(settings, n_frames):
+        offsets = settings.flow.long_term if settings.video.algorithm == "singlepass" else (1,)
+        flows, units = plan_flow(job, request, frames_key, flow_pairs(segments, sorted(set(offsets))))
+
+    style_key = settings_hash(__version__, frames_key, flows.root.name if flows else None,
+                              settings.style, _look_settings(settings), cuts,
+                              [file_digest(p) for p in request.styles])
+    ctx = PassContext(frames_dir=job.frames_dir, stylized_dir=job.root / "stylized" / style_key, flows=flows,
+                      n_frames=n_frames, settings=settings, segments=tuple(segments), anchors=tuple(anchors),
+                      stylizer=cache(lambda: Stylizer(style_images, settings.style, (height, width),
+                                                      settings.video.device)))
+    job.update_manifest(stylize={"key": style_key, "passes": last_pass(settings), "anchors": anchors,
+                                 "settings": dataclasses.asdict(settings),
+                                 "styles": [str(p) for p in request.styles]})
+    units += stylize_units(ctx)
+    return JobPlan(request=request, job=job, info=info, n_frames=n_frames, output=output, units=tuple(units),
+                   ctx=ctx, style_key=style_key, cuts=tuple(cuts))
+
+
+def finish(plan: JobPlan, emit: EventCallback | None = None) -> RunResult:
+    """Publish the final frames and encode the video (all units must be done)."""
+    emit = emit or (lambda event: None)
+    publish_final(plan.job, plan.ctx, plan.style_key)
+    request = plan.request
+    encoded = plan.job.read_manifest().get("video_output", {})
+    up_to_date = encoded.get("key") == plan.style_key and encoded.get("path") == str(plan.output)
+    if request.make_video and not (up_to_date and plan.output.is_file()):
+        emit(StageEvent("assemble", 1))
+        assemble_video(plan.job.final_dir, plan.n_frames, plan.info, plan.output,
+                       audio_source=request.input if plan.info.is_video else None,
+                       first=request.frames[0] if request.frames else 1)
+        plan.job.update_manifest(output=str(plan.output),
+                                 video_output={"key": plan.style_key, "path": str(plan.output)})
+    return RunResult(job_dir=plan.job.root, output=plan.output if request.make_video else None,
+                     final_dir=plan.job.final_dir, n_frames=plan.n_frames)
+
+
+def _look_settings(settings: Settings) -> dict[str, Any]:
+    # The device changes speed, not the look, so workers on different devices may share a job;
+    # the work width is already part of the frames key.
+    video = dataclasses.asdict(settings.video)
+    for name in ("device", "width"):
+        video.pop(name)
+    if settings.video.algorithm == "singlepass":
+        video["long_term"] = settings.flow.long_term
+    return video
+
+
+# ---------------------------------------------------------------- the request in the job folder
+
+
+def request_to_json(request: RunRequest) -> dict[str, Any]:
+    data = dataclasses.asdict(request)
+    for name in ("input", "output", "job_dir", "flow_files"):
+        if data[name] is not None:
+            data[name] = str(Path(data[name]).absolute())
+    data["styles"] = [str(Path(p).absolute()) for p in request.styles]
+    return data
+
+
+def request_from_json(data: dict[str, Any]) -> RunRequest:
+    """The request saved by ``prepare`` (what ``videostyle work`` runs)."""
+    try:
+        paths = {name: Path(data[name]) if data.get(name) else None
+                 for name in ("output", "job_dir", "flow_files")}
+        return RunRequest(input=Path(data["input"]), styles=tuple(Path(p) for p in data["styles"]),
+                          settings=from_dict(data["settings"]), size=_tuple(data.get("size")),
+                          width=data.get("width"), frames=_tuple(data.get("frames")),
+                          fps=data.get("fps", "25/1"), cuts=_tuple(data.get("cuts")),
+                          make_video=data.get("make_video", True), **paths)
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"the job folder's request is incomplete ({exc}); run `videostyle run` again") from None
+
+
+def _tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def load_request(job_dir: Path) -> RunRequest:
+    job = JobDir(job_dir)
+    if not job.exists():
+        raise UserError(f"{job_dir} is not a videostyle job folder (no job.json)")
+    data = job.read_manifest().get("request")
+    if not data:
+        raise UserError(f"{job_dir} has no saved request; start it with `videostyle run`")
+    return request_from_json(data)
+
+
+# ---------------------------------------------------------------- stages
+
+
+def check_output_writable(output: Path) -> None:
+    if output.is_dir():
+        raise UserError(f"output {output} is a folder; give a file name like out.mp4")
+    parent = output.parent
+    if not parent.is_dir():
+        raise UserError(f"cannot write output {output}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"cannot write output {output}: folder {parent} is not writable")
+
+
+def probe_input(request: RunRequest) -> VideoInfo:
+    if is_image_sequence(request.input):
+        return probe_sequence(request.input, request.fps)
+    return probe_video(request.input)
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def prepare_frames(job: JobDir, request: RunRequest, info: VideoInfo, emit: EventCallback) -> tuple[int, str]:
+    """Extract the input frames unless the job already has them for these settings."""
+    size = output_size((info.width, info.height), request.size,
+                       request.width or request.settings.video.width or None)
+    first, last = request.frames or (1, None)
+    stat = request.input.stat() if request.input.is_file() else None
+    key = settings_hash("frames", str(request.input.absolute()), stat.st_size if stat else None,
+                        int(stat.st_mtime) if stat else None, size, first, last, info.fps)
+    recorded = job.read_manifest().get("frames", {})
+    if recorded.get("key") == key and _frames_complete(job, recorded.get("count", 0)):
+        return recorded["count"], key
+    emit(StageEvent("extract", 1))
+    count = extract_frames(request.input, info, job.frames_dir, size, first, last)
+    job.update_manifest(input=str(request.input.absolute()), video=dataclasses.asdict(info),
+                        frames={"key": key, "count": count, "size": list(size), "first": first})
+    return count, key
+
+
+def _frames_complete(job: JobDir, count: int) -> bool:
+    return count > 0 and all((job.frames_dir / frame_name(i)).is_file() for i in range(1, count + 1))
+
+
+def find_cuts(job: JobDir, request: RunRequest, frames_key: str, n_frames: int) -> list[int]:
+    """The user's cuts, or detected ones (cached in the manifest with what produced them)."""
+    v = request.settings.video
+    if request.cuts is not None:
+        bad = [c for c in request.cuts if not 1 <= c <= n_frames]
+        if bad:
+            raise UserError(f"cut frame(s) {bad} outside the clip's frames 1-{n_frames}")
+        return sorted(c for c in set(request.cuts) if c > 1)
+    if v.scene_cuts == "off":
+        return []
+    key = settings_hash("cuts", frames_key, v.cut_threshold)
+    recorded = job.read_manifest().get("cuts", {})
+    if recorded.get("key") == key:
+        return list(recorded["frames"])
+    cuts = detect_cuts(n_frames, lambda i: load_image(job.frames_dir / frame_name(i)), v.cut_threshold)
+    job.update_manifest(cuts={"key": key, "frames": cuts})
+    if cuts:
+        log.info("scene cuts before frames %s", cuts)
+    return cuts
+
+
+def plan_flow(job: JobDir, request: RunRequest, frames_key: str,
+              pairs: list[tuple[int, int]]) -> tuple[FlowStore, list[Unit]]:
+    settings = request.settings
+    source = f"files:{file_tree_digest(request.flow_files)}" if request.flow_files else settings.flow.method
+    # Keyed by the frames and the method only: pairs added later (longer offsets) land beside
+    # the ones already computed.
+    key = settings_hash("flow", frames_key, source)
+    store = FlowStore(job.flow_dir(key))
+    units = flow_units(store, pairs, lambda i: load_image(job.frames_dir / frame_name(i)),
+                       settings.flow.method, request.flow_files)
+    job.update_manifest(flow={"key": key, "method": source, "pairs": [list(p) for p in pairs]})
+    return store, units
+
+
+def file_tree_digest(folder: Path) -> str:
+    if not folder.is_dir():
+        raise UserError(f"flow folder not found: {folder}")
+    h = hashlib.sha256()
+    for path in sorted(folder.glob("*.flo")) + sorted(folder.glob("*.pgm")):
+        h.update(path.name.encode())
+        h.update(str(path.stat().st_size).encode())
+        h.update(str(int(path.stat().st_mtime)).encode())
+    return h.hexdigest()[:16]
+
+
+def output_is_valid(path: Path) -> bool:
+    """A cached file counts only if it reads back; anything else is recomputed."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    if path.suffix == ".png":
+        return read_image_or_none(path) is not None
+    try:
+        if path.suffix == ".flo":
+            flow.read_flo(path)
+        elif path.suffix == ".pgm":
+            flow.read_pgm(path)
+    except (flow.FlowError, OSError, ValueError):
+        return False
+    return True
+
+
+def publish_final(job: JobDir, ctx: PassContext, style_key: str) -> None:
+    """Make JOB/final hold the finished frames (hard links where possible, else copies)."""
+    marker = job.root / "final.json"
+    if read_json(marker).get("key") == style_key and _frames_complete_in(job.final_dir, ctx.n_frames):
+        return
+    tmp = job.root / f".final.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for i in range(1, ctx.n_frames + 1):
+        src = ctx.final_path(i)
+        if not src.is_file():
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise UserError(f"frame {i} is not stylized yet ({src}); run the job again to finish it")
+        try:
+            os.link(src, tmp / frame_name(i))
+        except OSError:
+            shutil.copyfile(src, tmp / frame_name(i))
+    shutil.rmtree(job.final_dir, ignore_errors=True)
+    tmp.rename(job.final_dir)
+    write_json(marker, {"key": style_key, "frames": ctx.n_frames})
+
+
+def _frames_complete_in(folder: Path, count: int) -> bool:
+    return all((folder / frame_name(i)).is_file() for i in range(1, count + 1))

@@ -1,0 +1,110 @@
+"""Run a job's units as Ray tasks (``videostyle run … --engine ray``).
+
+Each unit becomes a task that depends on the tasks of the units it needs. A task carries only the
+job folder and the unit's name: the worker rebuilds the plan from the folder (the request saved
+there), takes the unit's lock and writes its outputs into the shared folder. Nothing but names
+and small summaries travels through Ray, so a lost worker costs only its unfinished unit, and a
+re-run (with any engine) finishes the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import cache
+from pathlib import Path
+from typing import Any, Callable
+
+from videostyle.errors import UserError
+from videostyle.pipeline import JobPlan, load_request, output_is_valid, prepare
+from videostyle.scheduler import Progress, UnitResult, is_done
+
+log = logging.getLogger(__name__)
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--engine ray needs Ray: pip install 'videostyle[ray]'") from None
+    return ray
+
+
+@cache
+def _worker_plan(job_dir: str) -> JobPlan:
+    # One plan (and so one loaded VGG) per worker process, reused by all its tasks.
+    return prepare(load_request(Path(job_dir)))
+
+
+def _run_unit(job_dir: str, name: str, lock_ttl: float, *needs_done: Any) -> dict[str, Any]:
+    from videostyle.farm import record_done
+    from videostyle.jobdir import try_lock
+
+    plan = _worker_plan(job_dir)
+    unit = next(u for u in plan.units if u.name == name)
+    start = time.monotonic()
+    while True:
+        lock = try_lock(plan.job.locks_dir, name, lock_ttl)
+        if lock is not None:
+            break
+        if is_done(unit, output_is_valid):
+            return {"name": name, "skipped": True, "seconds": 0.0, "losses": {}, "iterations": 0}
+        time.sleep(1.0)
+    try:
+        if is_done(unit, output_is_valid):
+            return {"name": name, "skipped": True, "seconds": 0.0, "losses": {}, "iterations": 0}
+        result = unit.work() or UnitResult()
+    finally:
+        lock.release()
+    seconds = time.monotonic() - start
+    record_done(plan.job, unit, seconds)
+    return {"name": name, "skipped": False, "seconds": seconds, "losses": result.losses,
+            "iterations": result.iterations}
+
+
+def connect(address: str | None, num_cpus: int | None) -> Any:
+    """Join a cluster at ``address`` (``auto``, ``ray://head:10001``), or start an embedded one."""
+    ray = _import_ray()
+    if ray.is_initialized():
+        return ray
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise UserError(f"cannot start or join Ray ({address or 'local'}): {exc}") from None
+    return ray
+
+
+def run_units_on_ray(plan: JobPlan, *, address: str | None = None, num_cpus: int | None = None,
+                     gpus_per_task: float = 0.0, lock_ttl: float = 600.0,
+                     on_progress: Callable[[Progress], None] | None = None) -> None:
+    """Submit every unit that is not done as a task after the tasks it needs; wait for all."""
+    ray = connect(address, num_cpus)
+    remote = ray.remote(num_cpus=1, num_gpus=gpus_per_task, max_retries=2)(_run_unit)
+    job_dir = str(plan.job.root)
+    refs: dict[str, Any] = {}
+    units = {u.name: u for u in plan.units}
+    for unit in plan.units:
+        if is_done(unit, output_is_valid):
+            continue
+        deps = [refs[n] for n in unit.needs if n in refs]
+        refs[unit.name] = remote.remote(job_dir, unit.name, lock_ttl, *deps)
+    pending = list(refs.values())
+    done_count = len(plan.units) - len(pending)
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        try:
+            summary = ray.get(ready[0])
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.as_instanceof_cause() if hasattr(exc, "as_instanceof_cause") else exc
+            if isinstance(cause, UserError):
+                raise UserError(str(cause)) from None
+            raise
+        done_count += 1
+        if on_progress:
+            result = UnitResult(losses=summary["losses"], iterations=summary["iterations"])
+            on_progress(Progress(units[summary["name"]], done_count, len(plan.units), summary["skipped"],
+                                 summary["seconds"], result))

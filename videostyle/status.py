@@ -1,0 +1,57 @@
+"""What a job folder holds: done and left per stage, read from the files themselves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from videostyle.errors import UserError
+from videostyle.flowstage import FlowStore
+from videostyle.jobdir import JobDir, read_json
+from videostyle.video_io import frame_name
+
+
+def job_status(root: Path) -> list[str]:
+    """Lines describing each stage of the job in ``root``."""
+    job = JobDir(root)
+    if not job.exists():
+        raise UserError(f"{root} is not a videostyle job folder (no job.json)")
+    manifest = job.read_manifest()
+    n = int(manifest.get("frames", {}).get("count", 0))
+    lines = [f"job {root}", f"input: {manifest.get('input', '?')}"]
+    frames_done = sum((job.frames_dir / frame_name(i)).is_file() for i in range(1, n + 1))
+    lines.append(f"frames: {frames_done}/{n}")
+    lines += _flow_lines(job, manifest, n)
+    lines += _stylize_lines(job, manifest, n)
+    final = read_json(root / "final.json")
+    done_final = final.get("key") == manifest.get("stylize", {}).get("key")
+    lines.append(f"final frames: {'done' if done_final else 'not yet'}")
+    output = manifest.get("output")
+    lines.append(f"video: {output if output and Path(output).is_file() else 'not yet'}")
+    return lines
+
+
+def _flow_lines(job: JobDir, manifest: dict, n: int) -> list[str]:
+    info = manifest.get("flow")
+    if not info:
+        return ["flow: not needed or not started"]
+    store = FlowStore(job.flow_dir(info["key"]))
+    pairs = [tuple(p) for p in info.get("pairs", [])]
+    done = sum(all(p.is_file() for p in store.pair_outputs(a, b)) for a, b in pairs)
+    return [f"flow ({info.get('method')}): {done}/{len(pairs)} pairs"]
+
+
+def _stylize_lines(job: JobDir, manifest: dict, n: int) -> list[str]:
+    info = manifest.get("stylize")
+    if not info:
+        return ["stylize: not started"]
+    lines = []
+    anchors = info.get("anchors", [])
+    if anchors:
+        folder = job.root / "stylized" / info["key"] / "anchors"
+        done = sum((folder / frame_name(i)).is_file() for i in anchors)
+        lines.append(f"anchors: {done}/{len(anchors)} frames")
+    for p in range(1, int(info.get("passes", 1)) + 1):
+        folder = job.root / "stylized" / info["key"] / f"pass_{p:02d}"
+        done = sum((folder / frame_name(i)).is_file() for i in range(1, n + 1) if i not in anchors)
+        lines.append(f"pass {p}: {done}/{n - len(anchors)} frames")
+    return lines

@@ -1,0 +1,54 @@
+"""Bringing stylized neighbours into a frame: warping, blending, and temporal-loss targets.
+
+Images are HxWx3 float32 RGB in 0..255; weights HxW float32 in 0..1 (1 = reliable).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import flow
+
+# Pixels whose source lies outside the frame get the VGG mean pixel, as in the authors' code:
+# a neutral grey the optimisation fills in, rather than a smeared border.
+MEAN_PIXEL_RGB = np.array([123.68, 116.779, 103.939], dtype=np.float32)
+
+
+def warp_with_fill(image: np.ndarray, flw: np.ndarray) -> np.ndarray:
+    """``out(x) = image(x + flw(x))``; where that lands outside the frame, the mean pixel."""
+    h, w = flw.shape[:2]
+    warped = flow.warp(image.astype(np.float32), flw)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    tx, ty = xs + flw[..., 0], ys + flw[..., 1]
+    outside = (tx < 0) | (tx > w - 1) | (ty < 0) | (ty > h - 1)
+    warped[outside] = MEAN_PIXEL_RGB
+    return warped
+
+
+def blend(own: np.ndarray, neighbours: list[tuple[np.ndarray, np.ndarray, float]]) -> np.ndarray:
+    """Multi-pass initialisation: a frame's last result averaged with warped neighbours.
+
+    ``neighbours`` holds (warped image, reliability, blend weight); each neighbour counts with
+    weight ``blend weight * reliability`` against 1 for the frame itself.
+    """
+    total = own.astype(np.float32).copy()
+    divisor = np.ones(own.shape[:2], np.float32)
+    for warped, reliability, weight in neighbours:
+        if weight <= 0:
+            continue
+        w = (weight * reliability).astype(np.float32)
+        total += warped * w[..., None]
+        divisor += w
+    return total / divisor[..., None]
+
+
+def combine_long_term(weights: dict[int, np.ndarray], method: str) -> dict[int, np.ndarray]:
+    """Weights for several previous frames at once (offsets j -> reliability of frame t-j in t).
+
+    ``closest_first`` is the paper's c_long: a pixel counts for the closest frame that sees it;
+    ``normalize`` divides by the sum where it exceeds 1.
+    """
+    if method == "closest_first":
+        return flow.long_term_weights(weights)
+    total = np.maximum(sum(weights.values()), 1.0)  # type: ignore[arg-type]
+    return {j: w / total for j, w in weights.items()}
