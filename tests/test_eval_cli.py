@@ -214,3 +214,18 @@ def test_authors_flows_explain_real_frames(tmp_path):
     data = run_json("eval", str(scrambled), "--input", str(AUTHORS_EXAMPLE), "--flow", flows,
                     "--no-distances")
     assert data["warping_error"]["output"]["mean_abs"] > 2 * floor
+
+
+def test_job_flow_missing_across_a_cut_is_estimated(tmp_path):
+    clip = moving_clip()
+    job = tmp_path / "job"
+    write_frames(job / "frames", clip)
+    flows = write_flows(job / "flow" / "abc123", len(clip))
+    (flows / "backward_3_2.flo").unlink()  # the pipeline computes no flow across a scene cut
+    write_frames(job / "final", clip)
+    (job / "job.json").write_text('{"flow": {"key": "abc123"}}')
+    data = run_json("eval", str(job), "--no-distances", "--flow-method", "dis")
+    assert "abc123" in data["flow_source"]
+    assert any("backward_3_2.flo" in n and "estimated" in n for n in data["notes"])
+    assert [p["frame"] for p in data["warping_error"]["output"]["per_frame"]] == [2, 3, 4]
+    assert data["warping_error"]["output"]["per_frame"][0]["mean_abs"] == pytest.approx(0, abs=1e-4)

@@ -133,11 +133,13 @@ def _natural_key(path: Path) -> list:
 # Flows
 
 
-def folder_flow_provider(folder: Path, size: tuple[int, int], notes: list[str]) -> FlowProvider:
+def folder_flow_provider(folder: Path, size: tuple[int, int], notes: list[str],
+                         fallback: FlowProvider | None = None) -> FlowProvider:
     """Flows from a folder of ``backward_{t}_{t-1}.flo`` (+ optional ``reliable_{t}_{t-1}.pgm``).
 
     Flows of another size than ``size`` (width, height) are resized and their vectors scaled.
-    Without a reliability map every pixel that the flow maps inside the frame counts.
+    Without a reliability map every pixel that the flow maps inside the frame counts. A missing
+    flow is a user error, unless ``fallback`` is given (a job has no flow across a scene cut).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -146,6 +148,9 @@ def folder_flow_provider(folder: Path, size: tuple[int, int], notes: list[str]) 
 
     def provide(t: int, _current: np.ndarray, _previous: np.ndarray) -> PairFlow:
         flo_path = folder / f"backward_{t}_{t - 1}.flo"
+        if not flo_path.is_file() and fallback is not None:
+            notes.append(f"no {flo_path.name} in {folder} (a scene cut?): flow estimated")
+            return fallback(t, _current, _previous)
         if not flo_path.is_file():
             raise UserError(f"flow folder {folder} has no {flo_path.name} "
                             f"(expected backward_{{t}}_{{t-1}}.flo, frames numbered from 1)")
@@ -189,23 +194,26 @@ def estimating_flow_provider(method: str) -> FlowProvider:
 
 
 def job_flow_folder(job: Path) -> Path | None:
-    """A ``JOB/flow/<key>`` folder with a backward flow for every pair of ``JOB/frames``, if any.
+    """The ``JOB/flow/<key>`` folder with the most backward flows between consecutive frames.
 
-    Prefers the keys named in job.json, then the most recently written folder.
+    Ties go to the keys named in job.json, then to the most recently written folder.
     """
     root = job / "flow"
-    frames = job / "frames"
-    if not root.is_dir() or not frames.is_dir():
+    if not root.is_dir():
         return None
-    n_frames = len(frame_paths(frames))
     preferred = _job_flow_keys(job)
-    candidates = sorted((d for d in root.iterdir() if d.is_dir()),
-                        key=lambda d: (d.name not in preferred, -d.stat().st_mtime))
-    for folder in candidates:
-        if n_frames >= 2 and all((folder / f"backward_{t}_{t - 1}.flo").is_file()
-                                 for t in range(2, n_frames + 1)):
-            return folder
-    return None
+    best, best_rank = None, None
+    for folder in (d for d in root.iterdir() if d.is_dir()):
+        count = sum(1 for p in folder.glob("backward_*_*.flo") if _is_consecutive(p.stem))
+        rank = (count, folder.name in preferred, folder.stat().st_mtime)
+        if count and (best_rank is None or rank > best_rank):
+            best, best_rank = folder, rank
+    return best
+
+
+def _is_consecutive(stem: str) -> bool:
+    match = re.fullmatch(r"backward_(\d+)_(\d+)", stem)
+    return bool(match) and int(match[1]) == int(match[2]) + 1
 
 
 def _job_flow_keys(job: Path) -> set[str]:
@@ -287,7 +295,7 @@ def evaluate(output: str | Path, input: str | Path | None = None,
         notes.append(f"input is {first_in.shape[1]}x{first_in.shape[0]}, output {size[0]}x{size[1]}: "
                      "input frames resized to the output size")
 
-    provider, flow_source = _choose_flows(flow_dir, job, input, output, size, flow_method, notes)
+    provider, flow_source = _choose_flows(flow_dir, job, input, size, flow_method, notes)
     stylizer = _make_stylizer(styles, settings, size, device, stylizer_factory) if distances else None
 
     out_pairs: list[metrics.PairWarpingError] = []
@@ -316,14 +324,16 @@ def evaluate(output: str | Path, input: str | Path | None = None,
                       style_distance=style_d, content_distance=content_d, notes=notes)
 
 
-def _choose_flows(flow_dir, job, input: Path, output: Path, size, flow_method: str,
-                  notes: list[str]) -> tuple[FlowProvider, str]:
+def _choose_flows(flow_dir: Path | None, job: Path | None, input: Path, size: tuple[int, int],
+                  flow_method: str, notes: list[str]) -> tuple[FlowProvider, str]:
     if flow_dir is not None:
         return folder_flow_provider(Path(flow_dir), size, notes), f"folder {flow_dir}"
+    # The job's flows belong to its extracted frames; for any other input they would not fit.
     if job is not None and input.resolve() == (job / "frames").resolve():
         folder = job_flow_folder(job)
         if folder is not None:
-            return folder_flow_provider(folder, size, notes), f"job flows {folder.name}"
+            return (folder_flow_provider(folder, size, notes, estimating_flow_provider(flow_method)),
+                    f"job flows {folder.name}")
     return estimating_flow_provider(flow_method), f"estimated ({flow_method})"
 
 
