@@ -162,10 +162,28 @@ def try_lock(locks_dir: Path, unit: str, ttl: float = 600.0) -> Lock | None:
 
 
 def _expired(path: Path, ttl: float) -> bool:
+    """A lock is dead when its heartbeat stopped for ``ttl`` seconds, or at once when its holder
+    ran on this host and that process is gone (a killed local run resumes without waiting)."""
     try:
-        return time.time() - path.stat().st_mtime > ttl
+        age = time.time() - path.stat().st_mtime
     except FileNotFoundError:
         return True
+    if age > ttl:
+        return True
+    holder = read_json(path)
+    if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
+        return not _process_alive(holder["pid"])
+    return False
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextmanager

@@ -156,10 +156,10 @@ def prepare(request: RunRequest, emit: EventCallback | None = None) -> JobPlan:
         raise UserError(f"unknown flow method {settings.flow.method!r}; "
                         f"choose one of: {', '.join(flow.available_methods())}")
     job_path, output = default_paths(request)
-    if request.make_video:
-        check_output_writable(output)
     job = JobDir(job_path)
     job.create()
+    if request.make_video:
+        check_output_writable(output)
     job.update_manifest(request=request_to_json(request))
 
     info = probe_input(request)

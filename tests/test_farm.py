@@ -1,0 +1,95 @@
+"""Farm workers on one job folder, and the Ray engine: every unit done once, same result."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from videostyle.farm import read_journal
+from videostyle.images import load_image
+
+FAST = ["--flow", "dis", "--passes", "2", "--iterations", "6", "--temporal-from", "2",
+        "--style-layers", "relu1_1,relu2_1", "--content-layers", "relu2_2", "-q"]
+
+
+def videostyle(*args: str | Path, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "videostyle", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def finished(proc: subprocess.Popen, timeout: float = 300) -> str:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
+
+
+def final_frames(job: Path) -> list[np.ndarray]:
+    return [load_image(p) for p in sorted((job / "final").glob("frame_*.png"))]
+
+
+def plan_job(clip: Path, style: Path, job: Path) -> None:
+    finished(videostyle("run", clip, "--style", style, "--job-dir", job, "-o", job / "out.mp4",
+                        "--segment-length", "2", "--plan-only", *FAST))
+
+
+def _lock_of(job: Path, pid: int) -> bool:
+    for lock in (job / "locks").glob("*.lock"):
+        try:
+            if json.loads(lock.read_text()).get("pid") == pid:
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def test_two_workers_one_killed_mid_unit(tiny_clip: Path, tiny_style: Path, tmp_path: Path) -> None:
+    shared, alone = tmp_path / "shared", tmp_path / "alone"
+    plan_job(tiny_clip, tiny_style, shared)
+    plan_job(tiny_clip, tiny_style, alone)
+    listing = finished(videostyle("plan", shared))
+    assert "anchor/frame00003" in listing and "ready" in listing
+
+    doomed = videostyle("work", shared, "--until-done", "--lock-ttl", "2")
+    survivor = videostyle("work", shared, "--until-done", "--lock-ttl", "2")
+    deadline = time.time() + 120
+    while time.time() < deadline and not (len(read_journal(shared)) >= 1 and _lock_of(shared, doomed.pid)):
+        time.sleep(0.02)
+    assert _lock_of(shared, doomed.pid), "the first worker never held a unit"
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    finished(survivor)
+
+    journal = Counter(entry["unit"] for entry in read_journal(shared))
+    assert journal and max(journal.values()) == 1, journal
+    assert len(journal) == len([l for l in finished(videostyle("plan", shared, "--all")).splitlines()
+                                if l.startswith("done")])
+    assert (shared / "out.mp4").is_file()
+
+    finished(videostyle("work", alone, "--until-done"))
+    a, b = final_frames(shared), final_frames(alone)
+    assert len(a) == len(b) == 5
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.slow
+def test_ray_engine_matches_local(tiny_clip: Path, tiny_style: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    common = ["--style", tiny_style, "--segment-length", "2", "--no-video", *FAST]
+    finished(videostyle("run", tiny_clip, "--job-dir", tmp_path / "ray", "--engine", "ray", "--ray-cpus", "2",
+                        *common), timeout=600)
+    finished(videostyle("run", tiny_clip, "--job-dir", tmp_path / "local", *common))
+    journal = Counter(entry["unit"] for entry in read_journal(tmp_path / "ray"))
+    assert journal and max(journal.values()) == 1
+    for x, y in zip(final_frames(tmp_path / "ray"), final_frames(tmp_path / "local"), strict=True):
+        np.testing.assert_array_equal(x, y)
