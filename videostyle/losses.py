@@ -1,0 +1,266 @@
+"""Loss terms of the Gatys / Ruder objective, and the normalisation that gives the weights meaning.
+
+Conventions
+-----------
+* The image ``x`` being optimised is RGB pixels in 0..255, tensor B,3,H,W float32. This is the
+  authors' Caffe input space (BGR, 0..255, minus the mean pixel) up to channel order and a constant
+  shift, neither of which the pixel losses (TV, temporal) can see; the VGG losses see exactly the
+  authors' input because :class:`videostyle.vgg.VGGFeatures` converts pixels to it.
+* ``F`` is a VGG activation B,C,h,w with ``N = C·h·w`` elements per image.
+
+Normalisation (chosen: every term is a mean, so the weights balance independently of image size)
+-------------------------------------------------------------------------------------------------
+=========  ===================================================================================
+content    ``w_c · mean_l mean((F_l(x) − F_l(c))²)``: MSE over the N elements of each content
+           layer, averaged over the content layers (one, ``relu4_2``, by default)
+style      ``w_s · mean_l mean((G_l(x) − A_l)²)``, ``G = F Fᵀ / N`` (C×C, MSE over the C² entries),
+           averaged over the style layers (Gatys et al.'s layer weights w_l = 1/|L|); ``A_l`` is
+           the style image's Gram, or the blend-weighted sum of several styles' Grams
+TV         ``w_tv · ½ Σ [(x[i,j+1] − x[i,j])² + (x[i+1,j] − x[i,j])²] · 512²/(H·W)``: the authors'
+           squared TV in 0..255 units, summed over pixels and channels, expressed per 512×512 image
+temporal   ``w_t · mean(c · (x − ω)²)`` (``mse``) or ``w_t · mean(smoothl1(√c·x − √c·ω))``
+           (``smoothl1``), per warped target ω with per-pixel weights c in [0, 1]; the mean runs
+           over all B·3·H·W elements, so unreliable pixels dilute the term (the authors' code)
+=========  ===================================================================================
+
+How it was chosen (by looking at outputs: tubingen.jpg with starry_night.jpg and the_scream.jpg,
+256 px, L-BFGS from the authors' noise init). Two departures from the authors' code
+(neural-style / artistic-videos), whose terms are the ones above except that they *sum* the style
+layers and *sum* TV over the image:
+
+* Summed style layers with the paper's style weight 100 wipe the content out: after 100 iterations
+  the scene was unrecognisable (content distance 1.15, i.e. relu4_2 features farther from the
+  photo's than their own norm); after 500 only a faint tower showed. Averaging the five layers
+  (= summing at weight 20) gives, with the same 5 / 100: Van Gogh's strokes and palette all over,
+  the houses, tower and river recognisable at 100 iterations and clearer at 500, and a style loss
+  about 40x below the photo's own.
+* The authors' TV is a sum while content and style are means, so the per-pixel pull of TV relative
+  to the others grows with the pixel count: at 256 px their 1e-3 is 4x weaker than at the 512 px
+  they worked at, and small results show fine colour grain. Scaling TV to a 512×512 image keeps
+  the paper's 1e-3 at the strength it had for the authors, at every size.
+
+Temporal weights keep the authors' meaning against content (both per-pixel means); against the
+style term they are 5x stronger than in the authors' code because of the layer averaging.
+
+Gradient normalisation (``normalize_gradients``, the authors' option): each term's gradient with
+respect to its own input (the layer's features, or the image) is divided by its L1 norm before it
+is scaled by the term's weight, so every term pushes with the same total strength.
+
+Numerics: Gram matrices and criteria are evaluated in float32 (float64 stays float64) even when
+the network ran in bfloat16/float16, with autocast disabled around them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as nnf
+from torch import nn
+
+CRITERIA = ("mse", "smoothl1")
+PIXELS = "pixels"  # source name of terms computed on the image itself
+# TV is expressed per image of this many pixels (the authors' usual working size, 512x512).
+TV_REFERENCE_PIXELS = 512 * 512
+
+
+def _accurate(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in at least float32 (float64 stays float64, for gradcheck)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+class _Gram(torch.autograd.Function):
+    """``F Fᵀ / N`` for B,C,h,w features, with a one-matmul backward.
+
+    Autograd's generic backward of ``F @ Fᵀ`` does two batched matmuls; because both operands are
+    the same tensor, ``dF = (dG + dGᵀ) F / N`` needs one. The Gram is ~20% of an iteration.
+    """
+
+    @staticmethod
+    def forward(ctx, features: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        b, c, h, w = features.shape
+        # h·w × c per image: a view for channels_last input, a copy otherwise.
+        m = _accurate(features).permute(0, 2, 3, 1).reshape(b, h * w, c)
+        ctx.save_for_backward(m)
+        ctx.meta = (features.shape, features.dtype, features.is_contiguous(memory_format=torch.channels_last))
+        return torch.bmm(m.transpose(1, 2), m) / (c * h * w)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (m,) = ctx.saved_tensors
+        (b, c, h, w), dtype, channels_last = ctx.meta
+        sym = (grad + grad.transpose(1, 2)) / (c * h * w)
+        dm = torch.bmm(m, sym.to(m.dtype))  # b, h·w, c
+        out = dm.reshape(b, h, w, c).permute(0, 3, 1, 2).to(dtype)
+        return out if channels_last else out.contiguous()
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Gram matrix ``G = F Fᵀ / (C·h·w)`` of B,C,h,w features -> B,C,C, in float32 or wider."""
+    if features.dim() != 4:
+        raise ValueError(f"gram_matrix expects B,C,H,W features, got shape {tuple(features.shape)}")
+    with torch.autocast(features.device.type, enabled=False):
+        return _Gram.apply(features)
+
+
+def total_variation(pixels: torch.Tensor) -> torch.Tensor:
+    """``½ Σ (horizontal differences² + vertical differences²)`` over B,C,H,W, in float32 or wider."""
+    x = _accurate(pixels)
+    dx = x[..., :, 1:] - x[..., :, :-1]
+    dy = x[..., 1:, :] - x[..., :-1, :]
+    return 0.5 * (dx.square().sum() + dy.square().sum())
+
+
+def criterion(name: str, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean elementwise criterion: ``mse`` or ``smoothl1`` (Huber with beta 1, as Torch7's)."""
+    if name == "mse":
+        return nnf.mse_loss(prediction, target)
+    if name == "smoothl1":
+        return nnf.smooth_l1_loss(prediction, target, beta=1.0)
+    raise ValueError(f"unknown criterion {name!r}; choose one of {', '.join(CRITERIA)}")
+
+
+class _NormalizeGradient(torch.autograd.Function):
+    """Identity forward; backward divides the gradient by its L1 norm and scales it by ``weight``.
+
+    The incoming gradient already carries the term's weight, so after the L1 division it is put
+    back: the result is ``weight · g / |g|₁`` as in the authors' modules.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.weight = weight
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        norm = grad.abs().sum(dtype=torch.float32)
+        return grad / (norm + 1e-8) * ctx.weight, None
+
+
+class LossTerm(nn.Module):
+    """One weighted term of the objective, reading one named input.
+
+    ``source`` is the VGG layer it reads (``relu4_2`` ...) or ``"pixels"`` for the image; ``kind``
+    groups terms for reporting (``content``, ``style``, ``tv``, ``temporal``).
+    """
+
+    kind = "term"
+
+    def __init__(self, source: str, weight: float, normalize_gradients: bool = False) -> None:
+        super().__init__()
+        self.source = source
+        self.weight = float(weight)
+        self.normalize_gradients = normalize_gradients
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.normalize_gradients and x.requires_grad:
+            x = _NormalizeGradient.apply(x, self.weight)
+        return self.weight * self.value(x)
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        """The unweighted term."""
+        raise NotImplementedError
+
+
+class TargetLoss(LossTerm):
+    """``weight · criterion(√m ⊙ transform(x), √m ⊙ target)``: the base of content, style, temporal.
+
+    It owns the target (in ``transform``'s output space, float32) and the optional per-element
+    weights ``mask`` in [0, 1], broadcastable to the target. The square root makes the mse case
+    exactly ``mean(m · (transform(x) − target)²)`` (the authors' WeightedContentLoss).
+    """
+
+    def __init__(self, source: str, target: torch.Tensor, weight: float, *, mask: torch.Tensor | None = None,
+                 criterion: str = "mse", normalize_gradients: bool = False) -> None:
+        super().__init__(source, weight, normalize_gradients)
+        if criterion not in CRITERIA:
+            raise ValueError(f"unknown criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
+        self.criterion = criterion
+        target = _accurate(target.detach())
+        if mask is None:
+            self.root_mask = None
+        else:
+            root = _accurate(mask.detach()).clamp(0.0, 1.0).sqrt()
+            self.register_buffer("root_mask", root)
+            target = target * root
+        self.register_buffer("target", target)
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        return _accurate(x)
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            y = self.transform(x)
+            if self.root_mask is not None:
+                y = y * self.root_mask
+            return criterion(self.criterion, y, self.target.expand_as(y))
+
+
+class ContentLoss(TargetLoss):
+    """Mean squared difference of a layer's features to the content image's."""
+
+    kind = "content"
+
+    def __init__(self, layer: str, target: torch.Tensor, weight: float, normalize_gradients: bool = False) -> None:
+        super().__init__(layer, target, weight, normalize_gradients=normalize_gradients)
+
+
+class StyleLoss(TargetLoss):
+    """Mean squared difference of a layer's Gram matrix to the target Gram (B or 1,C,C)."""
+
+    kind = "style"
+
+    def __init__(self, layer: str, target_gram: torch.Tensor, weight: float,
+                 normalize_gradients: bool = False) -> None:
+        super().__init__(layer, target_gram, weight, normalize_gradients=normalize_gradients)
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        return gram_matrix(x)
+
+
+class TemporalLoss(TargetLoss):
+    """Per-pixel weighted difference of the image to a warped earlier result (Ruder et al.).
+
+    ``target`` is the warped image B or 1,3,H,W in 0..255; ``weights`` 1,1,H,W (or H,W) in [0, 1],
+    1 = reliable.
+    """
+
+    kind = "temporal"
+
+    def __init__(self, target: torch.Tensor, weights: torch.Tensor, weight: float, criterion: str = "mse",
+                 normalize_gradients: bool = False) -> None:
+        if weights.dim() == 2:
+            weights = weights[None, None]
+        super().__init__(PIXELS, target, weight, mask=weights, criterion=criterion,
+                         normalize_gradients=normalize_gradients)
+
+
+class TVLoss(LossTerm):
+    """Total variation of the image per 512×512 pixels; smooths grain and checkerboards."""
+
+    kind = "tv"
+
+    def __init__(self, weight: float) -> None:
+        super().__init__(PIXELS, weight)
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        return total_variation(x) * (TV_REFERENCE_PIXELS / (x.shape[-2] * x.shape[-1]))
+
+
+def gatys_terms(content_features: dict[str, torch.Tensor], style_grams: dict[str, torch.Tensor], *,
+                content_weight: float, style_weight: float, tv_weight: float,
+                normalize_gradients: bool = False) -> list[LossTerm]:
+    """Content, style and TV terms with the normalisation above (weights split evenly over layers).
+
+    ``content_features``: target features per content layer; ``style_grams``: target Gram per
+    style layer. Terms with weight 0 are left out.
+    """
+    terms: list[LossTerm] = []
+    if content_weight > 0 and content_features:
+        w = content_weight / len(content_features)
+        terms += [ContentLoss(layer, f, w, normalize_gradients) for layer, f in content_features.items()]
+    if style_weight > 0 and style_grams:
+        w = style_weight / len(style_grams)
+        terms += [StyleLoss(layer, g, w, normalize_gradients) for layer, g in style_grams.items()]
+    if tv_weight > 0:
+        terms.append(TVLoss(tv_weight))
+    return terms

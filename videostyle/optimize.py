@@ -1,0 +1,151 @@
+"""The optimisation loop: L-BFGS or Adam over an image tensor, with the authors' stopping rules.
+
+Knows nothing of VGG or images: it minimises ``sum(objective(x).values())`` over the leaf tensor
+``x`` in place. Iterations are counted as objective evaluations (one forward + backward each), as
+the authors count them, so budgets of both optimisers are comparable: L-BFGS runs without line
+search (fixed step, ``learning_rate`` 1 as in the authors' ``optim.lbfgs``), one evaluation per
+iteration.
+
+Early stop (the authors' ``tol_loss_relative``): every ``interval`` iterations the total loss is
+compared with its value ``interval`` iterations earlier; the run stops when it changed by less
+than ``tol`` of that earlier value. ``tol = 0`` disables it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from videostyle.errors import UserError
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = ("lbfgs", "adam")
+Objective = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Sent to the progress callback after every iteration; losses are weighted terms plus ``total``."""
+
+    iteration: int
+    losses: dict[str, float]
+    elapsed: float
+
+
+@dataclass
+class OptimizeOutcome:
+    """What a run did: evaluations made, losses at the last one, wall time, why it ended."""
+
+    iterations: int
+    losses: dict[str, float]
+    seconds: float
+    stopped_early: bool = False
+    history: list[float] = field(default_factory=list)  # total loss per iteration
+
+
+class RelativeLossStop:
+    """The authors' rule: stop when the loss moved < ``tol`` (relative) over ``interval`` iterations."""
+
+    def __init__(self, tol: float, interval: int) -> None:
+        self.tol = float(tol)
+        self.interval = max(1, int(interval))
+        self._past: float | None = None
+
+    def should_stop(self, iteration: int, loss: float) -> bool:
+        if self.tol <= 0 or iteration % self.interval:
+            return False
+        past, self._past = self._past, loss
+        return past is not None and abs(loss - past) < self.tol * abs(past)
+
+
+class LossScale:
+    """Dynamic loss scaling for float16 networks: scale up before backward, halve on overflow."""
+
+    def __init__(self, enabled: bool, initial: float = 2.0**16) -> None:
+        self.scale = initial if enabled else 1.0
+        self.enabled = enabled
+
+    def backward(self, total: torch.Tensor, x: torch.Tensor) -> bool:
+        """Backpropagate ``total`` into ``x.grad`` (unscaled); False if the gradient overflowed."""
+        (total * self.scale).backward()
+        if not self.enabled:
+            return True
+        x.grad.div_(self.scale)
+        if torch.isfinite(x.grad).all():
+            return True
+        self.scale /= 2.0
+        x.grad = None
+        return False
+
+
+def optimize(x: torch.Tensor, objective: Objective, *, iterations: int, method: str = "lbfgs",
+             learning_rate: float = 1.0, tol_loss_relative: float = 0.0, tol_loss_relative_interval: int = 50,
+             callback: Callable[[Progress], None] | None = None, loss_scaling: bool = False) -> OptimizeOutcome:
+    """Minimise the summed terms of ``objective`` over the leaf tensor ``x`` (updated in place).
+
+    ``objective(x)`` returns named scalar terms; their sum is minimised. At most ``iterations``
+    evaluations are made. If the loss turns non-finite, ``x`` is restored to the last finite
+    iterate and the run ends.
+    """
+    if method not in OPTIMIZERS:
+        raise UserError(f"unknown optimizer {method!r}; choose lbfgs or adam")
+    if not x.requires_grad or not x.is_leaf:
+        raise ValueError("optimize needs a leaf tensor with requires_grad=True")
+    if method == "lbfgs":
+        # max_iter=1 per step() call: one evaluation and one update, the state carries over, so the
+        # caller's loop sees every iteration. Negative tolerances: the authors disable torch's own.
+        opt: torch.optim.Optimizer = torch.optim.LBFGS(
+            [x], lr=learning_rate, max_iter=1, history_size=100, tolerance_grad=-1.0, tolerance_change=-1.0)
+    else:
+        opt = torch.optim.Adam([x], lr=learning_rate)
+    stop = RelativeLossStop(tol_loss_relative, tol_loss_relative_interval)
+    scaler = LossScale(loss_scaling)
+    start = time.perf_counter()
+    outcome = OptimizeOutcome(0, {}, 0.0)
+    last_good = x.detach().clone()  # the latest iterate whose loss was finite
+
+    def closure() -> torch.Tensor:
+        for _ in range(40):  # float16 overflow retries; each halves the scale
+            opt.zero_grad(set_to_none=True)
+            terms = objective(x)
+            total = torch.stack([t.float() for t in terms.values()]).sum()
+            if scaler.backward(total, x):
+                break
+        else:
+            raise FloatingPointError("gradient overflow persists at every loss scale")
+        outcome.losses = {k: float(v.detach()) for k, v in terms.items()}
+        outcome.losses["total"] = float(total.detach())
+        return total
+
+    for iteration in range(1, iterations + 1):
+        evaluated = x.detach().clone()  # the step evaluates this iterate, then moves x
+        if method == "lbfgs":
+            opt.step(closure)
+        else:
+            closure()
+            opt.step()
+        total = outcome.losses["total"]
+        outcome.iterations = iteration
+        outcome.history.append(total)
+        if not math.isfinite(total):
+            log.warning("loss became %s at iteration %d; keeping the last finite image", total, iteration)
+            with torch.no_grad():
+                x.copy_(last_good)
+            outcome.stopped_early = True
+            break
+        last_good = evaluated
+        if callback is not None:
+            callback(Progress(iteration, dict(outcome.losses), time.perf_counter() - start))
+        if stop.should_stop(iteration, total):
+            log.debug("relative loss change below %g over %d iterations: stopping at %d",
+                      stop.tol, stop.interval, iteration)
+            outcome.stopped_early = True
+            break
+    outcome.seconds = time.perf_counter() - start
+    return outcome

@@ -1,0 +1,307 @@
+"""Stylize one image (or video frame) by Gatys optimisation on VGG-19, optionally with Ruder et al.'s
+temporal loss against warped earlier results.
+
+A :class:`Stylizer` is built once per style setup (it loads VGG-19 and computes the style Gram
+targets once) and then drives any number of frames with :meth:`Stylizer.stylize`.
+
+Conventions: images are HxWx3 RGB numpy arrays, uint8 or float in 0..255; results are float32 in
+0..255. Temporal weights are HxW float in [0, 1], 1 = reliable. Loss definitions and their
+normalisation are in :mod:`videostyle.losses`; precision choice in :mod:`videostyle.device`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from videostyle.colors import original_colors
+from videostyle.config import StyleSettings
+from videostyle.device import Precision, choose_precision, resolve_device
+from videostyle.errors import UserError
+from videostyle.images import resize_long_side
+from videostyle.losses import CRITERIA, PIXELS, LossTerm, TemporalLoss, gatys_terms, gram_matrix
+from videostyle.optimize import OPTIMIZERS, Progress, optimize
+from videostyle.vgg import LAYER_NAMES, VGGFeatures, VGGWeights, load_weights
+
+__all__ = ["Progress", "StylizeResult", "Stylizer", "TemporalTarget", "resolve_device"]
+
+log = logging.getLogger(__name__)
+
+# The authors' random init: Gaussian noise of this standard deviation around the mean pixel
+# (artistic-videos: torch.randn(size):mul(0.001) in the mean-subtracted Caffe input space).
+INIT_NOISE_STD = 0.001
+INITS = ("random", "content")
+# Loss kinds reported, in this order.
+KINDS = ("content", "style", "tv", "temporal")
+
+
+@dataclass
+class TemporalTarget:
+    """A warped earlier result and how much to trust it per pixel.
+
+    ``image``: HxWx3 float32 RGB in 0..255 (e.g. the previous stylized frame warped to this one);
+    ``weights``: HxW float32 in [0, 1], 1 = reliable (e.g. reliable_t_{t-1}.pgm / 255).
+    """
+
+    image: np.ndarray
+    weights: np.ndarray
+
+
+@dataclass
+class StylizeResult:
+    """``image``: HxWx3 float32 RGB 0..255. ``losses``: weighted terms of the returned image before
+    any original-colours transfer (content, style, tv, temporal, total). ``iterations``: evaluations made."""
+
+    image: np.ndarray
+    losses: dict[str, float]
+    iterations: int
+    seconds: float
+
+
+def validate_style_settings(settings: StyleSettings, n_styles: int) -> None:
+    """Reject settings no run can use, with one line a user can act on."""
+    if n_styles < 1:
+        raise UserError("at least one style image is needed")
+    for name in ("content_weight", "style_weight", "tv_weight"):
+        if getattr(settings, name) < 0:
+            raise UserError(f"{name.replace('_', '-')} must not be negative")
+    if not settings.style_layers:
+        raise UserError("style-layers must name at least one layer")
+    for layer in (*settings.content_layers, *settings.style_layers):
+        if layer not in LAYER_NAMES:
+            raise UserError(f"unknown VGG-19 layer {layer!r}; names look like relu4_2 (conv1_1 ... pool5)")
+    blend = settings.style_blend_weights
+    if blend and len(blend) != n_styles:
+        raise UserError(f"{len(blend)} style blend weight(s) for {n_styles} style image(s); give one per style")
+    if blend and (min(blend) < 0 or sum(blend) <= 0):
+        raise UserError("style blend weights must be non-negative and not all zero")
+    if settings.style_scale <= 0:
+        raise UserError("style-scale must be positive")
+    if settings.pooling not in ("max", "avg"):
+        raise UserError(f"unknown pooling {settings.pooling!r}; choose max or avg")
+    if settings.optimizer not in OPTIMIZERS:
+        raise UserError(f"unknown optimizer {settings.optimizer!r}; choose lbfgs or adam")
+    if settings.temporal_criterion not in CRITERIA:
+        raise UserError(f"unknown temporal criterion {settings.temporal_criterion!r}; choose mse or smoothl1")
+    if settings.tol_loss_relative < 0 or settings.tol_loss_relative_interval < 1:
+        raise UserError("tol-loss-relative must be >= 0 and its interval >= 1")
+
+
+def blend_weights(settings: StyleSettings, n_styles: int) -> list[float]:
+    """Per-style weights summing to 1 (equal when none are given)."""
+    raw = list(settings.style_blend_weights) or [1.0] * n_styles
+    return [w / sum(raw) for w in raw]
+
+
+def _as_rgb(image: np.ndarray, what: str) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise UserError(f"{what} must be an HxWx3 RGB image, got shape {image.shape}")
+    return image
+
+
+class Stylizer:
+    """Gatys style transfer towards fixed style images; one instance serves many frames.
+
+    ``content_shape`` (H, W) sets the style images' size: their long side becomes
+    ``settings.style_scale`` times the content's long side. ``device``: ``auto`` | ``cpu`` |
+    ``cuda[:N]``. Precision follows ``settings.precision`` (see :mod:`videostyle.device`).
+    ``vgg_weights``: already loaded weights (:func:`videostyle.vgg.load_weights`) to share between
+    stylizers; by default ``settings.weights`` is read.
+    """
+
+    def __init__(self, styles: Sequence[np.ndarray], settings: StyleSettings, content_shape: tuple[int, int],
+                 device: str = "auto", *, vgg_weights: VGGWeights | None = None) -> None:
+        validate_style_settings(settings, len(styles))
+        self.settings = settings
+        self.device = resolve_device(device)
+        self.precision: Precision = choose_precision(settings.precision, self.device)
+        if self.device.type == "cuda":
+            # Determinism for a fixed seed: cuDNN's fastest kernels may reduce in varying order.
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
+        self.content_layers = tuple(dict.fromkeys(settings.content_layers))
+        self.style_layers = tuple(dict.fromkeys(settings.style_layers))
+        weights = vgg_weights or load_weights(settings.weights, settings.weights_input)
+        layers = self.content_layers + self.style_layers
+        # float32 network: targets and distances. The optimisation uses a copy in the fast precision.
+        self.vgg = VGGFeatures(weights, settings.pooling, layers, self.device)
+        self.fast_vgg = self._fast_copy(weights, layers)
+        self.min_side = 2 ** sum(1 for n in LAYER_NAMES[: LAYER_NAMES.index(self.vgg.last_layer)] if n.startswith("pool"))
+        self.content_shape = tuple(content_shape)
+        self._check_size(self.content_shape, "content image")
+        self.style_targets = self._style_targets(styles)
+        log.info("stylizer on %s, network %s, layers up to %s", self.device, self.precision.name, self.vgg.last_layer)
+
+    # ----- setup -------------------------------------------------------------------------------
+
+    def _fast_copy(self, weights, layers) -> VGGFeatures:
+        if self.precision.dtype == torch.float32 and not self.precision.channels_last:
+            return self.vgg
+        fast = VGGFeatures(weights, self.settings.pooling, layers, self.device)
+        fast.to(dtype=self.precision.dtype)
+        if self.precision.channels_last:
+            fast.to(memory_format=torch.channels_last)
+        return fast
+
+    def _check_size(self, shape: Sequence[int], what: str) -> None:
+        if min(shape[:2]) < self.min_side:
+            raise UserError(f"{what} is {shape[1]}x{shape[0]} px; layers up to {self.vgg.last_layer} need at "
+                            f"least {self.min_side} px per side")
+
+    def _style_targets(self, styles: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
+        """Blended Gram matrix per style layer (1,C,C float32), computed once."""
+        long_side = max(16, round(self.settings.style_scale * max(self.content_shape)))
+        targets: dict[str, torch.Tensor] = {}
+        for style, weight in zip(styles, blend_weights(self.settings, len(styles))):
+            image = resize_long_side(_as_rgb(style, "style image"), long_side)
+            self._check_size(image.shape, "scaled style image")
+            feats = self._reference_features(image)
+            for layer in self.style_layers:
+                gram = gram_matrix(feats[layer]) * weight
+                targets[layer] = targets[layer] + gram if layer in targets else gram
+        return targets
+
+    # ----- tensors -----------------------------------------------------------------------------
+
+    def _pixels(self, image: np.ndarray) -> torch.Tensor:
+        """HxWx3 array -> 1,3,H,W float32 tensor on the device."""
+        array = np.ascontiguousarray(np.asarray(image, dtype=np.float32).transpose(2, 0, 1))
+        return torch.from_numpy(array)[None].to(self.device)
+
+    @torch.no_grad()
+    def _reference_features(self, image: np.ndarray) -> dict[str, torch.Tensor]:
+        return self.vgg(self.vgg.pixels_to_input(self._pixels(image)))
+
+    def _fast_features(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = self.fast_vgg.pixels_to_input(pixels).to(self.precision.dtype)
+        if self.precision.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.fast_vgg(x)
+
+    # ----- objective ---------------------------------------------------------------------------
+
+    def _terms(self, content: np.ndarray, temporal: Sequence[TemporalTarget], temporal_weight: float) -> list[LossTerm]:
+        s = self.settings
+        norm = s.normalize_gradients
+        content_targets: dict[str, torch.Tensor] = {}
+        if s.content_weight > 0 and self.content_layers:
+            feats = self._reference_features(content)
+            content_targets = {layer: feats[layer] for layer in self.content_layers}
+        terms = gatys_terms(content_targets, self.style_targets, content_weight=s.content_weight,
+                            style_weight=s.style_weight, tv_weight=s.tv_weight, normalize_gradients=norm)
+        if temporal_weight > 0:
+            for target in temporal:
+                image = _as_rgb(target.image, "temporal target image")
+                weights = np.asarray(target.weights, dtype=np.float32)
+                if image.shape != content.shape or weights.shape != content.shape[:2]:
+                    raise UserError(f"temporal target {image.shape} / weights {weights.shape} do not match the "
+                                    f"content frame {content.shape}")
+                terms.append(TemporalLoss(self._pixels(image), torch.from_numpy(weights).to(self.device),
+                                          temporal_weight, s.temporal_criterion, norm))
+        return terms
+
+    @staticmethod
+    def _evaluate_terms(terms: Sequence[LossTerm], feats: dict[str, torch.Tensor],
+                        pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Weighted terms summed by kind, every kind present (zero when it has no term)."""
+        sums = {kind: pixels.new_zeros(()) for kind in KINDS}
+        for term in terms:
+            sums[term.kind] = sums[term.kind] + term(pixels if term.source == PIXELS else feats[term.source])
+        return sums
+
+    def _initial_pixels(self, init: np.ndarray | str, content: np.ndarray, seed: int) -> torch.Tensor:
+        if isinstance(init, str):
+            if init == "content":
+                return self._pixels(content)
+            if init == "random":
+                generator = torch.Generator().manual_seed(int(seed))  # CPU noise: same on every device
+                noise = torch.randn((1, 3, *content.shape[:2]), generator=generator) * INIT_NOISE_STD
+                mean = self.vgg.input_to_pixels(torch.zeros(1, 3, 1, 1, device=self.device))
+                return (noise.to(self.device) * self.vgg._std + mean).float()
+            raise UserError(f"unknown init {init!r}; choose random, content or pass an image")
+        image = _as_rgb(init, "init image")
+        if image.shape != content.shape:
+            raise UserError(f"init image is {image.shape[1]}x{image.shape[0]}, the content "
+                            f"{content.shape[1]}x{content.shape[0]}; resize it first")
+        return self._pixels(image)
+
+    # ----- public ------------------------------------------------------------------------------
+
+    def stylize(self, content: np.ndarray, *, iterations: int, init: np.ndarray | str = "random",
+                temporal: Sequence[TemporalTarget] = (), temporal_weight: float = 0.0, seed: int = 0,
+                callback: Callable[[Progress], None] | None = None) -> StylizeResult:
+        """Optimise an image towards ``content``'s features and the style targets.
+
+        ``init``: ``random`` (seeded noise around the mean pixel, as the authors), ``content``, or an
+        HxWx3 image in 0..255 (e.g. the warped previous result). ``temporal``: warped targets, each
+        weighted by ``temporal_weight`` (0 disables). Deterministic for a fixed seed on one device.
+        """
+        content = _as_rgb(content, "content image")
+        self._check_size(content.shape, "content image")
+        if iterations < 0:
+            raise UserError("iterations must not be negative")
+        started = time.perf_counter()
+        terms = self._terms(content, temporal, temporal_weight)
+        x = self._initial_pixels(init, content, seed).contiguous().requires_grad_(True)
+
+        def objective(pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+            return self._evaluate_terms(terms, self._fast_features(pixels), pixels)
+
+        outcome = optimize(
+            x, objective, iterations=iterations, method=self.settings.optimizer,
+            learning_rate=self._learning_rate(), tol_loss_relative=self.settings.tol_loss_relative,
+            tol_loss_relative_interval=self.settings.tol_loss_relative_interval, callback=callback,
+            loss_scaling=self.precision.loss_scaling)
+        result = x.detach().clamp(0.0, 255.0)
+        losses = self._losses_of(terms, result)
+        image = result[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
+        if self.settings.original_colors:
+            image = original_colors(content, image)
+        return StylizeResult(image, losses, outcome.iterations, time.perf_counter() - started)
+
+    def _learning_rate(self) -> float:
+        if self.settings.optimizer == "adam":
+            return float(self.settings.adam_learning_rate)
+        return float(self.settings.learning_rate)
+
+    @torch.no_grad()
+    def _losses_of(self, terms: Sequence[LossTerm], pixels: torch.Tensor) -> dict[str, float]:
+        feats = self.vgg(self.vgg.pixels_to_input(pixels))
+        sums = {k: float(v) for k, v in self._evaluate_terms(terms, feats, pixels).items()}
+        sums["total"] = sum(sums.values())
+        return sums
+
+    def losses(self, image: np.ndarray, content: np.ndarray, temporal: Sequence[TemporalTarget] = (),
+               temporal_weight: float = 0.0) -> dict[str, float]:
+        """The weighted loss terms of ``image`` for ``content`` (float32 network), plus ``total``."""
+        image, content = _as_rgb(image, "image"), _as_rgb(content, "content image")
+        if image.shape != content.shape:
+            raise UserError(f"image {image.shape} and content {content.shape} differ in size")
+        return self._losses_of(self._terms(content, temporal, temporal_weight), self._pixels(image))
+
+    @torch.no_grad()
+    def style_distance(self, image: np.ndarray) -> float:
+        """Mean over style layers of ``‖G(image) − A‖_F / ‖A‖_F`` (A: blended style Gram); 0 = same style."""
+        feats = self._reference_features(_as_rgb(image, "image"))
+        ratios = [float(torch.linalg.norm(gram_matrix(feats[l]) - self.style_targets[l]) /
+                        torch.linalg.norm(self.style_targets[l]).clamp_min(1e-12))
+                  for l in self.style_layers]
+        return float(np.mean(ratios))
+
+    @torch.no_grad()
+    def content_distance(self, image: np.ndarray, content: np.ndarray) -> float:
+        """Mean over content layers of ``‖F(image) − F(content)‖ / ‖F(content)‖``; 0 = same content."""
+        image, content = _as_rgb(image, "image"), _as_rgb(content, "content image")
+        if image.shape != content.shape:
+            raise UserError(f"image {image.shape} and content {content.shape} differ in size")
+        ours, theirs = self._reference_features(image), self._reference_features(content)
+        layers = self.content_layers or self.style_layers
+        ratios = [float(torch.linalg.norm(ours[l].float() - theirs[l].float()) /
+                        torch.linalg.norm(theirs[l].float()).clamp_min(1e-12)) for l in layers]
+        return float(np.mean(ratios))
