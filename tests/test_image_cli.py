@@ -81,6 +81,19 @@ def test_image_with_all_the_options(pictures, tmp_path):
     assert result.exit_code == 0, result.output
 
 
+def test_image_reads_a_preset(pictures, tmp_path):
+    from videostyle.config import list_presets
+
+    if not list_presets():
+        pytest.skip("no presets in configs/")
+    out = tmp_path / "preset.png"
+    result = _run(pictures["content"], "--style", pictures["style"], "-o", out, "--size", "32", "--iterations", "2",
+                  "--preset", list_presets()[0], "-q")
+    assert result.exit_code == 0, result.output
+    result = _run(pictures["content"], "--style", pictures["style"], "-o", out, "--preset", "no-such-preset")
+    assert result.exit_code == 2 and "unknown preset" in result.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["--weights", "{broken}"], "cannot read VGG-19 weights"),
     (["--style-blend-weights", "1,2"], "blend weight"),

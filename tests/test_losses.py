@@ -56,6 +56,18 @@ def test_gram_of_bfloat16_features_is_float32_of_the_same_values():
     torch.testing.assert_close(g, gram_matrix(f.float()))
 
 
+def test_gram_gradient_of_bfloat16_features_matches_float32():
+    f32 = _rand(1, 8, 6, 5, dtype=torch.float32).contiguous(memory_format=torch.channels_last)
+    weight = _rand(1, 8, 8, seed=3, dtype=torch.float32)
+    grads = []
+    for f in (f32.clone(), f32.to(torch.bfloat16)):
+        f.requires_grad_()
+        (gram_matrix(f) * weight).sum().backward()
+        assert f.grad.dtype == f.dtype and f.grad.is_contiguous(memory_format=torch.channels_last)
+        grads.append(f.grad.float())
+    torch.testing.assert_close(grads[1], grads[0], rtol=2e-2, atol=1e-3)
+
+
 def test_content_loss_is_weighted_mean_squared_difference():
     x, target = _rand(1, 4, 3, 3), _rand(1, 4, 3, 3, seed=1)
     loss = ContentLoss("relu4_2", target, weight=5.0)

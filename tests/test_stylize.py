@@ -11,7 +11,7 @@ import torch
 
 from videostyle.colors import original_colors, rgb_to_yuv
 from videostyle.config import StyleSettings
-from videostyle.device import FLOAT32, choose_precision, resolve_device
+from videostyle.device import choose_precision, resolve_device
 from videostyle.errors import UserError
 from videostyle.images import resize_long_side
 from videostyle.losses import gram_matrix
@@ -127,11 +127,12 @@ def test_resolve_device():
 
 def test_precision_choice(monkeypatch):
     cpu = torch.device("cpu")
-    assert choose_precision("float32", cpu) == FLOAT32
+    assert choose_precision("float32", cpu).dtype == torch.float32
     monkeypatch.setattr("videostyle.device.cpu_has_native_bf16", lambda: True)
     assert choose_precision("auto", cpu).dtype == torch.bfloat16 and choose_precision("auto", cpu).channels_last
+    assert choose_precision("float32", cpu).dtype == torch.float32
     monkeypatch.setattr("videostyle.device.cpu_has_native_bf16", lambda: False)
-    assert choose_precision("auto", cpu) == FLOAT32
+    assert choose_precision("auto", cpu).dtype == torch.float32
     with pytest.raises(UserError):
         choose_precision("float8", cpu)
 
@@ -228,9 +229,11 @@ def test_original_colors_keep_content_chroma_and_stylized_luminance(weights):
 
 def test_fast_precision_features_stay_close_to_float32(weights):
     st = _stylizer(weights)
-    if st.precision == FLOAT32:
+    if st.precision.dtype == torch.float32:
         pytest.skip("no reduced-precision fast path on this machine")
     pixels = st._pixels(CONTENT)
+    # the conversion to network input is exact in both (only the layers run in low precision)
+    torch.testing.assert_close(st.fast_vgg.pixels_to_input(pixels), st.vgg.pixels_to_input(pixels), rtol=0, atol=0)
     with torch.no_grad():
         ref, fast = st.vgg(st.vgg.pixels_to_input(pixels)), st._fast_features(pixels)
     for layer in st.style_layers:

@@ -2,7 +2,7 @@
 
 Precision policy (``StyleSettings.precision``):
 
-* ``float32``: everything in float32, default memory layout.
+* ``float32``: everything in float32 (on CPU in channels_last layout, which oneDNN runs faster).
 * ``auto``: the fastest path the device has, with float32 kept wherever accuracy matters.
   The VGG network runs in a 16-bit type (its weights cast once, not per call as autocast does
   for parameters that need no gradient) in channels_last layout; the image being optimised, the
@@ -73,6 +73,7 @@ class Precision:
 
 
 FLOAT32 = Precision()
+CPU_FLOAT32 = Precision(torch.float32, channels_last=True)
 
 
 def cpu_has_native_bf16() -> bool:
@@ -87,10 +88,13 @@ def choose_precision(setting: str, device: torch.device) -> Precision:
     """The precision for ``setting`` (``auto`` | ``float32``) on ``device``; see the module doc."""
     if setting not in PRECISIONS:
         raise UserError(f"unknown precision {setting!r}; choose auto or float32")
+    if device.type == "cpu":
+        # oneDNN's convolutions are faster in channels_last in float32 too (~1.2x here).
+        if setting == "float32" or not cpu_has_native_bf16():
+            return CPU_FLOAT32
+        return Precision(torch.bfloat16, channels_last=True)
     if setting == "float32":
         return FLOAT32
-    if device.type == "cpu":
-        return Precision(torch.bfloat16, channels_last=True) if cpu_has_native_bf16() else FLOAT32
     if device.type == "cuda":
         if torch.cuda.get_device_capability(device)[0] >= 8:
             return Precision(torch.bfloat16, channels_last=True)

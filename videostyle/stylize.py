@@ -141,12 +141,15 @@ class Stylizer:
     # ----- setup -------------------------------------------------------------------------------
 
     def _fast_copy(self, weights, layers) -> VGGFeatures:
-        if self.precision.dtype == torch.float32 and not self.precision.channels_last:
+        if self.precision.dtype == torch.float32:  # one float32 network serves both
+            if self.precision.channels_last:
+                self.vgg.net.to(memory_format=torch.channels_last)
             return self.vgg
         fast = VGGFeatures(weights, self.settings.pooling, layers, self.device)
-        fast.to(dtype=self.precision.dtype)
+        # Only the layers change precision: the pixel-to-input constants stay float32.
+        fast.net.to(dtype=self.precision.dtype)
         if self.precision.channels_last:
-            fast.to(memory_format=torch.channels_last)
+            fast.net.to(memory_format=torch.channels_last)
         return fast
 
     def _check_size(self, shape: Sequence[int], what: str) -> None:
@@ -174,15 +177,22 @@ class Stylizer:
         array = np.ascontiguousarray(np.asarray(image, dtype=np.float32).transpose(2, 0, 1))
         return torch.from_numpy(array)[None].to(self.device)
 
-    @torch.no_grad()
-    def _reference_features(self, image: np.ndarray) -> dict[str, torch.Tensor]:
-        return self.vgg(self.vgg.pixels_to_input(self._pixels(image)))
-
-    def _fast_features(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = self.fast_vgg.pixels_to_input(pixels).to(self.precision.dtype)
+    def _features(self, net: VGGFeatures, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Features of 1,3,H,W pixels in ``net``'s precision and memory layout."""
+        x = net.pixels_to_input(pixels).to(net.net.conv1_1.weight.dtype)
         if self.precision.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.fast_vgg(x)
+        return net(x)
+
+    @torch.no_grad()
+    def _reference_features(self, image: np.ndarray | torch.Tensor) -> dict[str, torch.Tensor]:
+        """float32 features (targets, reported losses, distances)."""
+        pixels = image if isinstance(image, torch.Tensor) else self._pixels(image)
+        return self._features(self.vgg, pixels)
+
+    def _fast_features(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Features in the optimisation's precision (differentiable)."""
+        return self._features(self.fast_vgg, pixels)
 
     # ----- objective ---------------------------------------------------------------------------
 
@@ -272,7 +282,7 @@ class Stylizer:
 
     @torch.no_grad()
     def _losses_of(self, terms: Sequence[LossTerm], pixels: torch.Tensor) -> dict[str, float]:
-        feats = self.vgg(self.vgg.pixels_to_input(pixels))
+        feats = self._reference_features(pixels)
         sums = {k: float(v) for k, v in self._evaluate_terms(terms, feats, pixels).items()}
         sums["total"] = sum(sums.values())
         return sums
