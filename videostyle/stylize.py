@@ -232,8 +232,7 @@ class Stylizer:
             if init == "random":
                 generator = torch.Generator().manual_seed(int(seed))  # CPU noise: same on every device
                 noise = torch.randn((1, 3, *content.shape[:2]), generator=generator) * INIT_NOISE_STD
-                mean = self.vgg.input_to_pixels(torch.zeros(1, 3, 1, 1, device=self.device))
-                return (noise.to(self.device) * self.vgg._std + mean).float()
+                return self.vgg.input_to_pixels(noise.to(self.device))  # noise in network input space
             raise UserError(f"unknown init {init!r}; choose random, content or pass an image")
         image = _as_rgb(init, "init image")
         if image.shape != content.shape:
