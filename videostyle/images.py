@@ -5,13 +5,12 @@ Images in memory are HxWx3 RGB numpy arrays: uint8, or float32 in 0..255.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from flow.io import atomic_write_bytes
 from videostyle.errors import UserError
 
 
@@ -48,25 +47,6 @@ def save_image(path: str | Path, image: np.ndarray) -> None:
     if not ok:
         raise UserError(f"cannot encode image for {path}")
     atomic_write_bytes(path, encoded.tobytes())
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see either the old file or the whole new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def resize_long_side(image: np.ndarray, long_side: int) -> np.ndarray:

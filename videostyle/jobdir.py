@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from videostyle.errors import UserError
-from videostyle.images import atomic_write_bytes
+from flow.io import atomic_write_bytes
 
 MANIFEST = "job.json"
 

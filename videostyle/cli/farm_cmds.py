@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from videostyle.cli import main
+from videostyle.device import limit_threads
 from videostyle.farm import unit_states, work
 from videostyle.pipeline import load_request, prepare
 
@@ -31,8 +32,12 @@ def plan(job_dir: Path, show_all: bool) -> None:
 @click.option("--until-done", is_flag=True, help="Keep taking units until none is left.")
 @click.option("--lock-ttl", type=float, default=600.0, show_default=True,
               help="Seconds after which a silent worker's unit is given to another.")
-def work_command(job_dir: Path, until_done: bool, lock_ttl: float) -> None:
+@click.option("--threads", type=int, default=None,
+              help="CPU threads this worker may use (default: all); e.g. 1 per worker on a shared machine.")
+def work_command(job_dir: Path, until_done: bool, lock_ttl: float, threads: int | None) -> None:
     """Claim the next free unit of JOB_DIR, do it, and exit (farm worker)."""
+    if threads is not None:
+        limit_threads(threads)
     report = work(job_dir, until_done=until_done, lock_ttl=lock_ttl)
     state = "job finished" if report.finished else "units left for other workers or later runs"
     click.echo(f"did {report.units_done} unit(s); {state}")
