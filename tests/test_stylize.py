@@ -71,6 +71,19 @@ def test_optimize_reduces_the_loss_and_reports_every_iteration(method):
     assert not out.stopped_early
 
 
+def test_optimize_returns_the_best_iterate_not_an_overshoot():
+    # A fixed-step L-BFGS overshoots a steep narrow valley: the loss jumps now and then. The image
+    # handed back must be the evaluated iterate with the lowest loss, with that iterate's losses.
+    def objective(x):
+        return {"valley": 1e4 * (x[0] - 1.0) ** 2 + (x[1] + 2.0) ** 2}
+
+    x = torch.zeros(2, requires_grad=True)
+    out = optimize(x, objective, iterations=9, method="lbfgs", learning_rate=1.0)
+    assert max(out.history) > 10 * min(out.history)  # it did overshoot on the way
+    assert out.losses["total"] == min(out.history)
+    assert float(objective(x.detach())["valley"]) == pytest.approx(min(out.history), rel=1e-6)
+
+
 def test_relative_loss_stop_rule():
     stop = RelativeLossStop(tol=0.01, interval=10)
     assert not stop.should_stop(10, 100.0)  # first check only records
