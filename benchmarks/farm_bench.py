@@ -7,7 +7,8 @@ bundled clip, the ``preview`` preset, split into segments of ``--segment-length`
 in one run of this script:
 
 * job A is done by one ``videostyle work --until-done --threads 1`` process;
-* job B by ``--workers`` such processes started together on the same folder.
+* job B by ``--workers`` such processes started together on the same folder;
+* unless ``--no-baseline``, the same clip without segments by one worker, for reference.
 
 It prints both wall times and their ratio, checks that every unit was done exactly once (the
 folder's journal) and that both jobs give the same final frames, then measures the temporal
@@ -55,9 +56,9 @@ def check(proc: subprocess.Popen) -> None:
         raise SystemExit(f"{' '.join(map(str, proc.args))} failed:\n{err}")
 
 
-def plan_job(job: Path, args: argparse.Namespace) -> None:
+def plan_job(job: Path, args: argparse.Namespace, segment_length: int) -> None:
     check(videostyle("run", str(args.clip), "--style", str(args.style), "--preset", "preview",
-                     "--width", str(args.width), "--segment-length", str(args.segment_length),
+                     "--width", str(args.width), "--segment-length", str(segment_length),
                      "--flow", args.flow, "--job-dir", str(job), "-o", str(job.with_suffix(".mp4")),
                      "--plan-only", "-q"))
 
@@ -81,17 +82,17 @@ def final_frames(job: Path) -> list[np.ndarray]:
     return [images.load_image(p) for p in evaluate.frame_paths(JobDir(job).final_dir)]
 
 
-def join_and_inside_errors(job: Path, flow_method: str) -> tuple[list[int], list[float], list[float]]:
-    """Warping error of each pair (t-1, t): those touching an anchor (joins), and the rest."""
-    anchors = JobDir(job).read_manifest()["stylize"]["anchors"]
+def pair_errors(job: Path, flow_method: str) -> dict[int, float]:
+    """Warping error of each pair (t-1, t) of the job's final frames, keyed by t."""
     plain = Path(tempfile.mkdtemp()) / "final"  # outside the job: eval must not reuse its flows
     shutil.copytree(JobDir(job).final_dir, plain)
     report = evaluate.evaluate(plain, input=JobDir(job).frames_dir, flow_method=flow_method, distances=False)
-    join_frames = {a for a in anchors} | {a + 1 for a in anchors}
-    joins = [p.mean_abs for p in report.output_warping.pairs if p.frame in join_frames]
-    inside = [p.mean_abs for p in report.output_warping.pairs if p.frame not in join_frames]
     shutil.rmtree(plain.parent)
-    return anchors, joins, inside
+    return {p.frame: p.mean_abs for p in report.output_warping.pairs}
+
+
+def anchors_of(job: Path) -> list[int]:
+    return JobDir(job).read_manifest()["stylize"]["anchors"]
 
 
 def main() -> None:
@@ -104,14 +105,16 @@ def main() -> None:
     parser.add_argument("--flow", default="dis", help="flow method of the job")
     parser.add_argument("--eval-flow", default="deepflow", help="flow method of the measurement")
     parser.add_argument("--keep", type=Path, help="keep the job folders here")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the whole clip stylized without segments (one more 1-worker run)")
     args = parser.parse_args()
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="farm_bench_"))
     root.mkdir(parents=True, exist_ok=True)
-    one, many = root / "one.vs", root / "many.vs"
+    one, many, whole = root / "one.vs", root / "many.vs", root / "whole.vs"
     for job in (one, many):
         shutil.rmtree(job, ignore_errors=True)
-        plan_job(job, args)
+        plan_job(job, args, args.segment_length)
 
     t_one = time_workers(one, 1)
     t_many = time_workers(many, args.workers)
@@ -119,7 +122,11 @@ def main() -> None:
     n_many, twice_many = units_done_once(many)
     a, b = final_frames(one), final_frames(many)
     same = len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
-    anchors, joins, inside = join_and_inside_errors(many, args.eval_flow)
+    anchors = anchors_of(many)
+    errors = pair_errors(many, args.eval_flow)
+    join_frames = set(anchors) | {a + 1 for a in anchors}  # pairs (a-1, a) and (a, a+1)
+    joins = [e for t, e in errors.items() if t in join_frames]
+    inside = [e for t, e in errors.items() if t not in join_frames]
 
     print(f"clip {args.clip.name}, {len(a)} frames at width {args.width}, preset preview, "
           f"segment length {args.segment_length}, anchors {anchors}, {os.cpu_count()} cores")
@@ -133,6 +140,14 @@ def main() -> None:
           f"({len(joins)} pairs), inside segments {mean_inside:.2f} ({len(inside)} pairs), "
           f"ratio {mean_join / mean_inside:.2f} (target <= 1.2)")
     print("per join pair:", ", ".join(f"{e:.2f}" for e in joins))
+    if not args.no_baseline:
+        shutil.rmtree(whole, ignore_errors=True)
+        plan_job(whole, args, 0)
+        t_whole = time_workers(whole, 1)
+        base = pair_errors(whole, args.eval_flow)
+        print(f"without segments (1 worker, {t_whole:.1f} s): warping error {np.nanmean(list(base.values())):.2f} "
+              f"over all pairs; at the same pairs as the joins "
+              f"{np.nanmean([e for t, e in base.items() if t in join_frames]):.2f}")
     if not args.keep:
         shutil.rmtree(root)
 

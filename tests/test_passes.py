@@ -113,6 +113,20 @@ def test_segments_anchor_first_then_both_sides(recorder: RecordingStylizer, tiny
     assert len(final) == 5
 
 
+def test_frames_beside_an_anchor_are_held_to_it_in_every_pass(recorder: RecordingStylizer, tiny_clip: Path,
+                                                              tiny_style: Path, tmp_path: Path) -> None:
+    # 5 frames, anchor 3: segments 1-2 and 4-5. An anchor never changes, so frames 2 and 4 are held
+    # to it in forward and backward passes alike (besides their neighbour in the pass direction).
+    plan = prepare(_request(tiny_clip, tiny_style, tmp_path, passes=2, iterations=3, segment_length=2,
+                            temporal_from=1, scene_cuts="off"))
+    by_name = {u.name: u for u in plan.units}
+    assert "anchor/frame00003" in by_name["pass01/frame00002"].needs
+    assert "anchor/frame00003" in by_name["pass02/frame00004"].needs
+    run(plan.request)
+    # anchor; pass 1 forward: 1, 2, 4, 5; pass 2 backward: 2, 1, 5, 4
+    assert [c.n_temporal for c in recorder.calls] == [0, 0, 2, 1, 1, 1, 1, 0, 2]
+
+
 def test_plan_segments_and_pairs() -> None:
     segments, anchors = plan_segments(25, [8], 10)
     assert anchors == [18]

@@ -143,12 +143,20 @@ def _multipass_needs(ctx: PassContext, seg: Segment, p: int, i: int) -> tuple[st
         j = seg.neighbour(i, step)
         if j is None or ctx.flows is None:
             continue
-        in_direction = step == -_step(p)
+        in_direction = _settled(ctx, p, step, j)
         if in_direction and (p > 1 or _temporal_on(ctx, p)):
             needs.append(unit_name(p, j, ctx.anchors))
         elif not in_direction and p > 1 and ctx.settings.video.blend_weight_other > 0:
             needs.append(unit_name(p - 1, j, ctx.anchors))
     return tuple(dict.fromkeys(needs))
+
+
+def _settled(ctx: PassContext, p: int, step: int, j: int) -> bool:
+    """Whether neighbour j (at ``step`` from the frame) is final for this pass: it is behind us
+    in the pass direction, or it is an anchor. An anchor never changes, so the frames beside it
+    are held to it in every pass, not only in the passes running away from it; otherwise the
+    last pass would pull them towards their other neighbour alone and the join would show."""
+    return step == -_step(p) or j in ctx.anchors
 
 
 def _temporal_on(ctx: PassContext, p: int) -> bool:
@@ -167,7 +175,7 @@ def _multipass_init(ctx: PassContext, seg: Segment, p: int, i: int) -> np.ndarra
             continue
         # The neighbour behind us in the pass direction is already done in this pass; the one
         # ahead only in the previous pass.
-        in_direction = step == -_step(p)
+        in_direction = _settled(ctx, p, step, j)
         weight = v.blend_weight if in_direction else v.blend_weight_other
         if weight > 0:
             source_pass = p if in_direction else p - 1
@@ -178,10 +186,12 @@ def _multipass_init(ctx: PassContext, seg: Segment, p: int, i: int) -> np.ndarra
 def _multipass_work(ctx: PassContext, seg: Segment, p: int, i: int) -> Callable[[], UnitResult]:
     def work() -> UnitResult:
         temporal = []
-        j = seg.neighbour(i, -_step(p))
-        if j is not None and _temporal_on(ctx, p):
+        if _temporal_on(ctx, p):
             assert ctx.flows is not None
-            temporal.append(TemporalTarget(ctx.warped_result(p, j, i), ctx.flows.reliability(i, j)))
+            for step in (-_step(p), _step(p)):
+                j = seg.neighbour(i, step)
+                if j is not None and _settled(ctx, p, step, j):
+                    temporal.append(TemporalTarget(ctx.warped_result(p, j, i), ctx.flows.reliability(i, j)))
         return _stylize(ctx, i, ctx.settings.video.iterations, _multipass_init(ctx, seg, p, i), temporal, p)
 
     return work
