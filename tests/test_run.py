@@ -85,11 +85,13 @@ def test_singlepass_runs(tiny_clip: Path, tiny_style: Path, tmp_path: Path) -> N
     (["{clip}", "-o", "{tmp}/no/such/dir/out.mp4"], "does not exist"),
     (["{clip}", "--frames", "9-3"], "bad frame range"),
     (["{clip}", "--frames", "50-60"], "frame range starts at 50"),
+    (["{clip}", "--weights", "{tmp}/vgg19.pth"], "weights file not found"),
 ])
 def test_bad_inputs_give_one_line(args: list[str], message: str, tiny_clip: Path, tiny_style: Path,
                                   tmp_path: Path) -> None:
     notvideo = tmp_path / "notes.mp4"
     notvideo.write_text("hello")
+    checked_before_extraction = "{clip}" in args and "50-60" not in args
     args = [a.format(clip=tiny_clip, notvideo=notvideo, tmp=tmp_path) for a in args]
     # options after FAST win, so the bad value is the one that counts
     result = CliRunner().invoke(main, ["run", *FAST, "--style", str(tiny_style), "--job-dir",
@@ -98,6 +100,8 @@ def test_bad_inputs_give_one_line(args: list[str], message: str, tiny_clip: Path
     assert message in result.output
     assert "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) <= 1 or "Usage" in result.output
+    if checked_before_extraction:  # no frame was extracted before the bad option was found
+        assert not list((tmp_path / "job").glob("frames/*.png"))
 
 
 def test_bad_style_images(tiny_clip: Path, tmp_path: Path) -> None:

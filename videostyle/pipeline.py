@@ -37,6 +37,7 @@ from videostyle.passes import PassContext, last_pass, needs_flow, stylize_units
 from videostyle.scheduler import Progress, Unit, execute
 from videostyle.shots import detect_cuts, flow_pairs, plan_segments
 from videostyle.stylize import Stylizer
+from videostyle.vgg import weights_file
 from videostyle.video_io import (VideoInfo, assemble_video, extract_frames, frame_name, is_image_sequence,
                                  output_size, probe_sequence, probe_video)
 
@@ -152,6 +153,7 @@ def prepare(request: RunRequest, emit: EventCallback | None = None) -> JobPlan:
     if not request.styles:
         raise UserError("at least one --style image is needed")
     style_images = [load_image(path) for path in request.styles]  # fail before any long work
+    weights_file(settings.style.weights)
     if settings.flow.method not in flow.available_methods() and request.flow_files is None:
         raise UserError(f"unknown flow method {settings.flow.method!r}; "
                         f"choose one of: {', '.join(flow.available_methods())}")

