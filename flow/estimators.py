@@ -27,6 +27,7 @@ per worker amortises set-up; instances share no state. OpenCV's threading is lef
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -48,7 +49,7 @@ class FlowEstimator(Protocol):
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray: ...
 
 
-class _OpenCVEstimator:
+class _OpenCVEstimator(ABC):
     """Shared frame preparation; subclasses build the OpenCV object and run it on grey uint8."""
 
     name = ""
@@ -70,8 +71,9 @@ class _OpenCVEstimator:
         # Defensive: a NaN from a degenerate solve must not reach the consistency check.
         return np.nan_to_num(flw, nan=0.0, posinf=0.0, neginf=0.0)
 
+    @abstractmethod
     def _create(self) -> Any:
-        raise NotImplementedError
+        """The OpenCV engine; made on first use (and so after a worker process has started)."""
 
     def _compute(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return self._engine.calc(a, b, None)

@@ -53,6 +53,8 @@ the network ran in bfloat16/float16, with autocast disabled around them.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 import torch.nn.functional as nnf
 from torch import nn
@@ -140,7 +142,7 @@ class _NormalizeGradient(torch.autograd.Function):
         return grad / (norm + 1e-8) * ctx.weight, None
 
 
-class LossTerm(nn.Module):
+class LossTerm(nn.Module, ABC):
     """One weighted term of the objective, reading one named input.
 
     ``source`` is the VGG layer it reads (``relu4_2`` ...) or ``"pixels"`` for the image; ``kind``
@@ -160,9 +162,9 @@ class LossTerm(nn.Module):
             x = _NormalizeGradient.apply(x, self.weight)
         return self.weight * self.value(x)
 
+    @abstractmethod
     def value(self, x: torch.Tensor) -> torch.Tensor:
         """The unweighted term."""
-        raise NotImplementedError
 
 
 class TargetLoss(LossTerm):
