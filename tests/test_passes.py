@@ -13,7 +13,7 @@ import videostyle.pipeline as pipeline
 from conftest import make_clip
 from videostyle.config import resolve_settings
 from videostyle.pipeline import RunRequest, prepare, run
-from videostyle.shots import detect_cuts, plan_segments, flow_pairs
+from videostyle.shots import detect_cuts, flow_pairs, plan_segments, previous_anchors
 from videostyle.stylize import StylizeResult
 
 
@@ -127,6 +127,43 @@ def test_frames_beside_an_anchor_are_held_to_it_in_every_pass(recorder: Recordin
     assert [c.n_temporal for c in recorder.calls] == [0, 0, 2, 1, 1, 1, 1, 0, 2]
 
 
+def test_anchors_are_chained_along_a_shot(recorder: RecordingStylizer, tiny_style: Path, tmp_path: Path) -> None:
+    # 8 frames, segment length 2: anchors 3 and 6, segments 1-2, 4-5, 7-8. Anchor 6 starts from
+    # anchor 3 warped and is held to it, so the two textures agree and frames 4-5 need not morph
+    # one into the other.
+    clip = make_clip(tmp_path / "eight.mp4", seconds=0.8, audio=False)
+    plan = prepare(_request(clip, tiny_style, tmp_path, passes=2, iterations=3, segment_length=2,
+                            scene_cuts="off"))
+    assert plan.ctx.anchors == (3, 6)
+    by_name = {u.name: u for u in plan.units}
+    assert "flow/3-6" in by_name
+    assert by_name["anchor/frame00003"].needs == ()
+    assert set(by_name["anchor/frame00006"].needs) == {"anchor/frame00003", "flow/3-6"}
+    run(plan.request)
+    first, second = recorder.calls[:2]
+    assert (first.init, first.n_temporal) == ("random", 0)
+    assert (second.init, second.n_temporal) == ("array", 1)
+
+
+@pytest.mark.parametrize("algorithm", ["multipass", "singlepass"])
+def test_every_unit_needs_the_flows_it_reads(recorder: RecordingStylizer, tiny_clip: Path, tiny_style: Path,
+                                             tmp_path: Path, algorithm: str) -> None:
+    # Ray and farm workers start a unit as soon as its needs are done: a frame that warps a
+    # neighbour in must wait for that pair's flow, not only for the neighbour.
+    plan = prepare(_request(tiny_clip, tiny_style, tmp_path, algorithm=algorithm, passes=3, iterations=2,
+                            temporal_from=2, segment_length=2, scene_cuts="off"))
+    position = {u.name: k for k, u in enumerate(plan.units)}
+    for unit in plan.units:
+        assert all(position[n] < position[unit.name] for n in unit.needs), unit.name
+    by_name = {u.name: u for u in plan.units}
+    if algorithm == "multipass":
+        assert {"pass02/frame00005", "flow/4-5"} <= set(by_name["pass02/frame00004"].needs)
+        assert {"anchor/frame00003", "flow/2-3"} <= set(by_name["pass02/frame00002"].needs)
+    else:
+        assert {"pass01/frame00001", "flow/1-2"} <= set(by_name["pass01/frame00002"].needs)
+        assert "flow/3-4" in by_name["pass01/frame00004"].needs
+
+
 def test_plan_segments_and_pairs() -> None:
     segments, anchors = plan_segments(25, [8], 10)
     assert anchors == [18]
@@ -134,6 +171,14 @@ def test_plan_segments_and_pairs() -> None:
         (1, 7, None, None), (8, 17, None, 18), (19, 25, 18, None)]
     pairs = flow_pairs(segments, [1, 2])
     assert (7, 8) not in pairs and (6, 8) not in pairs and (17, 18) in pairs and (16, 18) in pairs
+
+
+def test_anchor_chain_stops_at_cuts() -> None:
+    segments, anchors = plan_segments(30, [15], 5)
+    assert anchors == [6, 12, 20, 26]
+    assert previous_anchors(segments) == {12: 6, 26: 20}  # nothing links 20 to 12 across the cut
+    pairs = flow_pairs(segments)
+    assert (6, 12) in pairs and (20, 26) in pairs and (12, 20) not in pairs
 
 
 def test_detect_cuts_on_static_and_changed_frames() -> None:

@@ -25,6 +25,11 @@ def flow_name(t: int, s: int) -> str:
     return f"{'forward' if s > t else 'backward'}_{t}_{s}.flo"
 
 
+def flow_unit_name(a: int, b: int) -> str:
+    """Name of the unit that makes the flows and masks between frames a and b, either way round."""
+    return f"flow/{min(a, b)}-{max(a, b)}"
+
+
 def reliable_name(t: int, s: int) -> str:
     return f"reliable_{t}_{s}.pgm"
 
@@ -59,7 +64,7 @@ FrameLoader = Callable[[int], np.ndarray]
 def flow_units(store: FlowStore, pairs: list[tuple[int, int]], load_frame: FrameLoader,
                method: str, external: Path | None = None) -> list[Unit]:
     """One unit per pair (a, b), a < b: both flows and both reliability masks."""
-    return [Unit(name=f"flow/{a}-{b}", stage="flow", outputs=store.pair_outputs(a, b), needs=(),
+    return [Unit(name=flow_unit_name(a, b), stage="flow", outputs=store.pair_outputs(a, b), needs=(),
                  work=_pair_work(store, a, b, load_frame, method, external),
                  label=f"flow {a}<->{b}")
             for a, b in pairs]

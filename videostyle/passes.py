@@ -6,6 +6,7 @@ carried in memory from one unit to the next.
 
 Frames are stylized per segment (see ``videostyle.shots``): no warp, blend or temporal loss
 reaches outside a segment except to its anchor frames, which are stylized first and then fixed.
+A unit lists the units it reads from, flows included, so any engine may run it once they are done.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from videostyle.config import Settings
-from videostyle.flowstage import FlowStore
+from videostyle.flowstage import FlowStore, flow_unit_name
 from videostyle.images import load_image, save_image
 from videostyle.scheduler import Unit, UnitResult
-from videostyle.shots import Segment
+from videostyle.shots import Segment, previous_anchors
 from videostyle.stylize import Stylizer, TemporalTarget
 from videostyle.temporal import blend, combine_long_term, warp_with_fill
 from videostyle.video_io import frame_name
@@ -104,13 +105,32 @@ def _stylize(ctx: PassContext, i: int, iterations: int, init: np.ndarray | str,
 
 
 def anchor_units(ctx: PassContext) -> list[Unit]:
-    """Anchor frames are stylized alone, with the iterations a frame gets over a whole run."""
+    """Anchor frames get the iterations a frame gets over a whole run. The first anchor of a shot
+    starts like any first frame; each later one starts from the anchor before it, warped, and is
+    held to it by the temporal loss (see ``shots.previous_anchors``)."""
     v = ctx.settings.video
     iterations = v.iterations * v.passes if v.algorithm == "multipass" else v.iterations_first
-    return [Unit(name=unit_name(1, i, ctx.anchors), stage="stylize", outputs=(ctx.result_path(1, i),),
-                 needs=(), work=lambda i=i: _stylize(ctx, i, iterations, v.init, [], 1),
-                 label=f"anchor frame {i}/{ctx.n_frames}")
-            for i in ctx.anchors]
+    chain = previous_anchors(ctx.segments) if ctx.flows is not None else {}
+    units = []
+    for i in ctx.anchors:
+        before = chain.get(i)
+        needs = () if before is None else (unit_name(1, before, ctx.anchors), flow_unit_name(before, i))
+        units.append(Unit(name=unit_name(1, i, ctx.anchors), stage="stylize", outputs=(ctx.result_path(1, i),),
+                          needs=needs, work=_anchor_work(ctx, i, before, iterations),
+                          label=f"anchor frame {i}/{ctx.n_frames}"))
+    return units
+
+
+def _anchor_work(ctx: PassContext, i: int, before: int | None, iterations: int) -> Callable[[], UnitResult]:
+    def work() -> UnitResult:
+        if before is None:
+            return _stylize(ctx, i, iterations, ctx.settings.video.init, [], 1)
+        assert ctx.flows is not None
+        warped = ctx.warped_result(1, before, i)
+        target = TemporalTarget(warped, ctx.flows.reliability(i, before))
+        return _stylize(ctx, i, iterations, warped, [target], 1)
+
+    return work
 
 
 # ---------------------------------------------------------------- multi-pass
@@ -145,9 +165,9 @@ def _multipass_needs(ctx: PassContext, seg: Segment, p: int, i: int) -> tuple[st
             continue
         in_direction = _settled(ctx, p, step, j)
         if in_direction and (p > 1 or _temporal_on(ctx, p)):
-            needs.append(unit_name(p, j, ctx.anchors))
+            needs += [unit_name(p, j, ctx.anchors), flow_unit_name(i, j)]
         elif not in_direction and p > 1 and ctx.settings.video.blend_weight_other > 0:
-            needs.append(unit_name(p - 1, j, ctx.anchors))
+            needs += [unit_name(p - 1, j, ctx.anchors), flow_unit_name(i, j)]
     return tuple(dict.fromkeys(needs))
 
 
@@ -210,9 +230,11 @@ def singlepass_units(ctx: PassContext, seg: Segment) -> list[Unit]:
             earlier.append(i - 1)
         if i == seg.last and seg.anchor_after is not None:
             earlier.append(seg.anchor_after)
-        needs = tuple(dict.fromkeys(unit_name(1, k, ctx.anchors) for k in earlier))
+        needs = [unit_name(1, k, ctx.anchors) for k in earlier]
+        if ctx.flows is not None:
+            needs += [flow_unit_name(i, k) for k in earlier]
         units.append(Unit(name=unit_name(1, i), stage="stylize", outputs=(ctx.result_path(1, i),),
-                          needs=needs, work=_singlepass_work(ctx, seg, i),
+                          needs=tuple(dict.fromkeys(needs)), work=_singlepass_work(ctx, seg, i),
                           label=f"frame {i}/{ctx.n_frames}"))
     return units
 

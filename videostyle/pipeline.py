@@ -172,8 +172,9 @@ def prepare(request: RunRequest, emit: EventCallback | None = None) -> JobPlan:
 
     flows, units = None, []
     if needs_flow(settings, n_frames):
-        offsets = settings.flow.long_term if settings.video.algorithm == "singlepass" else (1,)
-        flows, units = plan_flow(job, request, frames_key, flow_pairs(segments, sorted(set(offsets))))
+        # Single-pass always warps the previous frame in, whatever offsets its temporal loss uses.
+        offsets = {1} | set(settings.flow.long_term if settings.video.algorithm == "singlepass" else ())
+        flows, units = plan_flow(job, request, frames_key, flow_pairs(segments, sorted(offsets)))
 
     style_key = settings_hash(__version__, frames_key, flows.root.name if flows else None,
                               settings.style, _look_settings(settings), cuts,

@@ -124,11 +124,23 @@ def plan_segments(n_frames: int, cuts: Sequence[int], length: int) -> tuple[list
     return segments, anchors
 
 
+def previous_anchors(segments: Sequence[Segment]) -> dict[int, int]:
+    """Each anchor that has an earlier anchor in its shot, mapped to that anchor.
+
+    Anchors are stylized in a chain, each held to the one before it: two anchors stylized
+    independently are two unrelated textures, and the segment between them would have to turn
+    one into the other, which shows as flicker next to the anchor where the two meet.
+    """
+    return {seg.anchor_after: seg.anchor_before for seg in segments
+            if seg.anchor_before is not None and seg.anchor_after is not None}
+
+
 def flow_pairs(segments: Sequence[Segment], offsets: Sequence[int] = (1,)) -> list[tuple[int, int]]:
     """Frame pairs (a, a+j), j in ``offsets``, that need flow: both frames in one segment or its
-    anchors. Nothing pairs across a cut."""
+    anchors, and each anchor with the one before it. Nothing pairs across a cut."""
     pairs = set()
     for seg in segments:
         members = set(seg.frames()) | {a for a in (seg.anchor_before, seg.anchor_after) if a is not None}
         pairs.update((a, a + j) for a in members for j in offsets if a + j in members)
+    pairs.update((before, anchor) for anchor, before in previous_anchors(segments).items())
     return sorted(pairs)
