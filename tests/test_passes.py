@@ -13,7 +13,8 @@ import videostyle.pipeline as pipeline
 from conftest import make_clip
 from videostyle.config import resolve_settings
 from videostyle.pipeline import RunRequest, prepare, run
-from videostyle.shots import detect_cuts, flow_pairs, plan_segments, previous_anchors
+from videostyle.passes import pass_order
+from videostyle.shots import Segment, detect_cuts, flow_pairs, plan_segments, previous_anchors
 from videostyle.stylize import StylizeResult
 
 
@@ -123,8 +124,8 @@ def test_frames_beside_an_anchor_are_held_to_it_in_every_pass(recorder: Recordin
     assert "anchor/frame00003" in by_name["pass01/frame00002"].needs
     assert "anchor/frame00003" in by_name["pass02/frame00004"].needs
     run(plan.request)
-    # anchor; pass 1 forward: 1, 2, 4, 5; pass 2 backward: 2, 1, 5, 4
-    assert [c.n_temporal for c in recorder.calls] == [0, 0, 2, 1, 1, 1, 1, 0, 2]
+    # The last pass runs away from the anchor: anchor; pass 1: 1, 2 then 5, 4; pass 2: 2, 1 then 4, 5
+    assert [c.n_temporal for c in recorder.calls] == [0, 0, 2, 0, 2, 1, 1, 1, 1]
 
 
 def test_anchors_are_chained_along_a_shot(recorder: RecordingStylizer, tiny_style: Path, tmp_path: Path) -> None:
@@ -162,6 +163,17 @@ def test_every_unit_needs_the_flows_it_reads(recorder: RecordingStylizer, tiny_c
     else:
         assert {"pass01/frame00001", "flow/1-2"} <= set(by_name["pass01/frame00002"].needs)
         assert "flow/3-4" in by_name["pass01/frame00004"].needs
+
+
+def test_last_pass_runs_away_from_anchors() -> None:
+    free, after, before, both = Segment(1, 4), Segment(1, 4, None, 5), Segment(6, 9, 5, None), Segment(6, 11, 5, 12)
+    assert [pass_order(free, p, 3) for p in (1, 2, 3)] == [[1, 2, 3, 4], [4, 3, 2, 1], [1, 2, 3, 4]]
+    # still alternating, shifted so that the last pass leaves the anchor behind
+    assert [pass_order(after, p, 3) for p in (1, 2, 3)] == [[4, 3, 2, 1], [1, 2, 3, 4], [4, 3, 2, 1]]
+    assert [pass_order(before, p, 4) for p in (3, 4)] == [[9, 8, 7, 6], [6, 7, 8, 9]]
+    # between two anchors the last pass runs in from both ends
+    assert pass_order(both, 4, 4) == [6, 7, 8, 11, 10, 9]
+    assert pass_order(both, 3, 4) == [6, 7, 8, 9, 10, 11]
 
 
 def test_plan_segments_and_pairs() -> None:

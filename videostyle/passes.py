@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -137,33 +137,58 @@ def _anchor_work(ctx: PassContext, i: int, before: int | None, iterations: int) 
 
 
 def multipass_units(ctx: PassContext) -> list[Unit]:
-    """Passes alternate direction (odd passes forward); each frame after pass 1 starts from its
+    """Passes alternate direction (see ``pass_order``); each frame after pass 1 starts from its
     last result blended with its warped neighbours, and from pass ``temporal_from`` on it is held
-    to the neighbour just stylized in this pass by the temporal loss."""
+    to the neighbours already stylized in this pass (and to anchors) by the temporal loss."""
     v = ctx.settings.video
     units = []
     for p in range(1, v.passes + 1):
         for seg in ctx.segments:
-            order = seg.frames() if p % 2 == 1 else reversed(seg.frames())
+            order = pass_order(seg, p, v.passes)
+            rank = {frame: k for k, frame in enumerate(order)}
             for i in order:
                 units.append(Unit(name=unit_name(p, i), stage="stylize", outputs=(ctx.result_path(p, i),),
-                                  needs=_multipass_needs(ctx, seg, p, i), work=_multipass_work(ctx, seg, p, i),
+                                  needs=_multipass_needs(ctx, seg, rank, p, i),
+                                  work=_multipass_work(ctx, seg, rank, p, i),
                                   label=f"pass {p}/{v.passes} frame {i}/{ctx.n_frames}"))
     return units
 
 
-def _step(p: int) -> int:
-    """The pass direction: +1 for forward (odd passes), -1 for backward."""
-    return 1 if p % 2 == 1 else -1
+def pass_order(seg: Segment, p: int, passes: int) -> list[int]:
+    """The frames of a segment in the order pass p visits them.
+
+    Passes alternate direction, odd ones forward, as in the paper. A segment fixed to an anchor on
+    one side is shifted so that its last pass runs away from the anchor: a pass carries what it
+    starts from along, and where it ended against a fixed anchor their difference piled up on the
+    frame next to it, which then flickered against both its neighbours. Between two anchors the
+    last pass runs in from both ends and meets in the middle.
+    """
+    frames = list(seg.frames())
+    has_before, has_after = seg.anchor_before is not None, seg.anchor_after is not None
+    if has_before and has_after and p == passes:
+        middle = (len(frames) + 1) // 2
+        return frames[:middle] + frames[middle:][::-1]
+    forward = p % 2 == 1
+    if has_before != has_after:
+        last_forward = has_before
+        forward = last_forward == ((passes - p) % 2 == 0)
+    return frames if forward else frames[::-1]
 
 
-def _multipass_needs(ctx: PassContext, seg: Segment, p: int, i: int) -> tuple[str, ...]:
+def _settled(ctx: PassContext, rank: Mapping[int, int], i: int, j: int) -> bool:
+    """Whether neighbour j is final for this pass when frame i is stylized: it came earlier in the
+    pass, or it is an anchor (which never changes, so the frames beside it are held to it in every
+    pass, not only in the passes running away from it)."""
+    return j in ctx.anchors or rank.get(j, len(rank)) < rank[i]
+
+
+def _multipass_needs(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int, i: int) -> tuple[str, ...]:
     needs = [unit_name(p - 1, i)] if p > 1 else []
     for step in (-1, 1):
         j = seg.neighbour(i, step)
         if j is None or ctx.flows is None:
             continue
-        in_direction = _settled(ctx, p, step, j)
+        in_direction = _settled(ctx, rank, i, j)
         if in_direction and (p > 1 or _temporal_on(ctx, p)):
             needs += [unit_name(p, j, ctx.anchors), flow_unit_name(i, j)]
         elif not in_direction and p > 1 and ctx.settings.video.blend_weight_other > 0:
@@ -171,20 +196,12 @@ def _multipass_needs(ctx: PassContext, seg: Segment, p: int, i: int) -> tuple[st
     return tuple(dict.fromkeys(needs))
 
 
-def _settled(ctx: PassContext, p: int, step: int, j: int) -> bool:
-    """Whether neighbour j (at ``step`` from the frame) is final for this pass: it is behind us
-    in the pass direction, or it is an anchor. An anchor never changes, so the frames beside it
-    are held to it in every pass, not only in the passes running away from it; otherwise the
-    last pass would pull them towards their other neighbour alone and the join would show."""
-    return step == -_step(p) or j in ctx.anchors
-
-
 def _temporal_on(ctx: PassContext, p: int) -> bool:
     v = ctx.settings.video
     return v.temporal_weight > 0 and p >= v.temporal_from and ctx.flows is not None
 
 
-def _multipass_init(ctx: PassContext, seg: Segment, p: int, i: int) -> np.ndarray | str:
+def _multipass_init(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int, i: int) -> np.ndarray | str:
     v = ctx.settings.video
     if p == 1 or ctx.flows is None:
         return v.init if p == 1 else ctx.result(p - 1, i)
@@ -193,9 +210,8 @@ def _multipass_init(ctx: PassContext, seg: Segment, p: int, i: int) -> np.ndarra
         j = seg.neighbour(i, step)
         if j is None:
             continue
-        # The neighbour behind us in the pass direction is already done in this pass; the one
-        # ahead only in the previous pass.
-        in_direction = _settled(ctx, p, step, j)
+        # A settled neighbour is done in this pass; the others only in the previous one.
+        in_direction = _settled(ctx, rank, i, j)
         weight = v.blend_weight if in_direction else v.blend_weight_other
         if weight > 0:
             source_pass = p if in_direction else p - 1
@@ -203,16 +219,17 @@ def _multipass_init(ctx: PassContext, seg: Segment, p: int, i: int) -> np.ndarra
     return blend(ctx.result(p - 1, i), neighbours)
 
 
-def _multipass_work(ctx: PassContext, seg: Segment, p: int, i: int) -> Callable[[], UnitResult]:
+def _multipass_work(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int,
+                    i: int) -> Callable[[], UnitResult]:
     def work() -> UnitResult:
         temporal = []
         if _temporal_on(ctx, p):
             assert ctx.flows is not None
-            for step in (-_step(p), _step(p)):
+            for step in (-1, 1):
                 j = seg.neighbour(i, step)
-                if j is not None and _settled(ctx, p, step, j):
+                if j is not None and _settled(ctx, rank, i, j):
                     temporal.append(TemporalTarget(ctx.warped_result(p, j, i), ctx.flows.reliability(i, j)))
-        return _stylize(ctx, i, ctx.settings.video.iterations, _multipass_init(ctx, seg, p, i), temporal, p)
+        return _stylize(ctx, i, ctx.settings.video.iterations, _multipass_init(ctx, seg, rank, p, i), temporal, p)
 
     return work
 
