@@ -78,6 +78,17 @@ def units_done_once(job: Path) -> tuple[int, list[str]]:
     return len(counts), sorted(name for name, k in counts.items() if k > 1)
 
 
+def idle_seconds(job: Path, workers: int, wall: float) -> tuple[float, float]:
+    """Worker-seconds spent on no unit (waiting for inputs, or done while another still works),
+    and how long before the end the first worker ran out of work (from the journal)."""
+    entries = read_journal(job)
+    last_finish: dict[int, float] = {}
+    for entry in entries:
+        last_finish[entry["pid"]] = max(last_finish.get(entry["pid"], 0.0), entry["time"])
+    busy = sum(entry["seconds"] for entry in entries)
+    return workers * wall - busy, max(last_finish.values()) - min(last_finish.values())
+
+
 def final_frames(job: Path) -> list[np.ndarray]:
     return [images.load_image(p) for p in evaluate.frame_paths(JobDir(job).final_dir)]
 
@@ -134,6 +145,9 @@ def main() -> None:
     print(f"{1:>8} {t_one:8.1f} {n_one:6d} {len(twice_one):10d}")
     print(f"{args.workers:>8} {t_many:8.1f} {n_many:6d} {len(twice_many):10d}")
     print(f"wall time ratio {args.workers} workers / 1 worker: {t_many / t_one:.2f} (target <= 0.6)")
+    idle, tail = idle_seconds(many, args.workers, t_many)
+    print(f"{args.workers} workers: {idle:.1f} worker-s idle ({idle / (args.workers * t_many):.0%}), "
+          f"the first ran out of work {tail:.1f} s before the last")
     print(f"same final frames from 1 and {args.workers} workers: {same}")
     mean_join, mean_inside = float(np.nanmean(joins)), float(np.nanmean(inside))
     print(f"warping error (0..255, {args.eval_flow} flow of the input): joins {mean_join:.2f} "

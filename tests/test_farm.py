@@ -93,3 +93,14 @@ def test_ray_engine_matches_local(tiny_clip: Path, tiny_style: Path, tmp_path: P
     assert journal and max(journal.values()) == 1
     for x, y in zip(final_frames(tmp_path / "ray"), final_frames(tmp_path / "local"), strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_ray_client_address_without_the_client_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    ray = pytest.importorskip("ray")
+    from videostyle.errors import UserError
+    from videostyle.ray_engine import connect
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setitem(sys.modules, "grpc", None)  # as after a plain `pip install ray`
+    with pytest.raises(UserError, match=r"videostyle\[ray\]"):
+        connect("ray://head:10001", None)

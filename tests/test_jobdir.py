@@ -3,7 +3,7 @@ import time
 from pathlib import Path
 
 from videostyle.jobdir import JobDir, read_json, try_lock, write_json
-from videostyle.scheduler import Unit, UnitResult, execute
+from videostyle.scheduler import Unit, UnitResult, by_critical_path, execute
 
 
 def test_manifest_round_trip_and_corrupt_reads_empty(tmp_path: Path) -> None:
@@ -58,3 +58,14 @@ def test_execute_skips_done_units_and_reports_each(tmp_path: Path) -> None:
     calls.clear()
     execute(units, tmp_path / "locks", lambda p: p.is_file())
     assert calls == []
+
+
+def test_units_with_the_longest_chain_behind_them_come_first(tmp_path: Path) -> None:
+    def unit(name: str, *needs: str) -> Unit:
+        return Unit(name, "stylize", (tmp_path / name,), needs, lambda: None)
+
+    plan = [unit("a"), unit("b1"), unit("c", "a"), unit("b2", "b1"), unit("b3", "b2")]
+    # b1 has b2 and b3 waiting on it, a only c; equal chains keep plan order (a before b2)
+    assert [u.name for u in by_critical_path(plan)] == ["b1", "a", "b2", "c", "b3"]
+    order = {u.name: k for k, u in enumerate(by_critical_path(plan))}
+    assert all(order[need] < order[u.name] for u in plan for need in u.needs)  # still runnable in this order

@@ -92,6 +92,7 @@ def test_bad_inputs_give_one_line(args: list[str], message: str, tiny_clip: Path
     notvideo = tmp_path / "notes.mp4"
     notvideo.write_text("hello")
     checked_before_extraction = "{clip}" in args and "50-60" not in args
+    input_is_bad = "{clip}" not in args
     args = [a.format(clip=tiny_clip, notvideo=notvideo, tmp=tmp_path) for a in args]
     # options after FAST win, so the bad value is the one that counts
     result = CliRunner().invoke(main, ["run", *FAST, "--style", str(tiny_style), "--job-dir",
@@ -102,6 +103,8 @@ def test_bad_inputs_give_one_line(args: list[str], message: str, tiny_clip: Path
     assert len(result.output.strip().splitlines()) <= 1 or "Usage" in result.output
     if checked_before_extraction:  # no frame was extracted before the bad option was found
         assert not list((tmp_path / "job").glob("frames/*.png"))
+    if input_is_bad:  # found before the job folder is made
+        assert not (tmp_path / "job").exists()
 
 
 def test_bad_style_images(tiny_clip: Path, tmp_path: Path) -> None:

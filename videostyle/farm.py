@@ -19,7 +19,7 @@ from typing import Callable
 
 from videostyle.jobdir import JobDir, Lock, try_lock
 from videostyle.pipeline import JobPlan, finish, load_request, output_is_valid, prepare
-from videostyle.scheduler import Progress, Unit, UnitResult, is_done
+from videostyle.scheduler import Progress, Unit, UnitResult, by_critical_path, is_done
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +82,17 @@ def read_journal(job_dir: Path) -> list[dict]:
     return entries
 
 
-def claim_next(plan: JobPlan, lock_ttl: float) -> tuple[Unit, Lock] | None:
-    """Lock the first unit (in plan order) that is not done and whose inputs are all done."""
-    done: set[str] = set()
-    for unit in plan.units:
-        if is_done(unit, output_is_valid):
-            done.add(unit.name)
-            continue
-        if not all(n in done for n in unit.needs):
+def claim_next(plan: JobPlan, lock_ttl: float, done: set[str] | None = None) -> tuple[Unit, Lock] | None:
+    """Lock a unit that is not done and whose inputs are all done: the one with the longest chain
+    of work waiting on it.
+
+    ``done`` holds the units this worker has already seen done and is brought up to date; a
+    worker that keeps it between claims reads each finished file back once, not once per claim.
+    """
+    done = set() if done is None else done
+    done.update(unit.name for unit in plan.units if unit.name not in done and is_done(unit, output_is_valid))
+    for unit in by_critical_path(plan.units):
+        if unit.name in done or not all(n in done for n in unit.needs):
             continue
         lock = try_lock(plan.job.locks_dir, unit.name, lock_ttl)
         if lock is None:
@@ -117,8 +120,9 @@ def work(job_dir: Path, *, until_done: bool = False, lock_ttl: float = 600.0, po
     """
     plan = prepare(load_request(job_dir))
     report = WorkReport()
+    done: set[str] = set()
     while True:
-        claimed = claim_next(plan, lock_ttl)
+        claimed = claim_next(plan, lock_ttl, done)
         if claimed is not None:
             _do(plan, *claimed, report=report, on_progress=on_progress)
             if not until_done:

@@ -158,13 +158,13 @@ def prepare(request: RunRequest, emit: EventCallback | None = None) -> JobPlan:
         raise UserError(f"unknown flow method {settings.flow.method!r}; "
                         f"choose one of: {', '.join(flow.available_methods())}")
     job_path, output = default_paths(request)
+    info = probe_input(request)  # a missing or unreadable input leaves no job folder behind
     job = JobDir(job_path)
     job.create()
-    if request.make_video:
+    if request.make_video:  # after the job folder exists: the output may go in it
         check_output_writable(output)
     job.update_manifest(request=request_to_json(request))
 
-    info = probe_input(request)
     n_frames, frames_key = prepare_frames(job, request, info, emit)
     height, width = load_image(job.frames_dir / frame_name(1)).shape[:2]
     cuts = find_cuts(job, request, frames_key, n_frames)

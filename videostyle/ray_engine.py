@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from videostyle.errors import UserError
 from videostyle.pipeline import JobPlan, load_request, output_is_valid, prepare
-from videostyle.scheduler import Progress, UnitResult, is_done
+from videostyle.scheduler import Progress, UnitResult, by_critical_path, is_done
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,14 @@ def _import_ray() -> Any:
     except ImportError:
         raise UserError("--engine ray needs Ray: pip install 'videostyle[ray]'") from None
     return ray
+
+
+def _require_ray_client() -> None:
+    # Plain `pip install ray` leaves out the client; Ray's own message names a package, not our extra.
+    try:
+        import grpc  # noqa: F401
+    except ImportError:
+        raise UserError("a ray:// address needs the Ray client: pip install 'videostyle[ray]'") from None
 
 
 @cache
@@ -67,12 +75,13 @@ def connect(address: str | None, num_cpus: int | None) -> Any:
     ray = _import_ray()
     if ray.is_initialized():
         return ray
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if address and address.startswith("ray://"):
+        _require_ray_client()
     try:
         if address:
-            ray.init(address=address, **kwargs)
+            ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=num_cpus, **kwargs)
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise UserError(f"cannot start or join Ray ({address or 'local'}): {exc}") from None
     return ray
@@ -87,7 +96,7 @@ def run_units_on_ray(plan: JobPlan, *, address: str | None = None, num_cpus: int
     job_dir = str(plan.job.root)
     refs: dict[str, Any] = {}
     units = {u.name: u for u in plan.units}
-    for unit in plan.units:
+    for unit in by_critical_path(plan.units):  # of tasks ready together, the longest chains go in first
         if is_done(unit, output_is_valid):
             continue
         deps = [refs[n] for n in unit.needs if n in refs]

@@ -57,6 +57,24 @@ def is_done(unit: Unit, check: OutputCheck) -> bool:
     return all(check(path) for path in unit.outputs)
 
 
+def by_critical_path(units: Sequence[Unit]) -> list[Unit]:
+    """``units`` with the longest chain of work waiting on them first; ties keep plan order.
+
+    For workers that pick any ready unit: plan order starts the units that finish early and
+    leaves a long dependent chain (a segment's last pass, one frame after another) to one worker
+    at the end while the others sit idle. ``units`` must be in plan order (needs before users);
+    so is the result, since a unit's chain is always longer than the chain of any unit needing it.
+    """
+    users: dict[str, list[str]] = {}
+    for unit in units:
+        for need in unit.needs:
+            users.setdefault(need, []).append(unit.name)
+    chain: dict[str, int] = {}
+    for unit in reversed(units):
+        chain[unit.name] = 1 + max((chain[user] for user in users.get(unit.name, ())), default=0)
+    return sorted(units, key=lambda unit: -chain[unit.name])
+
+
 def execute(units: Sequence[Unit], locks_dir: Path, check: OutputCheck,
             on_progress: ProgressCallback | None = None, lock_ttl: float = 600.0,
             poll_seconds: float = 2.0) -> None:
