@@ -101,6 +101,23 @@ def test_ray_client_address_without_the_client_names_the_extra(monkeypatch: pyte
     from videostyle.ray_engine import connect
 
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     monkeypatch.setitem(sys.modules, "grpc", None)  # as after a plain `pip install ray`
     with pytest.raises(UserError, match=r"videostyle\[ray\]"):
         connect("ray://head:10001", None)
+
+
+def test_ray_client_uses_the_token_ray_init_would_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from videostyle.ray_engine import _use_token_auth_when_a_token_exists
+
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "auth_token"))
+    _use_token_auth_when_a_token_exists()
+    assert "RAY_AUTH_MODE" not in os.environ  # no token: leave the cluster's default alone
+    (tmp_path / "auth_token").write_text("secret")
+    _use_token_auth_when_a_token_exists()
+    assert os.environ["RAY_AUTH_MODE"] == "token"
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    _use_token_auth_when_a_token_exists()
+    assert os.environ["RAY_AUTH_MODE"] == "disabled"  # an explicit choice wins

@@ -10,6 +10,7 @@ re-run (with any engine) finishes the job.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from functools import cache
 from pathlib import Path
@@ -72,19 +73,36 @@ def _run_unit(job_dir: str, name: str, lock_ttl: float, *needs_done: Any) -> dic
 
 def connect(address: str | None, num_cpus: int | None) -> Any:
     """Join a cluster at ``address`` (``auto``, ``ray://head:10001``), or start an embedded one."""
+    client = bool(address and address.startswith("ray://"))
+    if client:
+        _use_token_auth_when_a_token_exists()  # before Ray is imported: it reads the mode once
     ray = _import_ray()
     if ray.is_initialized():
         return ray
-    if address and address.startswith("ray://"):
+    if client:
         _require_ray_client()
     try:
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+            # "local": a new embedded Ray even when `ray start` left a cluster running on this machine
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise UserError(f"cannot start or join Ray ({address or 'local'}): {exc}") from None
+        hint = (" (is the Ray client server running there, and does it need a token: RAY_AUTH_TOKEN?)"
+                if client else "")
+        raise UserError(f"cannot start or join Ray ({address or 'local'}): {exc}{hint}") from None
     return ray
+
+
+def _use_token_auth_when_a_token_exists() -> None:
+    # ray.init(address="auto") turns token authentication on by itself when RAY_AUTH_MODE is unset
+    # and a token exists; the Ray client does not, and a cluster that wants the token then only
+    # says "connection timeout". Follow the same rule for the client.
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def run_units_on_ray(plan: JobPlan, *, address: str | None = None, num_cpus: int | None = None,
