@@ -121,3 +121,43 @@ def test_ray_client_uses_the_token_ray_init_would_use(tmp_path: Path, monkeypatc
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     _use_token_auth_when_a_token_exists()
     assert os.environ["RAY_AUTH_MODE"] == "disabled"  # an explicit choice wins
+
+
+def test_a_worker_needs_only_the_job_folder(tiny_clip: Path, tiny_style: Path, tmp_path: Path) -> None:
+    # Planned on one machine; the worker sees the share mounted elsewhere, and not the input,
+    # the style image or the output's folder.
+    from conftest import make_clip
+    from videostyle.video_io import probe_video
+
+    planner = tmp_path / "planner"
+    planner.mkdir()
+    clip, style = planner / "clip.mp4", planner / "style.png"
+    make_clip(clip)
+    style.write_bytes(tiny_style.read_bytes())
+    plan_job(clip, style, planner / "job")
+    reference = tmp_path / "reference"
+    plan_job(clip, style, reference)
+    finished(videostyle("work", reference, "--until-done"))
+
+    moved = tmp_path / "mounted_elsewhere" / "job"
+    moved.parent.mkdir()
+    (planner / "job").rename(moved)
+    clip.unlink()
+    style.unlink()
+    finished(videostyle("work", moved, "--until-done"))
+
+    for x, y in zip(final_frames(moved), final_frames(reference), strict=True):
+        np.testing.assert_array_equal(x, y)
+    info = probe_video(moved / "out.mp4")  # its planned folder is gone: the video lands in the job
+    assert (info.n_frames, info.has_audio) == (5, True)
+
+
+def test_the_default_output_goes_where_the_job_was_planned(tiny_clip: Path, tiny_style: Path, tmp_path: Path) -> None:
+    planned_from, worker_cwd = tmp_path / "planned_from", tmp_path / "worker"
+    planned_from.mkdir()
+    worker_cwd.mkdir()
+    finished(videostyle("run", tiny_clip, "--style", tiny_style, "--job-dir", tmp_path / "job", "--plan-only",
+                        *FAST, cwd=planned_from))
+    finished(videostyle("work", tmp_path / "job", "--until-done", cwd=worker_cwd))
+    assert (planned_from / "tiny_stylized.mp4").is_file()
+    assert not list(worker_cwd.iterdir())

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from videostyle.jobdir import JobDir, Lock, try_lock
-from videostyle.pipeline import JobPlan, finish, load_request, output_is_valid, prepare
+from videostyle.pipeline import JobPlan, finish, output_is_valid, plan_from_job
 from videostyle.scheduler import Progress, Unit, UnitResult, by_critical_path, is_done
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ def work(job_dir: Path, *, until_done: bool = False, lock_ttl: float = 600.0, po
     When every unit is done, the worker that gets the ``finish`` lock publishes the final frames
     and encodes the video.
     """
-    plan = prepare(load_request(job_dir))
+    plan = plan_from_job(job_dir)
     report = WorkReport()
     done: set[str] = set()
     while True:

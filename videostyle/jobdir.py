@@ -8,8 +8,10 @@ Layout (frames numbered from 1, flow files named as the authors' scripts name th
     JOB/stylized/<key>/pass_01/frame_00001.png  each pass's results
     JOB/final/frame_00001.png                   the frames of the finished video
     JOB/locks/<unit>.lock                       who is working on what (expires)
+    JOB/styles/0_<digest>.jpg, JOB/audio.mka    the style images and the input's audio, for workers
 
-Only data formats live here (PNG, .flo, .pgm, JSON), so a folder can be shared between machines.
+Only data formats live here (images, .flo, .pgm, JSON, the audio stream as it was), so a folder
+can be shared between machines.
 Every file is written atomically, so a file that exists is complete; a file that cannot be read
 counts as missing and is recomputed.
 """

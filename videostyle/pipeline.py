@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import flow
+from flow.io import atomic_write_bytes
 from videostyle import __version__
 from videostyle.config import Settings, from_dict, settings_hash, validate
 from videostyle.errors import UserError
@@ -38,10 +39,12 @@ from videostyle.scheduler import Progress, Unit, execute
 from videostyle.shots import detect_cuts, flow_pairs, plan_segments
 from videostyle.stylize import Stylizer
 from videostyle.vgg import weights_file
-from videostyle.video_io import (VideoInfo, assemble_video, extract_frames, frame_name, is_image_sequence,
-                                 output_size, probe_sequence, probe_video)
+from videostyle.video_io import (VideoInfo, assemble_video, copy_audio, extract_frames, frame_name,
+                                 is_image_sequence, output_size, probe_sequence, probe_video)
 
 log = logging.getLogger(__name__)
+
+AUDIO_COPY = "audio.mka"  # the input's audio, for the worker that encodes where the input is not
 
 
 @dataclass(frozen=True)
@@ -145,8 +148,13 @@ def _journaling(job: JobDir, emit: EventCallback) -> Callable[[Progress], None]:
     return on_progress
 
 
-def prepare(request: RunRequest, emit: EventCallback | None = None) -> JobPlan:
-    """Check the request, extract frames, find cuts, and list every unit of work."""
+def prepare(request: RunRequest, emit: EventCallback | None = None, *, from_job: bool = False) -> JobPlan:
+    """Check the request, extract frames, find cuts, and list every unit of work.
+
+    ``from_job``: the job folder was planned already (a worker's view, see ``plan_from_job``): its
+    recorded frames and video facts are used, the input is not read again, and nothing the
+    planner recorded is written over.
+    """
     emit = emit or (lambda event: None)
     settings = request.settings
     validate(settings)
@@ -158,14 +166,21 @@ def prepare(request: RunRequest, emit: EventCallback | None = None) -> JobPlan:
         raise UserError(f"unknown flow method {settings.flow.method!r}; "
                         f"choose one of: {', '.join(flow.available_methods())}")
     job_path, output = default_paths(request)
-    info = probe_input(request)  # a missing or unreadable input leaves no job folder behind
     job = JobDir(job_path)
+    recorded = recorded_frames(job) if from_job else None
+    # a missing or unreadable input leaves no job folder behind
+    info = recorded.info if recorded else probe_input(request)
     job.create()
+    if from_job:
+        output = reachable_output(output, job)
     if request.make_video:  # after the job folder exists: the output may go in it
         check_output_writable(output)
-    job.update_manifest(request=request_to_json(request))
+    if not from_job:  # with the output resolved here: a worker's current folder is not the planner's
+        job.update_manifest(request=request_to_json(dataclasses.replace(request, output=output)))
 
-    n_frames, frames_key = prepare_frames(job, request, info, emit)
+    n_frames, frames_key = (recorded.count, recorded.key) if recorded else prepare_frames(job, request, info, emit)
+    if not from_job:
+        keep_copies(job, request, info)
     height, width = load_image(job.frames_dir / frame_name(1)).shape[:2]
     cuts = find_cuts(job, request, frames_key, n_frames)
     segments, anchors = plan_segments(n_frames, cuts, settings.video.segment_length)
@@ -183,9 +198,10 @@ def prepare(request: RunRequest, emit: EventCallback | None = None) -> JobPlan:
                       n_frames=n_frames, settings=settings, segments=tuple(segments), anchors=tuple(anchors),
                       stylizer=cache(lambda: Stylizer(style_images, settings.style, (height, width),
                                                       settings.video.device)))
-    job.update_manifest(stylize={"key": style_key, "passes": last_pass(settings), "anchors": anchors,
-                                 "settings": dataclasses.asdict(settings),
-                                 "styles": [str(p) for p in request.styles]})
+    if not from_job:
+        job.update_manifest(stylize={"key": style_key, "passes": last_pass(settings), "anchors": anchors,
+                                     "settings": dataclasses.asdict(settings),
+                                     "styles": [str(p) for p in request.styles]})
     units += stylize_units(ctx)
     return JobPlan(request=request, job=job, info=info, n_frames=n_frames, output=output, units=tuple(units),
                    ctx=ctx, style_key=style_key, cuts=tuple(cuts))
@@ -201,12 +217,25 @@ def finish(plan: JobPlan, emit: EventCallback | None = None) -> RunResult:
     if request.make_video and not (up_to_date and plan.output.is_file()):
         emit(StageEvent("assemble", 1))
         assemble_video(plan.job.final_dir, plan.n_frames, plan.info, plan.output,
-                       audio_source=request.input if plan.info.is_video else None,
+                       audio_source=audio_source(plan),
                        first=request.frames[0] if request.frames else 1)
         plan.job.update_manifest(output=str(plan.output),
                                  video_output={"key": plan.style_key, "path": str(plan.output)})
     return RunResult(job_dir=plan.job.root, output=plan.output if request.make_video else None,
                      final_dir=plan.job.final_dir, n_frames=plan.n_frames)
+
+
+def audio_source(plan: JobPlan) -> Path | None:
+    """The input when this machine sees it, else the job folder's copy of its audio."""
+    if not plan.info.is_video:
+        return None
+    if plan.request.input.is_file():
+        return plan.request.input
+    copy = plan.job.root / AUDIO_COPY
+    if plan.info.has_audio and not copy.is_file():
+        log.warning("the input %s is not here and the job has no copy of its audio: the video is silent",
+                    plan.request.input)
+    return copy if copy.is_file() else None
 
 
 def _look_settings(settings: Settings) -> dict[str, Any]:
@@ -251,13 +280,71 @@ def _tuple(value: Any) -> Any:
 
 
 def load_request(job_dir: Path) -> RunRequest:
-    job = JobDir(job_dir)
+    """The request saved in a job folder, with this folder as its job folder and the folder's
+    copies of the style images (a share may be mounted elsewhere on each machine)."""
+    job = JobDir(Path(job_dir).absolute())
     if not job.exists():
         raise UserError(f"{job_dir} is not a videostyle job folder (no job.json)")
-    data = job.read_manifest().get("request")
+    manifest = job.read_manifest()
+    data = manifest.get("request")
     if not data:
         raise UserError(f"{job_dir} has no saved request; start it with `videostyle run`")
-    return request_from_json(data)
+    request = request_from_json(data)
+    copies = [job.root / name for name in manifest.get("style_copies", [])]
+    if copies and len(copies) == len(request.styles) and all(c.is_file() for c in copies):
+        request = dataclasses.replace(request, styles=tuple(copies))
+    return dataclasses.replace(request, job_dir=job.root)
+
+
+def plan_from_job(job_dir: Path) -> JobPlan:
+    """A job's plan from its folder alone, as a farm or Ray worker sees it: the frames, video facts,
+    style images and audio the planner kept there, so a worker needs neither the input nor the
+    planning machine's paths, and never decodes the input again."""
+    return prepare(load_request(job_dir), from_job=True)
+
+
+@dataclass(frozen=True)
+class RecordedFrames:
+    info: VideoInfo
+    count: int
+    key: str
+
+
+def recorded_frames(job: JobDir) -> RecordedFrames | None:
+    """The frames the planner extracted, if the manifest records them and they are all there."""
+    manifest = job.read_manifest()
+    frames, video = manifest.get("frames", {}), manifest.get("video")
+    if not video or not frames.get("key") or not _frames_complete(job, frames.get("count", 0)):
+        return None
+    try:
+        info = VideoInfo(**video)
+    except TypeError:
+        return None
+    return RecordedFrames(info=info, count=frames["count"], key=frames["key"])
+
+
+def keep_copies(job: JobDir, request: RunRequest, info: VideoInfo) -> None:
+    """Copy the style images and the input's audio into the job folder, for workers elsewhere."""
+    names = []
+    for index, style in enumerate(request.styles):
+        name = f"styles/{index}_{file_digest(style)}{style.suffix.lower()}"
+        if not (job.root / name).is_file():
+            (job.root / "styles").mkdir(exist_ok=True)
+            atomic_write_bytes(job.root / name, style.read_bytes())
+        names.append(name)
+    job.update_manifest(style_copies=names)
+    if info.is_video and info.has_audio and not (job.root / AUDIO_COPY).is_file():
+        if not copy_audio(request.input, job.root / AUDIO_COPY):
+            log.warning("could not copy the audio of %s into the job folder", request.input)
+
+
+def reachable_output(output: Path, job: JobDir) -> Path:
+    """The planned output, or the same name in the job folder when its folder is not on this machine."""
+    if output.parent.is_dir():
+        return output
+    fallback = job.root / output.name
+    log.warning("the output folder %s is not on this machine; the video goes to %s", output.parent, fallback)
+    return fallback
 
 
 # ---------------------------------------------------------------- stages

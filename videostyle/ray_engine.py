@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from videostyle.errors import UserError
-from videostyle.pipeline import JobPlan, load_request, output_is_valid, prepare
+from videostyle.pipeline import JobPlan, output_is_valid, plan_from_job
 from videostyle.scheduler import Progress, UnitResult, by_critical_path, is_done
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def _require_ray_client() -> None:
 @cache
 def _worker_plan(job_dir: str) -> JobPlan:
     # One plan (and so one loaded VGG) per worker process, reused by all its tasks.
-    return prepare(load_request(Path(job_dir)))
+    return plan_from_job(Path(job_dir))
 
 
 def _run_unit(job_dir: str, name: str, lock_ttl: float, *needs_done: Any) -> dict[str, Any]:

@@ -194,6 +194,20 @@ def run_ffmpeg(stream: ffmpeg.nodes.OutputStream, what: str) -> None:
         raise UserError(f"ffmpeg failed {what}: {_last_line(proc.stderr)}")
 
 
+def copy_audio(source: Path, target: Path) -> bool:
+    """Copy the first audio stream of ``source`` as it is into a Matroska file (which takes any
+    codec), atomically; False if ffmpeg cannot."""
+    tmp = target.with_name(f".{target.stem}.tmp.mka")
+    try:
+        run_ffmpeg(ffmpeg.input(str(source)).output(str(tmp), map="0:a:0", acodec="copy", vn=None),
+                   "copying the audio")
+    except UserError:
+        tmp.unlink(missing_ok=True)
+        return False
+    tmp.replace(target)
+    return True
+
+
 def assemble_video(frames_dir: Path, n_frames: int, info: VideoInfo, output: Path,
                    audio_source: Path | None, first: int = 1, crf: int = 18) -> None:
     """Encode ``frames_dir``/frame_%05d.png into an H.264/yuv420p MP4 at the input's frame rate,

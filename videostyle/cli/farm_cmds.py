@@ -10,7 +10,7 @@ import click
 from videostyle.cli import main
 from videostyle.device import limit_threads
 from videostyle.farm import unit_states, work
-from videostyle.pipeline import load_request, prepare
+from videostyle.pipeline import plan_from_job
 
 
 @main.command()
@@ -18,7 +18,7 @@ from videostyle.pipeline import load_request, prepare
 @click.option("--all", "show_all", is_flag=True, help="List done units too.")
 def plan(job_dir: Path, show_all: bool) -> None:
     """List the units of work of a job folder and their state."""
-    states = unit_states(prepare(load_request(job_dir)))
+    states = unit_states(plan_from_job(job_dir))
     for s in states:
         if show_all or s.state != "done":
             needs = f"  needs {', '.join(s.unit.needs)}" if s.unit.needs and s.state == "waiting" else ""
