@@ -19,7 +19,7 @@ from typing import Callable
 
 from videostyle.jobdir import JobDir, Lock, try_lock
 from videostyle.pipeline import JobPlan, finish, output_is_valid, plan_from_job
-from videostyle.scheduler import Progress, Unit, UnitResult, by_critical_path, is_done
+from videostyle.scheduler import Progress, Unit, UnitResult, is_done
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def claim_next(plan: JobPlan, lock_ttl: float, done: set[str] | None = None) -> 
     """
     done = set() if done is None else done
     done.update(unit.name for unit in plan.units if unit.name not in done and is_done(unit, output_is_valid))
-    for unit in by_critical_path(plan.units):
+    for unit in plan.units_by_critical_path:
         if unit.name in done or not all(n in done for n in unit.needs):
             continue
         lock = try_lock(plan.job.locks_dir, unit.name, lock_ttl)

@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,7 +35,7 @@ from videostyle.flowstage import FlowStore, flow_units
 from videostyle.images import load_image, read_image_or_none
 from videostyle.jobdir import JobDir, read_json, write_json
 from videostyle.passes import PassContext, last_pass, needs_flow, stylize_units
-from videostyle.scheduler import Progress, Unit, execute
+from videostyle.scheduler import Progress, Unit, by_critical_path, execute
 from videostyle.shots import detect_cuts, flow_pairs, plan_segments
 from videostyle.stylize import Stylizer
 from videostyle.vgg import weights_file
@@ -97,6 +97,11 @@ class JobPlan:
     ctx: PassContext
     style_key: str
     cuts: tuple[int, ...]
+
+    @cached_property
+    def units_by_critical_path(self) -> tuple[Unit, ...]:
+        """The units, longest chain of work behind them first (worked out once per plan)."""
+        return tuple(by_critical_path(self.units))
 
 
 def default_paths(request: RunRequest) -> tuple[Path, Path]:

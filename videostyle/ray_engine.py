@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from videostyle.errors import UserError
 from videostyle.pipeline import JobPlan, output_is_valid, plan_from_job
-from videostyle.scheduler import Progress, UnitResult, by_critical_path, is_done
+from videostyle.scheduler import Progress, UnitResult, is_done
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def run_units_on_ray(plan: JobPlan, *, address: str | None = None, num_cpus: int
     job_dir = str(plan.job.root)
     refs: dict[str, Any] = {}
     units = {u.name: u for u in plan.units}
-    for unit in by_critical_path(plan.units):  # of tasks ready together, the longest chains go in first
+    for unit in plan.units_by_critical_path:  # of tasks ready together, the longest chains go in first
         if is_done(unit, output_is_valid):
             continue
         deps = [refs[n] for n in unit.needs if n in refs]
