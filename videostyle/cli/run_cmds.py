@@ -9,7 +9,8 @@ import click
 from tqdm import tqdm
 
 from videostyle.cli import main
-from videostyle.config import resolve_settings
+from videostyle.cli.settings_options import settings_from_cli, settings_options
+from videostyle.config import check_value, declared
 from videostyle.errors import UserError
 from videostyle.pipeline import Engine, RunRequest, StageEvent, prepare, run
 from videostyle.scheduler import Progress
@@ -17,36 +18,26 @@ from videostyle.status import job_status
 from videostyle.video_io import parse_frame_range, parse_size
 
 
-def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
+def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
     if text is None:
         return None
     try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
+        return tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise UserError(f"bad {what} {text!r}: expected numbers separated by commas") from None
-
-
-def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
-    values = _floats(text, what)
-    if values is None:
-        return None
-    if any(v != int(v) for v in values):
-        raise UserError(f"bad {what} {text!r}: expected whole numbers separated by commas")
-    return tuple(int(v) for v in values)
-
-
-def _names(text: str | None) -> tuple[str, ...] | None:
-    return tuple(x.strip() for x in text.split(",") if x.strip()) if text else None
+        raise UserError(f"{what} takes whole numbers separated by commas (got {text!r})") from None
 
 
 def _iterations(text: str | None) -> dict[str, int]:
-    """``N`` or ``FIRST,REST`` (single-pass, as the authors' -num_iterations)."""
-    values = _ints(text, "iterations")
+    """``N`` or ``FIRST,REST`` (single-pass, as the authors' -num_iterations), checked as the
+    iterations settings are."""
+    values = _ints(text, "--iterations")
     if not values:
         return {}
     if len(values) > 2:
-        raise UserError(f"bad iterations {text!r}: give N or FIRST,REST")
+        raise UserError(f"--iterations takes N or FIRST,REST (got {text!r})")
     first, rest = values[0], values[-1]
+    for value in (first, rest):
+        check_value(declared("video", "iterations"), value, "--iterations")
     return {"iterations": first, "iterations_first": first, "iterations_rest": rest}
 
 
@@ -88,71 +79,45 @@ def _summary(event: Progress) -> str:
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("--style", "-s", "styles", multiple=True, required=True, type=click.Path(path_type=Path),
               help="Style image (repeat for several).")
-@click.option("--style-blend-weights", help="Comma-separated weight per style image.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Output video (default: <input stem>_stylized.mp4 here).")
 @click.option("--job-dir", type=click.Path(path_type=Path),
               help="Job folder with every intermediate result (default: <input stem>.videostyle/).")
-@click.option("--preset", help="A preset from configs/ (default, singlepass, preview, ...).")
+@click.option("--preset", help="A preset shipped with videostyle (default, singlepass, preview, ...).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="A TOML settings file.")
 @click.option("--size", help="Work at WIDTHxHEIGHT.")
-@click.option("--width", type=int, help="Work at this width, keeping the aspect ratio.")
 @click.option("--frames", "frame_range", help="Frame range FIRST-LAST (1-based, inclusive).")
 @click.option("--fps", default="25", show_default=True, help="Frame rate of an image-sequence input.")
-@click.option("--algorithm", type=click.Choice(["multipass", "singlepass"]))
-@click.option("--passes", type=int, help="Multi-pass: number of passes.")
 @click.option("--iterations", help="Iterations per pass (multi-pass), or FIRST,REST (single-pass).")
-@click.option("--temporal-weight", type=float)
-@click.option("--temporal-from", type=int, help="Multi-pass: first pass with the temporal loss.")
-@click.option("--blend-weight", type=float, help="Multi-pass: weight of the warped neighbour in the blend.")
-@click.option("--blend-weight-other", type=float, help="Multi-pass: weight of the neighbour on the other side.")
-@click.option("--long-term", help="Single-pass: frame offsets for the temporal loss, e.g. 1,2,4.")
-@click.option("--long-term-combine", type=click.Choice(["closest_first", "normalize"]))
-@click.option("--init", type=click.Choice(["random", "content"]), help="First frame / pass-1 start.")
-@click.option("--init-rest", type=click.Choice(["prev_warped", "prev", "first", "random", "content"]),
-              help="Single-pass: start of the frames after the first.")
-@click.option("--flow", "flow_method", help="Optical flow method (deepflow, dis, dis_fine, tvl1, farneback).")
 @click.option("--flow-files", type=click.Path(path_type=Path),
-              help="Use your own .flo files (named forward_i_j.flo / backward_j_i.flo) from this folder.")
-@click.option("--content-weight", type=float)
-@click.option("--style-weight", type=float)
-@click.option("--tv-weight", type=float)
-@click.option("--content-layers")
-@click.option("--style-layers")
-@click.option("--style-scale", type=float)
-@click.option("--pooling", type=click.Choice(["max", "avg"]))
-@click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]))
-@click.option("--learning-rate", type=float)
-@click.option("--tol-loss-relative", type=float)
-@click.option("--tol-loss-relative-interval", type=int)
-@click.option("--normalize-gradients/--no-normalize-gradients", default=None)
-@click.option("--temporal-criterion", type=click.Choice(["mse", "smoothl1"]))
-@click.option("--original-colors/--no-original-colors", default=None, help="Keep the video's colours.")
-@click.option("--weights", type=click.Path(path_type=Path), help="Other VGG-19 weights file.")
-@click.option("--float32", is_flag=True, default=None, help="Force float32 (no reduced precision).")
-@click.option("--seed", type=int)
-@click.option("--device", help="auto, cpu, cuda or cuda:N.")
-@click.option("--scene-cuts", type=click.Choice(["auto", "off"]), help="Detect scene cuts (default auto).")
-@click.option("--cut-threshold", type=float, help="Cut detection threshold, 0..1 (default 0.5).")
+              help="Use your own .flo files (named forward_i_j.flo / backward_j_i.flo) from this folder; "
+                   "flows at another size than the frames are rescaled.")
 @click.option("--cuts", help="Frames that start a new shot, e.g. 120,340 (instead of detection).")
-@click.option("--segment-length", type=int,
-              help="Split shots longer than this into segments stylized in parallel (0: never).")
+@settings_options("run")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Run units here one by one, or as Ray tasks.")
 @click.option("--ray-address", help="Ray cluster to join (auto, ray://head:10001); default starts one here.")
-@click.option("--ray-cpus", type=int, help="CPUs of the embedded Ray (default: all).")
-@click.option("--ray-gpus", type=float, default=0.0, help="GPUs each Ray task asks for (e.g. 1 or 0.5).")
+@click.option("--ray-cpus", type=click.IntRange(min=1), help="CPUs of the embedded Ray (default: all).")
+@click.option("--ray-gpus", type=click.FloatRange(min=0), default=0.0,
+              help="GPUs each Ray task asks for (e.g. 1 or 0.5).")
 @click.option("--plan-only", is_flag=True,
               help="Prepare the job folder (frames, cuts, plan) for `videostyle work` and stop.")
 @click.option("--no-video", is_flag=True, help="Stop after the final frames; do not encode a video.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-def run_command(**opts: Any) -> None:
-    """Stylize a video (or image sequence) INPUT; run again to resume."""
-    settings = resolve_settings(opts["preset"], opts["config_file"], _overrides(opts))
+def run_command(overrides: dict[str, dict[str, Any]], learning_rate: float | None, **opts: Any) -> None:
+    """Stylize a video (or image sequence) INPUT; run again to resume.
+
+    Defaults shown are the built-in ones; --preset, then --config replace them, and options
+    given here win over both.
+    """
+    overrides.setdefault("video", {}).update(_iterations(opts["iterations"]))
+    settings = settings_from_cli(opts["preset"], opts["config_file"], overrides, learning_rate,
+                                 n_styles=len(opts["styles"]))
     request = RunRequest(
         input=opts["input"], styles=tuple(opts["styles"]), settings=settings, output=opts["output"],
-        job_dir=opts["job_dir"], size=parse_size(opts["size"]) if opts["size"] else None, frames=parse_frame_range(opts["frame_range"]) if opts["frame_range"] else None,
-        fps=opts["fps"], flow_files=opts["flow_files"], cuts=_ints(opts["cuts"], "cuts"),
+        job_dir=opts["job_dir"], size=parse_size(opts["size"]) if opts["size"] else None,
+        frames=parse_frame_range(opts["frame_range"]) if opts["frame_range"] else None,
+        fps=opts["fps"], flow_files=opts["flow_files"], cuts=_ints(opts["cuts"], "--cuts"),
         make_video=not opts["no_video"])
     if opts["plan_only"]:
         plan = prepare(request)
@@ -173,24 +138,6 @@ def run_command(**opts: Any) -> None:
 
 
 run_command.name = "run"
-
-
-def _overrides(opts: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    style = {k: opts[k] for k in ("content_weight", "style_weight", "tv_weight", "style_scale", "pooling",
-                                  "optimizer", "learning_rate", "tol_loss_relative",
-                                  "tol_loss_relative_interval", "normalize_gradients", "original_colors",
-                                  "temporal_criterion")}
-    style["content_layers"] = _names(opts["content_layers"])
-    style["style_layers"] = _names(opts["style_layers"])
-    style["style_blend_weights"] = _floats(opts["style_blend_weights"], "style blend weights")
-    style["weights"] = str(opts["weights"]) if opts["weights"] else None
-    style["precision"] = "float32" if opts["float32"] else None
-    video = {k: opts[k] for k in ("algorithm", "passes", "temporal_weight", "temporal_from", "blend_weight",
-                                  "blend_weight_other", "long_term_combine", "init", "init_rest", "seed",
-                                  "device", "width", "scene_cuts", "cut_threshold", "segment_length")}
-    video.update(_iterations(opts["iterations"]))
-    flow_opts = {"method": opts["flow_method"], "long_term": _ints(opts["long_term"], "long-term offsets")}
-    return {"style": style, "video": video, "flow": flow_opts}
 
 
 @main.command()
