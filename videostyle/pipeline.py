@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Callable
@@ -162,24 +163,21 @@ def prepare(request: RunRequest, emit: EventCallback | None = None, *, from_job:
     """
     emit = emit or (lambda event: None)
     settings = request.settings
-    validate(settings, len(request.styles))
-    if not request.styles:
-        raise UserError("at least one --style image is needed")
+    check_request(request)
     style_images = [load_image(path) for path in request.styles]  # fail before any long work
     weights_file(settings.style.weights)
-    if settings.flow.method not in flow.available_methods() and request.flow_files is None:
-        raise UserError(f"unknown flow method {settings.flow.method!r}; "
-                        f"choose one of: {', '.join(flow.available_methods())}")
     job_path, output = default_paths(request)
     job = JobDir(job_path)
     recorded = recorded_frames(job) if from_job else None
     # a missing or unreadable input leaves no job folder behind
     info = recorded.info if recorded else probe_input(request)
-    job.create()
+    if not from_job:
+        check_frames_of_clip(request, info.n_frames)
     if from_job:
         output = reachable_output(output, job)
-    if request.make_video:  # after the job folder exists: the output may go in it
-        check_output_writable(output)
+    if request.make_video:
+        check_output_writable(output, job.root)
+    job.create()
     if not from_job:  # with the output resolved here: a worker's current folder is not the planner's
         job.update_manifest(request=request_to_json(dataclasses.replace(request, output=output)))
 
@@ -272,7 +270,7 @@ def request_from_json(data: dict[str, Any]) -> RunRequest:
         paths = {name: Path(data[name]) if data.get(name) else None
                  for name in ("output", "job_dir", "flow_files")}
         return RunRequest(input=Path(data["input"]), styles=tuple(Path(p) for p in data["styles"]),
-                          settings=from_dict(data["settings"]), size=_tuple(data.get("size")),
+                          settings=from_dict(data["settings"], source="settings in the job folder"), size=_tuple(data.get("size")),
                           width=data.get("width"), frames=_tuple(data.get("frames")),
                           fps=data.get("fps", "25/1"), cuts=_tuple(data.get("cuts")),
                           make_video=data.get("make_video", True), **paths)
@@ -355,10 +353,71 @@ def reachable_output(output: Path, job: JobDir) -> Path:
 # ---------------------------------------------------------------- stages
 
 
-def check_output_writable(output: Path) -> None:
+def check_request(request: RunRequest) -> None:
+    """Refuse what no run can use, before anything is read or written: the settings (by their
+    declarations, see ``config.validate``) and the request's own values, as one line each."""
+    validate(request.settings, len(request.styles))
+    if not request.styles:
+        raise UserError("at least one --style image is needed")
+    if request.size is not None and not (_is_pair_of_ints(request.size) and min(request.size) >= 16):
+        raise UserError(f"size must be (width, height), each at least 16 (got {request.size!r})")
+    if request.width is not None and not (_is_int(request.width) and request.width >= 16):
+        raise UserError(f"width must be a whole number of at least 16 (got {request.width!r})")
+    if request.frames is not None:
+        check_frame_range(request.frames)
+    parse_fps(request.fps)
+    if request.cuts is not None and not all(_is_int(c) and c >= 1 for c in request.cuts):
+        raise UserError(f"cuts must be frame numbers from 1 (got {request.cuts!r})")
+    if request.flow_files is not None and not Path(request.flow_files).is_dir():
+        raise UserError(f"flow folder not found: {request.flow_files}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_pair_of_ints(value: Any) -> bool:
+    return isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value)
+
+
+def check_frame_range(frames: Any) -> None:
+    first, last = frames if isinstance(frames, (tuple, list)) and len(frames) == 2 else (None, None)
+    if not (_is_int(first) and first >= 1 and (last is None or (_is_int(last) and last >= first))):
+        raise UserError(f"frames must be (first, last) with 1 <= first <= last, or (first, None) (got {frames!r})")
+
+
+def check_frames_of_clip(request: RunRequest, n_frames: int) -> None:
+    """The frame range and the cuts must lie in the clip (known from the probe, before extraction)."""
+    first, last = request.frames or (1, None)
+    if first > n_frames:
+        raise UserError(f"frame range starts at {first} but the clip has {n_frames} frames")
+    if last is not None and last > n_frames:
+        raise UserError(f"frame range {first}-{last} ends after the last frame: the clip has {n_frames} "
+                        f"frames (give {first}-{n_frames} or {first}-)")
+    count = (last or n_frames) - first + 1
+    bad = [c for c in request.cuts or () if c > count]
+    if bad:
+        raise UserError(f"cut frame(s) {bad} outside the clip's frames 1-{count}")
+
+
+def parse_fps(text: str) -> Fraction:
+    """A frame rate like ``25``, ``29.97`` or ``30000/1001``, positive."""
+    try:
+        fps = Fraction(str(text).strip())
+    except (ValueError, ZeroDivisionError):
+        fps = Fraction(0)
+    if fps <= 0:
+        raise UserError(f"fps must be a positive rate like 25, 29.97 or 30000/1001 (got {text!r})")
+    return fps
+
+
+def check_output_writable(output: Path, job_root: Path) -> None:
+    """The output can be written (its folder exists, or is the job folder, made next)."""
     if output.is_dir():
         raise UserError(f"output {output} is a folder; give a file name like out.mp4")
     parent = output.parent
+    if parent == job_root and not parent.exists():
+        return
     if not parent.is_dir():
         raise UserError(f"cannot write output {output}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
@@ -401,9 +460,6 @@ def find_cuts(job: JobDir, request: RunRequest, frames_key: str, n_frames: int) 
     """The user's cuts, or detected ones (cached in the manifest with what produced them)."""
     v = request.settings.video
     if request.cuts is not None:
-        bad = [c for c in request.cuts if not 1 <= c <= n_frames]
-        if bad:
-            raise UserError(f"cut frame(s) {bad} outside the clip's frames 1-{n_frames}")
         return sorted(c for c in set(request.cuts) if c > 1)
     if v.scene_cuts == "off":
         return []
@@ -433,7 +489,7 @@ def plan_flow(job: JobDir, request: RunRequest, frames_key: str,
 
 
 def file_tree_digest(folder: Path) -> str:
-    if not folder.is_dir():
+    if not folder.is_dir():  # a worker's view: the folder the planner named is not on this machine
         raise UserError(f"flow folder not found: {folder}")
     h = hashlib.sha256()
     for path in sorted(folder.glob("*.flo")) + sorted(folder.glob("*.pgm")):
