@@ -21,6 +21,7 @@ from flow.estimators import (DEFAULT_METHOD, FlowEstimator, available_methods, c
                              estimate_flow)
 from flow.io import read_flo, read_pgm, write_flo, write_pgm
 from flow.pairs import flow_file_name, pairs_needed, reliable_file_name
+from flow.resize import resize_flow, resize_mask
 from flow.visualize import flow_to_color
 from flow.warp import warp, warp_torch
 
@@ -39,6 +40,8 @@ __all__ = [
     "read_flo",
     "read_pgm",
     "reliable_file_name",
+    "resize_flow",
+    "resize_mask",
     "warp",
     "warp_torch",
     "write_flo",

@@ -3,27 +3,25 @@
 Any farm scheduler (Deadline, OpenCue, Flamenco, SLURM, a shell loop) runs N copies of
 ``videostyle work JOBDIR`` on machines that see the same folder. Locks expire when a worker dies,
 so a lost worker costs only its unfinished unit; outputs are written atomically, so no worker
-ever sees a half file. Every finished unit is appended to ``JOB/journal.jsonl``.
+ever sees a half file. Every finished unit is appended to ``JOB/journal.jsonl`` with its files'
+byte sizes, and a file is trusted only with its recorded size (see ``videostyle.verify``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from videostyle.jobdir import JobDir, Lock, try_lock
-from videostyle.pipeline import JobPlan, finish, output_is_valid, plan_from_job
+from videostyle.journal import read_journal as _read_journal
+from videostyle.pipeline import JobPlan, finish, plan_from_job
 from videostyle.scheduler import Progress, Unit, UnitResult, is_done
 
 log = logging.getLogger(__name__)
 
-JOURNAL = "journal.jsonl"
 FINISH_UNIT = "finish"
 
 
@@ -35,7 +33,7 @@ class UnitState:
 
 def unit_states(plan: JobPlan, lock_ttl: float = 600.0) -> list[UnitState]:
     """Each unit of the plan with what it is waiting for, read from the folder."""
-    done = {u.name for u in plan.units if is_done(u, output_is_valid)}
+    done = {u.name for u in plan.units if is_done(u, plan.check)}
     states = []
     for unit in plan.units:
         if unit.name in done:
@@ -58,28 +56,9 @@ def _lock_is_live(job: JobDir, name: str, ttl: float) -> bool:
         return False
 
 
-def record_done(job: JobDir, unit: Unit, seconds: float) -> None:
-    """Append one line to the journal (O_APPEND keeps concurrent small writes whole)."""
-    line = json.dumps({"unit": unit.name, "host": socket.gethostname(), "pid": os.getpid(),
-                       "seconds": round(seconds, 3), "time": time.time()}) + "\n"
-    fd = os.open(job.root / JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
-
-
 def read_journal(job_dir: Path) -> list[dict]:
-    path = job_dir / JOURNAL
-    if not path.is_file():
-        return []
-    entries = []
-    for line in path.read_text().splitlines():
-        try:
-            entries.append(json.loads(line))
-        except ValueError:
-            continue  # a worker died mid-line; the unit was never recorded done
-    return entries
+    """Every unit finished in the job folder, one entry per time it was done (see videostyle.journal)."""
+    return _read_journal(job_dir)
 
 
 def claim_next(plan: JobPlan, lock_ttl: float, done: set[str] | None = None) -> tuple[Unit, Lock] | None:
@@ -90,14 +69,14 @@ def claim_next(plan: JobPlan, lock_ttl: float, done: set[str] | None = None) -> 
     worker that keeps it between claims reads each finished file back once, not once per claim.
     """
     done = set() if done is None else done
-    done.update(unit.name for unit in plan.units if unit.name not in done and is_done(unit, output_is_valid))
+    done.update(unit.name for unit in plan.units if unit.name not in done and is_done(unit, plan.check))
     for unit in plan.units_by_critical_path:
         if unit.name in done or not all(n in done for n in unit.needs):
             continue
         lock = try_lock(plan.job.locks_dir, unit.name, lock_ttl)
         if lock is None:
             continue
-        if is_done(unit, output_is_valid):  # another worker finished it just now
+        if is_done(unit, plan.check):  # another worker finished it just now
             lock.release()
             done.add(unit.name)
             continue
@@ -128,7 +107,7 @@ def work(job_dir: Path, *, until_done: bool = False, lock_ttl: float = 600.0, po
             if not until_done:
                 return report
             continue
-        if all(is_done(u, output_is_valid) for u in plan.units):
+        if all(is_done(u, plan.check) for u in plan.units):
             report.finished = _finish_once(plan, lock_ttl)
             return report
         if report.units_done and not until_done:
@@ -143,12 +122,11 @@ def _do(plan: JobPlan, unit: Unit, lock: Lock, report: WorkReport,
         result = unit.work() or UnitResult()
     finally:
         lock.release()
-    seconds = time.monotonic() - start
-    record_done(plan.job, unit, seconds)
+    seconds = time.monotonic() - start  # the unit recorded itself in the journal (see pipeline.recording)
     report.units_done += 1
     if on_progress:
         total = len(plan.units)
-        done = sum(is_done(u, output_is_valid) for u in plan.units)
+        done = sum(is_done(u, plan.check) for u in plan.units)
         on_progress(Progress(unit, done, total, False, seconds, result))
 
 

@@ -8,7 +8,6 @@ To bring frame s into frame t, warp it with the flow t -> s and weight by ``reli
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -73,10 +72,11 @@ def flow_units(store: FlowStore, pairs: list[tuple[int, int]], load_frame: Frame
 def _pair_work(store: FlowStore, a: int, b: int, load_frame: FrameLoader, method: str,
                external: Path | None) -> Callable[[], UnitResult]:
     def work() -> UnitResult:
+        frame_a = load_frame(a)
         if external is not None:
-            forward, backward = _external_pair(store, external, a, b)
+            forward, backward = _external_pair(store, external, a, b, frame_a.shape[:2])
         else:
-            frame_a, frame_b = load_frame(a), load_frame(b)
+            frame_b = load_frame(b)
             forward = flow.estimate_flow(frame_a, frame_b, method)
             backward = flow.estimate_flow(frame_b, frame_a, method)
             flow.write_flo(store.flow_path(a, b), forward)
@@ -87,8 +87,10 @@ def _pair_work(store: FlowStore, a: int, b: int, load_frame: FrameLoader, method
     return work
 
 
-def _external_pair(store: FlowStore, external: Path, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-    """Copy a user's flows for (a, b) into the job, checking they read and match in size."""
+def _external_pair(store: FlowStore, external: Path, a: int, b: int,
+                   frame_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Bring a user's flows for (a, b) into the job at the frames' size: flows made at the input's
+    size serve a job worked smaller (``--width``, a preset's width) once resampled and rescaled."""
     flows = []
     for t, s in ((a, b), (b, a)):
         src = external / flow_name(t, s)
@@ -98,21 +100,26 @@ def _external_pair(store: FlowStore, external: Path, a: int, b: int) -> tuple[np
             flows.append(flow.read_flo(src))
         except flow.FlowError as exc:
             raise UserError(str(exc)) from None
-        store.root.mkdir(parents=True, exist_ok=True)
-        tmp = store.flow_path(t, s).with_suffix(".flo.tmp")
-        shutil.copyfile(src, tmp)
-        tmp.replace(store.flow_path(t, s))
     if flows[0].shape != flows[1].shape:
         raise UserError(f"flows {flow_name(a, b)} and {flow_name(b, a)} in {external} differ in size")
-    return flows[0], flows[1]
+    forward, backward = (flow.resize_flow(f, *frame_shape) for f in flows)
+    flow.write_flo(store.flow_path(a, b), forward)
+    flow.write_flo(store.flow_path(b, a), backward)
+    return forward, backward
 
 
 def _write_reliability(store: FlowStore, a: int, b: int, forward: np.ndarray, backward: np.ndarray,
                        external: Path | None) -> None:
-    """Reliability masks: the user's own when they brought them, else the consistency check."""
+    """Reliability masks: the user's own when they brought them (at the frames' size), else the
+    consistency check."""
+    height, width = forward.shape[:2]
     for t, s, checked, opposite in ((b, a, backward, forward), (a, b, forward, backward)):
         given = external / reliable_name(t, s) if external is not None else None
         if given is not None and given.is_file():
-            flow.write_pgm(store.reliable_path(t, s), flow.read_pgm(given))
+            try:
+                mask = flow.read_pgm(given)
+            except flow.FlowError as exc:
+                raise UserError(str(exc)) from None
+            flow.write_pgm(store.reliable_path(t, s), flow.resize_mask(mask, height, width))
         else:
             flow.write_pgm(store.reliable_path(t, s), flow.consistency_check(checked, opposite))

@@ -10,10 +10,13 @@ Layout (frames numbered from 1, flow files named as the authors' scripts name th
     JOB/locks/<unit>.lock                       who is working on what (expires)
     JOB/styles/0_<digest>.jpg, JOB/audio.mka    the style images and the input's audio, for workers
 
+    JOB/journal.jsonl                           each finished unit and its files' byte sizes
+
 Only data formats live here (images, .flo, .pgm, JSON, the audio stream as it was), so a folder
 can be shared between machines.
-Every file is written atomically, so a file that exists is complete; a file that cannot be read
-counts as missing and is recomputed.
+Every file is written atomically, so a file that exists is complete. Still, nothing here is trusted
+for itself: a file is used only when it checks out against what was recorded when it was written
+(see ``videostyle.verify``), and is made again otherwise.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
 from videostyle.errors import UserError
@@ -46,6 +49,24 @@ def read_json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def inside_job(root: Path, name: str, what: str) -> Path:
+    """``root / name`` for a ``name`` read from a job folder (which anyone with access to the share
+    may have edited): refused, as one line, unless it is a relative name that stays inside ``root``
+    (no absolute path, no ``..``, no symbolic link leading out)."""
+    relative = PurePosixPath(name)
+    if not name or "\\" in name or relative.is_absolute() or ".." in relative.parts:
+        raise UserError(f"the job folder names a {what} {name!r} that is not a name inside it; refusing to use it")
+    path = root / relative
+    if not resolves_inside(path, root):
+        raise UserError(f"the job folder's {what} {name} leads outside it (a symbolic link); refusing to use it")
+    return path
+
+
+def resolves_inside(path: Path, root: Path) -> bool:
+    """``path``, symbolic links followed, is ``root`` or lies under it."""
+    return path.resolve().is_relative_to(root.resolve())
 
 
 @dataclass(frozen=True)

@@ -21,27 +21,30 @@ import hashlib
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Callable
 
-import flow
-from flow.io import atomic_write_bytes
 from videostyle import __version__
 from videostyle.config import Settings, from_dict, settings_hash, validate
 from videostyle.errors import UserError
 from videostyle.flowstage import FlowStore, flow_units
-from videostyle.images import load_image, read_image_or_none
+from videostyle.images import load_image
 from videostyle.jobdir import JobDir, read_json, write_json
+from videostyle.jobinputs import (RecordedFrames, ensure_frames, keep_style_copies, recorded_frames, repair_frames,
+                                  verified_style_copies)
+from videostyle.journal import Ledger, record_done
 from videostyle.passes import PassContext, last_pass, needs_flow, stylize_units
 from videostyle.scheduler import Progress, Unit, by_critical_path, execute
 from videostyle.shots import detect_cuts, flow_pairs, plan_segments
 from videostyle.stylize import Stylizer
+from videostyle.verify import OutputCheck, file_digest, file_size, same_content
 from videostyle.vgg import weights_file
-from videostyle.video_io import (VideoInfo, assemble_video, copy_audio, extract_frames, frame_name,
-                                 is_image_sequence, output_size, probe_sequence, probe_video)
+from videostyle.video_io import (VideoInfo, assemble_video, copy_audio, frame_name, is_image_sequence,
+                                 probe_sequence, probe_video)
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +101,7 @@ class JobPlan:
     ctx: PassContext
     style_key: str
     cuts: tuple[int, ...]
+    check: OutputCheck  # whether a unit's output may be trusted (see videostyle.verify)
 
     @cached_property
     def units_by_critical_path(self) -> tuple[Unit, ...]:
@@ -137,21 +141,23 @@ def run(request: RunRequest, on_event: EventCallback | None = None, engine: Engi
             units = [u for u in plan.units if u.stage == stage]
             if units:
                 emit(StageEvent(stage, len(units)))
-                execute(units, plan.job.locks_dir, output_is_valid, lock_ttl=engine.lock_ttl,
-                        on_progress=_journaling(plan.job, emit))
+                execute(units, plan.job.locks_dir, plan.check, lock_ttl=engine.lock_ttl, on_progress=emit)
     else:
         raise UserError(f"unknown engine {engine.kind!r}; choose local or ray")
     return finish(plan, emit)
 
 
-def _journaling(job: JobDir, emit: EventCallback) -> Callable[[Progress], None]:
-    def on_progress(progress: Progress) -> None:
-        if not progress.skipped:
-            from videostyle.farm import record_done
-            record_done(job, progress.unit, progress.seconds)
-        emit(progress)
+def recording(job: JobDir, unit: Unit) -> Unit:
+    """``unit``, its work followed by a journal line with its outputs' byte sizes. Every engine
+    runs a unit's work under its lock, so the outputs are recorded before another worker can see
+    the unit free, and a file that is not recorded (or no longer has its recorded size) is redone."""
+    def work() -> Any:
+        start = time.monotonic()
+        result = unit.work()
+        record_done(job.root, unit.name, time.monotonic() - start, unit.outputs)
+        return result
 
-    return on_progress
+    return dataclasses.replace(unit, work=work)
 
 
 def prepare(request: RunRequest, emit: EventCallback | None = None, *, from_job: bool = False) -> JobPlan:
@@ -181,10 +187,11 @@ def prepare(request: RunRequest, emit: EventCallback | None = None, *, from_job:
     if not from_job:  # with the output resolved here: a worker's current folder is not the planner's
         job.update_manifest(request=request_to_json(dataclasses.replace(request, output=output)))
 
-    n_frames, frames_key = (recorded.count, recorded.key) if recorded else prepare_frames(job, request, info, emit)
+    frames = (repair_frames(job, recorded, request.input) if recorded
+              else prepare_frames(job, request, info, emit))
+    n_frames, frames_key, height, width = frames.count, frames.key, frames.height, frames.width
     if not from_job:
         keep_copies(job, request, info)
-    height, width = load_image(job.frames_dir / frame_name(1)).shape[:2]
     cuts = find_cuts(job, request, frames_key, n_frames)
     segments, anchors = plan_segments(n_frames, cuts, settings.video.segment_length)
 
@@ -206,24 +213,27 @@ def prepare(request: RunRequest, emit: EventCallback | None = None, *, from_job:
                                      "settings": dataclasses.asdict(settings),
                                      "styles": [str(p) for p in request.styles]})
     units += stylize_units(ctx)
-    return JobPlan(request=request, job=job, info=info, n_frames=n_frames, output=output, units=tuple(units),
-                   ctx=ctx, style_key=style_key, cuts=tuple(cuts))
+    return JobPlan(request=request, job=job, info=info, n_frames=n_frames, output=output,
+                   units=tuple(recording(job, unit) for unit in units), ctx=ctx, style_key=style_key,
+                   cuts=tuple(cuts), check=OutputCheck(Ledger(job.root), height, width))
 
 
 def finish(plan: JobPlan, emit: EventCallback | None = None) -> RunResult:
     """Publish the final frames and encode the video (all units must be done)."""
     emit = emit or (lambda event: None)
-    publish_final(plan.job, plan.ctx, plan.style_key)
+    republished = publish_final(plan)
     request = plan.request
     encoded = plan.job.read_manifest().get("video_output", {})
-    up_to_date = encoded.get("key") == plan.style_key and encoded.get("path") == str(plan.output)
-    if request.make_video and not (up_to_date and plan.output.is_file()):
+    up_to_date = (not republished and encoded.get("key") == plan.style_key
+                  and encoded.get("path") == str(plan.output) and file_size(plan.output) == encoded.get("bytes"))
+    if request.make_video and not up_to_date:
         emit(StageEvent("assemble", 1))
         assemble_video(plan.job.final_dir, plan.n_frames, plan.info, plan.output,
                        audio_source=audio_source(plan),
                        first=request.frames[0] if request.frames else 1)
         plan.job.update_manifest(output=str(plan.output),
-                                 video_output={"key": plan.style_key, "path": str(plan.output)})
+                                 video_output={"key": plan.style_key, "path": str(plan.output),
+                                               "bytes": file_size(plan.output)})
     return RunResult(job_dir=plan.job.root, output=plan.output if request.make_video else None,
                      final_dir=plan.job.final_dir, n_frames=plan.n_frames)
 
@@ -293,9 +303,9 @@ def load_request(job_dir: Path) -> RunRequest:
     if not data:
         raise UserError(f"{job_dir} has no saved request; start it with `videostyle run`")
     request = request_from_json(data)
-    copies = [job.root / name for name in manifest.get("style_copies", [])]
-    if copies and len(copies) == len(request.styles) and all(c.is_file() for c in copies):
-        request = dataclasses.replace(request, styles=tuple(copies))
+    if manifest.get("style_copies") is not None:  # jobs planned before copies were kept have none
+        request = dataclasses.replace(request, styles=verified_style_copies(job, manifest["style_copies"],
+                                                                            request.styles))
     return dataclasses.replace(request, job_dir=job.root)
 
 
@@ -306,36 +316,9 @@ def plan_from_job(job_dir: Path) -> JobPlan:
     return prepare(load_request(job_dir), from_job=True)
 
 
-@dataclass(frozen=True)
-class RecordedFrames:
-    info: VideoInfo
-    count: int
-    key: str
-
-
-def recorded_frames(job: JobDir) -> RecordedFrames | None:
-    """The frames the planner extracted, if the manifest records them and they are all there."""
-    manifest = job.read_manifest()
-    frames, video = manifest.get("frames", {}), manifest.get("video")
-    if not video or not frames.get("key") or not _frames_complete(job, frames.get("count", 0)):
-        return None
-    try:
-        info = VideoInfo(**video)
-    except TypeError:
-        return None
-    return RecordedFrames(info=info, count=frames["count"], key=frames["key"])
-
-
 def keep_copies(job: JobDir, request: RunRequest, info: VideoInfo) -> None:
     """Copy the style images and the input's audio into the job folder, for workers elsewhere."""
-    names = []
-    for index, style in enumerate(request.styles):
-        name = f"styles/{index}_{file_digest(style)}{style.suffix.lower()}"
-        if not (job.root / name).is_file():
-            (job.root / "styles").mkdir(exist_ok=True)
-            atomic_write_bytes(job.root / name, style.read_bytes())
-        names.append(name)
-    job.update_manifest(style_copies=names)
+    job.update_manifest(style_copies=keep_style_copies(job, request.styles))
     if info.is_video and info.has_audio and not (job.root / AUDIO_COPY).is_file():
         if not copy_audio(request.input, job.root / AUDIO_COPY):
             log.warning("could not copy the audio of %s into the job folder", request.input)
@@ -430,30 +413,10 @@ def probe_input(request: RunRequest) -> VideoInfo:
     return probe_video(request.input)
 
 
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
-def prepare_frames(job: JobDir, request: RunRequest, info: VideoInfo, emit: EventCallback) -> tuple[int, str]:
+def prepare_frames(job: JobDir, request: RunRequest, info: VideoInfo, emit: EventCallback) -> RecordedFrames:
     """Extract the input frames unless the job already has them for these settings."""
-    size = output_size((info.width, info.height), request.size,
-                       request.width or request.settings.video.width or None)
-    first, last = request.frames or (1, None)
-    stat = request.input.stat() if request.input.is_file() else None
-    key = settings_hash("frames", str(request.input.absolute()), stat.st_size if stat else None,
-                        int(stat.st_mtime) if stat else None, size, first, last, info.fps)
-    recorded = job.read_manifest().get("frames", {})
-    if recorded.get("key") == key and _frames_complete(job, recorded.get("count", 0)):
-        return recorded["count"], key
-    emit(StageEvent("extract", 1))
-    count = extract_frames(request.input, info, job.frames_dir, size, first, last)
-    job.update_manifest(input=str(request.input.absolute()), video=dataclasses.asdict(info),
-                        frames={"key": key, "count": count, "size": list(size), "first": first})
-    return count, key
-
-
-def _frames_complete(job: JobDir, count: int) -> bool:
-    return count > 0 and all((job.frames_dir / frame_name(i)).is_file() for i in range(1, count + 1))
+    return ensure_frames(job, request.input, info, request.size, request.width or request.settings.video.width or None,
+                         request.frames, on_extract=lambda: emit(StageEvent("extract", 1)))
 
 
 def find_cuts(job: JobDir, request: RunRequest, frames_key: str, n_frames: int) -> list[int]:
@@ -499,43 +462,34 @@ def file_tree_digest(folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def output_is_valid(path: Path) -> bool:
-    """A cached file counts only if it reads back; anything else is recomputed."""
-    if not path.is_file() or path.stat().st_size == 0:
-        return False
-    if path.suffix == ".png":
-        return read_image_or_none(path) is not None
-    try:
-        if path.suffix == ".flo":
-            flow.read_flo(path)
-        elif path.suffix == ".pgm":
-            flow.read_pgm(path)
-    except (flow.FlowError, OSError, ValueError):
-        return False
-    return True
+def publish_final(plan: JobPlan) -> bool:
+    """Make JOB/final hold the finished frames (hard links where possible, else copies).
 
-
-def publish_final(job: JobDir, ctx: PassContext, style_key: str) -> None:
-    """Make JOB/final hold the finished frames (hard links where possible, else copies)."""
+    ``final/`` is never trusted for itself: each of its frames must be the very file of its
+    verified result (or hold the same bytes), else the folder is built again. Returns whether it
+    was (so the video is encoded again).
+    """
+    job, ctx = plan.job, plan.ctx
+    sources = [ctx.final_path(i) for i in range(1, ctx.n_frames + 1)]
+    for i, src in enumerate(sources, start=1):
+        if not plan.check(src):
+            raise UserError(f"frame {i} is not stylized yet or its result is damaged ({src}); "
+                            "run the job again to finish it")
     marker = job.root / "final.json"
-    if read_json(marker).get("key") == style_key and _frames_complete_in(job.final_dir, ctx.n_frames):
-        return
+    if read_json(marker).get("key") == plan.style_key and all(
+            same_content(job.final_dir / frame_name(i), src) for i, src in enumerate(sources, start=1)):
+        return False
     tmp = job.root / f".final.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    for i in range(1, ctx.n_frames + 1):
-        src = ctx.final_path(i)
-        if not src.is_file():
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise UserError(f"frame {i} is not stylized yet ({src}); run the job again to finish it")
+    for i, src in enumerate(sources, start=1):
         try:
             os.link(src, tmp / frame_name(i))
         except OSError:
             shutil.copyfile(src, tmp / frame_name(i))
+    if job.final_dir.is_symlink() or job.final_dir.is_file():
+        job.final_dir.unlink()
     shutil.rmtree(job.final_dir, ignore_errors=True)
     tmp.rename(job.final_dir)
-    write_json(marker, {"key": style_key, "frames": ctx.n_frames})
-
-
-def _frames_complete_in(folder: Path, count: int) -> bool:
-    return all((folder / frame_name(i)).is_file() for i in range(1, count + 1))
+    write_json(marker, {"key": plan.style_key, "frames": ctx.n_frames})
+    return True

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from videostyle.errors import UserError
-from videostyle.pipeline import JobPlan, output_is_valid, plan_from_job
+from videostyle.pipeline import JobPlan, plan_from_job
 from videostyle.scheduler import Progress, UnitResult, is_done
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,6 @@ def _worker_plan(job_dir: str) -> JobPlan:
 
 
 def _run_unit(job_dir: str, name: str, lock_ttl: float, *needs_done: Any) -> dict[str, Any]:
-    from videostyle.farm import record_done
     from videostyle.jobdir import try_lock
 
     plan = _worker_plan(job_dir)
@@ -56,17 +55,16 @@ def _run_unit(job_dir: str, name: str, lock_ttl: float, *needs_done: Any) -> dic
         lock = try_lock(plan.job.locks_dir, name, lock_ttl)
         if lock is not None:
             break
-        if is_done(unit, output_is_valid):
+        if is_done(unit, plan.check):
             return {"name": name, "skipped": True, "seconds": 0.0, "losses": {}, "iterations": 0}
         time.sleep(1.0)
     try:
-        if is_done(unit, output_is_valid):
+        if is_done(unit, plan.check):
             return {"name": name, "skipped": True, "seconds": 0.0, "losses": {}, "iterations": 0}
         result = unit.work() or UnitResult()
     finally:
         lock.release()
-    seconds = time.monotonic() - start
-    record_done(plan.job, unit, seconds)
+    seconds = time.monotonic() - start  # the unit recorded itself in the journal (see pipeline.recording)
     return {"name": name, "skipped": False, "seconds": seconds, "losses": result.losses,
             "iterations": result.iterations}
 
@@ -115,7 +113,7 @@ def run_units_on_ray(plan: JobPlan, *, address: str | None = None, num_cpus: int
     refs: dict[str, Any] = {}
     units = {u.name: u for u in plan.units}
     for unit in plan.units_by_critical_path:  # of tasks ready together, the longest chains go in first
-        if is_done(unit, output_is_valid):
+        if is_done(unit, plan.check):
             continue
         deps = [refs[n] for n in unit.needs if n in refs]
         refs[unit.name] = remote.remote(job_dir, unit.name, lock_ttl, *deps)

@@ -8,6 +8,7 @@ as the authors' scripts number them.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -168,6 +169,24 @@ def extract_frames(source: Path, info: VideoInfo, out_dir: Path, size: tuple[int
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def extract_frame(source: Path, info: VideoInfo, target: Path, size: tuple[int, int], index: int) -> None:
+    """Write frame ``index`` (1-based, of the input) of ``source`` at ``size`` to ``target``, atomically
+    (to repair one damaged frame; the same pixels as :func:`extract_frames` makes)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".frame.tmp"))
+    try:
+        if info.is_video:
+            _extract_video(source, tmp, size, index, index)
+        else:
+            _extract_sequence(source, tmp, size, index, index)
+        made = tmp / frame_name(1)
+        if not made.is_file():
+            raise UserError(f"frame {index} could not be read from {source}")
+        os.replace(made, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _extract_video(source: Path, out_dir: Path, size: tuple[int, int], first: int, last: int) -> None:
     stream = ffmpeg.input(str(source))
     # select keeps exact frame indices (seeking by time can be off by one at odd frame rates)
@@ -197,15 +216,18 @@ def run_ffmpeg(stream: ffmpeg.nodes.OutputStream, what: str) -> None:
 def copy_audio(source: Path, target: Path) -> bool:
     """Copy the first audio stream of ``source`` as it is into a Matroska file (which takes any
     codec), atomically; False if ffmpeg cannot."""
-    tmp = target.with_name(f".{target.stem}.tmp.mka")
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp.mka")
+    os.close(fd)
+    tmp = Path(name)
     try:
         run_ffmpeg(ffmpeg.input(str(source)).output(str(tmp), map="0:a:0", acodec="copy", vn=None),
                    "copying the audio")
+        tmp.replace(target)
+        return True
     except UserError:
-        tmp.unlink(missing_ok=True)
         return False
-    tmp.replace(target)
-    return True
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def assemble_video(frames_dir: Path, n_frames: int, info: VideoInfo, output: Path,
@@ -214,7 +236,19 @@ def assemble_video(frames_dir: Path, n_frames: int, info: VideoInfo, output: Pat
     with the input's audio (the same time range) when it has any; written atomically."""
     fps = Fraction(info.fps)
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.stem}.tmp{output.suffix or '.mp4'}")
+    # A fresh temp file (O_EXCL): a planted file or link under a fixed temp name is never written through.
+    fd, name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.stem}.", suffix=f".tmp{output.suffix or '.mp4'}")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        _encode(frames_dir, n_frames, info, tmp, audio_source, first, crf, fps)
+        tmp.replace(output)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _encode(frames_dir: Path, n_frames: int, info: VideoInfo, tmp: Path, audio_source: Path | None,
+            first: int, crf: int, fps: Fraction) -> None:
     video = ffmpeg.input(str(frames_dir / FRAME_PATTERN), framerate=info.fps, start_number=1)
     # yuv420p needs even sizes; pad by one pixel rather than fail on odd user-supplied frames
     video = video.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
@@ -232,4 +266,3 @@ def assemble_video(frames_dir: Path, n_frames: int, info: VideoInfo, output: Pat
             run_ffmpeg(ffmpeg.output(*streams, str(tmp), acodec="aac", **kwargs), "encoding the video")
     else:
         run_ffmpeg(ffmpeg.output(video, str(tmp), **kwargs), "encoding the video")
-    tmp.replace(output)

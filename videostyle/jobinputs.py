@@ -1,0 +1,198 @@
+"""What a job keeps of its inputs: the extracted frames and copies of the style images.
+
+Both are checked on every start, by the planner and by every worker (see :mod:`videostyle.verify`),
+and a damaged or missing file is made again from the original: a frame re-extracted from the
+input, a style copy copied again. When the original is not on this machine (a worker elsewhere)
+or has changed, that is one line saying so, not a traceback on an unreadable image.
+
+The frames are keyed by what the input *is*, not by the path it was given as: the same file
+through a symlink or ``./a/../clip.mp4`` keeps its frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flow.io import atomic_write_bytes
+from videostyle.config import settings_hash
+from videostyle.errors import UserError
+from videostyle.jobdir import JobDir, inside_job
+from videostyle.verify import file_digest, file_size, frame_is_intact
+from videostyle.video_io import (VideoInfo, extract_frame, extract_frames, frame_name, is_image_sequence,
+                                 list_sequence, output_size)
+
+log = logging.getLogger(__name__)
+
+_HASHED_BYTES = 1 << 20  # of a video file's start and end, for its identity
+STYLE_COPY = re.compile(r"styles/\d+_([0-9a-f]{16})\.[A-Za-z0-9]{1,5}")
+
+
+@dataclass(frozen=True)
+class RecordedFrames:
+    """The frames as ``job.json`` records them (what a worker uses instead of the input)."""
+
+    info: VideoInfo
+    count: int
+    key: str
+    width: int
+    height: int
+    first: int  # the input frame that is frame 1
+    source: str  # identity of the input they were extracted from (see input_identity)
+    sizes: tuple[int, ...] | None  # byte size of each frame file; None in jobs older than the record
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "count": self.count, "size": [self.width, self.height], "first": self.first,
+                "source": self.source, "bytes": list(self.sizes) if self.sizes is not None else None}
+
+
+def recorded_frames(job: JobDir) -> RecordedFrames | None:
+    """The frames ``job.json`` records, if it records them in full (the files are not looked at)."""
+    manifest = job.read_manifest()
+    frames, video = manifest.get("frames"), manifest.get("video")
+    try:
+        info = VideoInfo(**video)  # type: ignore[arg-type]
+        count, (width, height) = frames["count"], frames["size"]  # type: ignore[index]
+        first, key, source = frames.get("first", 1), frames["key"], frames.get("source", "")  # type: ignore[union-attr]
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return None
+    if not (_positive_ints(count, width, height, first) and isinstance(key, str) and isinstance(source, str)):
+        return None
+    sizes = frames.get("bytes")
+    if not (isinstance(sizes, list) and len(sizes) == count and _positive_ints(*sizes)):
+        sizes = None
+    return RecordedFrames(info, count, key, width, height, first, source, tuple(sizes) if sizes else None)
+
+
+def _positive_ints(*values: Any) -> bool:
+    return all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
+
+
+def input_identity(path: Path) -> str:
+    """What the input is, whatever path names it: a video file's size and the hash of its first
+    and last MiB; an image sequence's file names, sizes and times."""
+    h = hashlib.sha256()
+    if is_image_sequence(path):
+        for file in list_sequence(path):
+            stat = file.stat()
+            h.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+        return "sequence:" + h.hexdigest()[:16]
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        h.update(fh.read(_HASHED_BYTES))
+        fh.seek(max(0, size - _HASHED_BYTES))
+        h.update(fh.read(_HASHED_BYTES))
+    return f"file:{size}:{h.hexdigest()[:16]}"
+
+
+def ensure_frames(job: JobDir, input_path: Path, info: VideoInfo, size: tuple[int, int] | None,
+                  width: int | None, frames: tuple[int, int | None] | None,
+                  on_extract: Callable[[], None]) -> RecordedFrames:
+    """The planner's frames: the job's own when they were extracted from this input at these
+    settings (damaged ones re-extracted), else all extracted afresh."""
+    work_size = output_size((info.width, info.height), size, width)
+    first, last = frames or (1, None)
+    identity = input_identity(input_path)
+    key = settings_hash("frames", identity, work_size, first, last, info.fps)
+    recorded = recorded_frames(job)
+    if recorded is not None and recorded.key == key:
+        return repair_frames(job, recorded, input_path)
+    on_extract()
+    count = extract_frames(input_path, info, job.frames_dir, work_size, first, last)
+    made = RecordedFrames(info, count, key, work_size[0], work_size[1], first, identity,
+                          tuple(_frame_bytes(job, count)))
+    job.update_manifest(input=str(input_path.absolute()), video=dataclasses.asdict(info), frames=made.to_json())
+    return made
+
+
+def _frame_bytes(job: JobDir, count: int) -> list[int]:
+    return [file_size(job.frames_dir / frame_name(i)) or 0 for i in range(1, count + 1)]
+
+
+def damaged_frames(job: JobDir, recorded: RecordedFrames) -> list[int]:
+    return [i for i in range(1, recorded.count + 1)
+            if not frame_is_intact(job.frames_dir / frame_name(i), recorded.width, recorded.height,
+                                   recorded.sizes[i - 1] if recorded.sizes else None)]
+
+
+def repair_frames(job: JobDir, recorded: RecordedFrames, input_path: Path) -> RecordedFrames:
+    """Check every frame; re-extract the damaged or missing ones from the input."""
+    damaged = damaged_frames(job, recorded)
+    if not damaged:
+        return recorded
+    where = f"frames/{frame_name(damaged[0])}" + (f" and {len(damaged) - 1} more" if len(damaged) > 1 else "")
+    if not _input_is_here(input_path):
+        raise UserError(f"the job's frame {where} is damaged or missing and the input {input_path} is not on "
+                        "this machine to extract it again; run `videostyle run` where the input is")
+    if recorded.source and input_identity(input_path) != recorded.source:
+        raise UserError(f"the job's frame {where} is damaged or missing and the input {input_path} has changed "
+                        "since the job was planned; run `videostyle run` again to start over from it")
+    log.warning("re-extracting damaged frame(s) %s from %s", damaged, input_path)
+    for i in damaged:
+        extract_frame(input_path, recorded.info, job.frames_dir / frame_name(i), (recorded.width, recorded.height),
+                      recorded.first + i - 1)
+    repaired = dataclasses.replace(recorded, sizes=tuple(_frame_bytes(job, recorded.count)))
+    if repaired.sizes != recorded.sizes:
+        job.update_manifest(frames=repaired.to_json())
+    return repaired
+
+
+def _input_is_here(path: Path) -> bool:
+    if is_image_sequence(path):
+        try:
+            return bool(list_sequence(path))
+        except UserError:
+            return False
+    return path.is_file()
+
+
+# ---------------------------------------------------------------- style images
+
+
+def style_copy_name(index: int, style: Path, digest: str) -> str:
+    return f"styles/{index}_{digest}{style.suffix.lower()}"
+
+
+def keep_style_copies(job: JobDir, styles: Sequence[Path]) -> list[str]:
+    """Copy the style images into the job folder for workers elsewhere; a copy that does not hash
+    to the digest in its name is written again."""
+    names = []
+    for index, style in enumerate(styles):
+        digest = file_digest(style)
+        name = style_copy_name(index, style, digest)
+        copy = inside_job(job.root, name, "style copy")
+        if not (copy.is_file() and file_digest(copy) == digest):
+            atomic_write_bytes(copy, style.read_bytes())
+        names.append(name)
+    return names
+
+
+def verified_style_copies(job: JobDir, names: Any, originals: Sequence[Path]) -> tuple[Path, ...]:
+    """A worker's style images: the job's copies, each checked against the hash in its name (and
+    copied again from the original when that is here and unchanged)."""
+    if not (isinstance(names, list) and len(names) == len(originals) and all(isinstance(n, str) for n in names)):
+        raise UserError("the job folder's list of style copies does not match its style images; "
+                        "run `videostyle run` again")
+    return tuple(_verified_copy(job, name, original) for name, original in zip(names, originals))
+
+
+def _verified_copy(job: JobDir, name: str, original: Path) -> Path:
+    match = STYLE_COPY.fullmatch(name)
+    if match is None:
+        raise UserError(f"the job folder names a style copy {name!r}, not a file styles/N_<hash>.<ext>; "
+                        "run `videostyle run` again")
+    copy, digest = inside_job(job.root, name, "style copy"), match[1]
+    if copy.is_file() and file_digest(copy) == digest:
+        return copy
+    if original.is_file() and file_digest(original) == digest:
+        log.warning("the job's copy %s of %s was damaged or missing; copied again", name, original)
+        atomic_write_bytes(copy, original.read_bytes())
+        return copy
+    raise UserError(f"the job's copy of a style image ({name}) is damaged or missing and the original "
+                    f"{original} is not on this machine or has changed; run `videostyle run` where it is")

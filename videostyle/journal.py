@@ -1,0 +1,79 @@
+"""The job's journal: one line per finished unit, with the byte size of every file it wrote.
+
+``JOB/journal.jsonl`` is append-only, so workers on several machines can record into it at once
+(a small ``O_APPEND`` write stays whole); ``job.json`` is rewritten whole and would lose a
+concurrent worker's entry. A unit records its outputs while it still holds its lock, so no other
+worker sees its files finished but unrecorded. The latest line naming a file wins: a file that was
+damaged and redone is recorded again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+JOURNAL = "journal.jsonl"
+
+
+def record_done(job_root: Path, unit_name: str, seconds: float, outputs: Iterable[Path] = ()) -> None:
+    """Append one line for ``unit_name``: who did it, how long it took, its files' byte sizes."""
+    sizes = {_relative(job_root, path): path.stat().st_size for path in outputs}
+    line = json.dumps({"unit": unit_name, "host": socket.gethostname(), "pid": os.getpid(),
+                       "seconds": round(seconds, 3), "time": time.time(), "outputs": sizes}) + "\n"
+    fd = os.open(job_root / JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def read_journal(job_root: Path) -> list[dict[str, Any]]:
+    path = job_root / JOURNAL
+    if not path.is_file():
+        return []
+    entries = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a worker died mid-line; the unit was never recorded done
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
+
+
+def _relative(job_root: Path, path: Path) -> str:
+    return Path(os.path.relpath(path, job_root)).as_posix()
+
+
+class Ledger:
+    """The recorded byte size of each unit output, read from the journal again whenever it grew."""
+
+    def __init__(self, job_root: Path) -> None:
+        self.job_root = job_root
+        self._stamp: tuple[int, int] | None = None
+        self._sizes: dict[str, int] = {}
+
+    def recorded_size(self, path: Path) -> int | None:
+        self._refresh()
+        return self._sizes.get(_relative(self.job_root, path))
+
+    def _refresh(self) -> None:
+        try:
+            stat = (self.job_root / JOURNAL).stat()
+            stamp = (stat.st_size, stat.st_mtime_ns)
+        except FileNotFoundError:
+            stamp = (0, 0)
+        if stamp == self._stamp:
+            return
+        sizes: dict[str, int] = {}
+        for entry in read_journal(self.job_root):
+            outputs = entry.get("outputs")
+            if isinstance(outputs, dict):
+                sizes.update({k: v for k, v in outputs.items() if isinstance(k, str) and isinstance(v, int)})
+        self._stamp, self._sizes = stamp, sizes
