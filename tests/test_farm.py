@@ -152,12 +152,14 @@ def test_a_worker_needs_only_the_job_folder(tiny_clip: Path, tiny_style: Path, t
     assert (info.n_frames, info.has_audio) == (5, True)
 
 
-def test_the_default_output_goes_where_the_job_was_planned(tiny_clip: Path, tiny_style: Path, tmp_path: Path) -> None:
+def test_the_default_output_goes_into_the_job_folder_named_as_planned(tiny_clip: Path, tiny_style: Path,
+                                                                     tmp_path: Path) -> None:
+    """A worker writes only inside the job folder (or to its own -o), never where job.json points."""
     planned_from, worker_cwd = tmp_path / "planned_from", tmp_path / "worker"
     planned_from.mkdir()
     worker_cwd.mkdir()
     finished(videostyle("run", tiny_clip, "--style", tiny_style, "--job-dir", tmp_path / "job", "--plan-only",
                         *FAST, cwd=planned_from))
     finished(videostyle("work", tmp_path / "job", "--until-done", cwd=worker_cwd))
-    assert (planned_from / "tiny_stylized.mp4").is_file()
-    assert not list(worker_cwd.iterdir())
+    assert (tmp_path / "job" / "tiny_stylized.mp4").is_file()
+    assert not list(planned_from.iterdir()) and not list(worker_cwd.iterdir())

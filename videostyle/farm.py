@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from videostyle.jobdir import JobDir, Lock, try_lock
+from videostyle.jobdir import JobDir, Lock, lock_is_live, lock_path, try_lock
 from videostyle.journal import read_journal as _read_journal
 from videostyle.pipeline import JobPlan, finish, plan_from_job
 from videostyle.scheduler import Progress, Unit, UnitResult, is_done
@@ -49,11 +49,7 @@ def unit_states(plan: JobPlan, lock_ttl: float = 600.0) -> list[UnitState]:
 
 
 def _lock_is_live(job: JobDir, name: str, ttl: float) -> bool:
-    path = job.locks_dir / (name.replace("/", "__") + ".lock")
-    try:
-        return time.time() - path.stat().st_mtime <= ttl
-    except FileNotFoundError:
-        return False
+    return lock_is_live(lock_path(job.locks_dir, name), ttl)
 
 
 def read_journal(job_dir: Path) -> list[dict]:
@@ -91,13 +87,13 @@ class WorkReport:
 
 
 def work(job_dir: Path, *, until_done: bool = False, lock_ttl: float = 600.0, poll_seconds: float = 2.0,
-         on_progress: Callable[[Progress], None] | None = None) -> WorkReport:
+         on_progress: Callable[[Progress], None] | None = None, output: Path | None = None) -> WorkReport:
     """Do one free unit (or, with ``until_done``, units until none is left), then return.
 
     When every unit is done, the worker that gets the ``finish`` lock publishes the final frames
-    and encodes the video.
+    and encodes the video: to ``output``, or into the job folder (see ``plan_from_job``).
     """
-    plan = plan_from_job(job_dir)
+    plan = plan_from_job(job_dir, output)
     report = WorkReport()
     done: set[str] = set()
     while True:

@@ -160,7 +160,7 @@ def try_lock(locks_dir: Path, unit: str, ttl: float = 600.0) -> Lock | None:
     moved aside by rename (atomic, so only one of several contenders wins) and claimed afresh.
     """
     locks_dir.mkdir(parents=True, exist_ok=True)
-    path = locks_dir / (unit.replace("/", "__") + ".lock")
+    path = lock_path(locks_dir, unit)
     token = uuid.uuid4().hex
     body = json.dumps({"token": token, "host": socket.gethostname(), "pid": os.getpid(),
                        "time": time.time()}).encode()
@@ -168,7 +168,7 @@ def try_lock(locks_dir: Path, unit: str, ttl: float = 600.0) -> Lock | None:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            if not _expired(path, ttl):
+            if lock_is_live(path, ttl):
                 return None
             try:
                 os.rename(path, path.with_name(f"{path.name}.stale-{token}"))
@@ -184,19 +184,24 @@ def try_lock(locks_dir: Path, unit: str, ttl: float = 600.0) -> Lock | None:
     return None
 
 
-def _expired(path: Path, ttl: float) -> bool:
-    """A lock is dead when its heartbeat stopped for ``ttl`` seconds, or at once when its holder
-    ran on this host and that process is gone (a killed local run resumes without waiting)."""
+def lock_path(locks_dir: Path, unit: str) -> Path:
+    return locks_dir / (unit.replace("/", "__") + ".lock")
+
+
+def lock_is_live(path: Path, ttl: float) -> bool:
+    """The one rule for whether a lock's holder still works on its unit (claiming and listing
+    alike): its heartbeat touched the file within ``ttl`` seconds, and, when it ran on this host,
+    its process still exists (a killed local run resumes without waiting)."""
     try:
         age = time.time() - path.stat().st_mtime
     except FileNotFoundError:
-        return True
+        return False
     if age > ttl:
-        return True
+        return False
     holder = read_json(path)
     if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
-        return not _process_alive(holder["pid"])
-    return False
+        return _process_alive(holder["pid"])
+    return True
 
 
 def _process_alive(pid: int) -> bool:

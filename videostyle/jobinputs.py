@@ -24,13 +24,12 @@ from flow.io import atomic_write_bytes
 from videostyle.config import settings_hash
 from videostyle.errors import UserError
 from videostyle.jobdir import JobDir, inside_job
-from videostyle.verify import file_digest, file_size, frame_is_intact
+from videostyle.verify import file_digest, file_identity, file_size, frame_is_intact
 from videostyle.video_io import (VideoInfo, extract_frame, extract_frames, frame_name, is_image_sequence,
                                  list_sequence, output_size)
 
 log = logging.getLogger(__name__)
 
-_HASHED_BYTES = 1 << 20  # of a video file's start and end, for its identity
 STYLE_COPY = re.compile(r"styles/\d+_([0-9a-f]{16})\.[A-Za-z0-9]{1,5}")
 
 
@@ -75,20 +74,15 @@ def _positive_ints(*values: Any) -> bool:
 
 
 def input_identity(path: Path) -> str:
-    """What the input is, whatever path names it: a video file's size and the hash of its first
-    and last MiB; an image sequence's file names, sizes and times."""
+    """What the input is, whatever path names it: a video file's identity (see
+    :func:`~videostyle.verify.file_identity`); an image sequence's file names, sizes and times."""
+    if not is_image_sequence(path):
+        return file_identity(path)
     h = hashlib.sha256()
-    if is_image_sequence(path):
-        for file in list_sequence(path):
-            stat = file.stat()
-            h.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-        return "sequence:" + h.hexdigest()[:16]
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        h.update(fh.read(_HASHED_BYTES))
-        fh.seek(max(0, size - _HASHED_BYTES))
-        h.update(fh.read(_HASHED_BYTES))
-    return f"file:{size}:{h.hexdigest()[:16]}"
+    for file in list_sequence(path):
+        stat = file.stat()
+        h.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return "sequence:" + h.hexdigest()[:16]
 
 
 def ensure_frames(job: JobDir, input_path: Path, info: VideoInfo, size: tuple[int, int] | None,
@@ -183,11 +177,12 @@ def verified_style_copies(job: JobDir, names: Any, originals: Sequence[Path]) ->
 
 
 def _verified_copy(job: JobDir, name: str, original: Path) -> Path:
+    copy = inside_job(job.root, name, "style copy")
     match = STYLE_COPY.fullmatch(name)
     if match is None:
         raise UserError(f"the job folder names a style copy {name!r}, not a file styles/N_<hash>.<ext>; "
                         "run `videostyle run` again")
-    copy, digest = inside_job(job.root, name, "style copy"), match[1]
+    digest = match[1]
     if copy.is_file() and file_digest(copy) == digest:
         return copy
     if original.is_file() and file_digest(original) == digest:

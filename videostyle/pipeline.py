@@ -33,15 +33,15 @@ from videostyle.config import Settings, from_dict, settings_hash, validate
 from videostyle.errors import UserError
 from videostyle.flowstage import FlowStore, flow_units
 from videostyle.images import load_image
-from videostyle.jobdir import JobDir, read_json, write_json
-from videostyle.jobinputs import (RecordedFrames, ensure_frames, keep_style_copies, recorded_frames, repair_frames,
-                                  verified_style_copies)
+from videostyle.jobdir import JobDir, inside_job, read_json, resolves_inside, write_json
+from videostyle.jobinputs import (RecordedFrames, ensure_frames, input_identity, keep_style_copies, recorded_frames,
+                                  repair_frames, verified_style_copies)
 from videostyle.journal import Ledger, record_done
 from videostyle.passes import PassContext, last_pass, needs_flow, stylize_units
 from videostyle.scheduler import Progress, Unit, by_critical_path, execute
 from videostyle.shots import detect_cuts, flow_pairs, plan_segments
 from videostyle.stylize import Stylizer
-from videostyle.verify import OutputCheck, file_digest, file_size, same_content
+from videostyle.verify import OutputCheck, file_digest, file_identity, file_size, same_content
 from videostyle.vgg import weights_file
 from videostyle.video_io import (VideoInfo, assemble_video, copy_audio, frame_name, is_image_sequence,
                                  probe_sequence, probe_video)
@@ -102,6 +102,7 @@ class JobPlan:
     style_key: str
     cuts: tuple[int, ...]
     check: OutputCheck  # whether a unit's output may be trusted (see videostyle.verify)
+    frames_source: str = ""  # identity of the input the frames came from (see jobinputs.input_identity)
 
     @cached_property
     def units_by_critical_path(self) -> tuple[Unit, ...]:
@@ -170,22 +171,26 @@ def prepare(request: RunRequest, emit: EventCallback | None = None, *, from_job:
     emit = emit or (lambda event: None)
     settings = request.settings
     check_request(request)
+    if not from_job and request.flow_files is not None and not request.flow_files.is_dir():
+        raise UserError(f"flow folder not found: {request.flow_files}")
     style_images = [load_image(path) for path in request.styles]  # fail before any long work
-    weights_file(settings.style.weights)
+    weights = weights_file(settings.style.weights)
     job_path, output = default_paths(request)
     job = JobDir(job_path)
+    check_job_layout(job)
+    if from_job:
+        check_same_weights(job, weights)
     recorded = recorded_frames(job) if from_job else None
     # a missing or unreadable input leaves no job folder behind
     info = recorded.info if recorded else probe_input(request)
     if not from_job:
         check_frames_of_clip(request, info.n_frames)
-    if from_job:
-        output = reachable_output(output, job)
     if request.make_video:
         check_output_writable(output, job.root)
     job.create()
     if not from_job:  # with the output resolved here: a worker's current folder is not the planner's
-        job.update_manifest(request=request_to_json(dataclasses.replace(request, output=output)))
+        job.update_manifest(request=request_to_json(dataclasses.replace(request, output=output)),
+                            weights={"path": str(weights), "identity": file_identity(weights)})
 
     frames = (repair_frames(job, recorded, request.input) if recorded
               else prepare_frames(job, request, info, emit))
@@ -199,7 +204,7 @@ def prepare(request: RunRequest, emit: EventCallback | None = None, *, from_job:
     if needs_flow(settings, n_frames):
         # Single-pass always warps the previous frame in, whatever offsets its temporal loss uses.
         offsets = {1} | set(settings.flow.long_term if settings.video.algorithm == "singlepass" else ())
-        flows, units = plan_flow(job, request, frames_key, flow_pairs(segments, sorted(offsets)))
+        flows, units = plan_flow(job, request, frames_key, flow_pairs(segments, sorted(offsets)), from_job)
 
     style_key = settings_hash(__version__, frames_key, flows.root.name if flows else None,
                               settings.style, _look_settings(settings), cuts,
@@ -215,7 +220,8 @@ def prepare(request: RunRequest, emit: EventCallback | None = None, *, from_job:
     units += stylize_units(ctx)
     return JobPlan(request=request, job=job, info=info, n_frames=n_frames, output=output,
                    units=tuple(recording(job, unit) for unit in units), ctx=ctx, style_key=style_key,
-                   cuts=tuple(cuts), check=OutputCheck(Ledger(job.root), height, width))
+                   cuts=tuple(cuts), check=OutputCheck(Ledger(job.root), height, width),
+                   frames_source=frames.source)
 
 
 def finish(plan: JobPlan, emit: EventCallback | None = None) -> RunResult:
@@ -242,7 +248,7 @@ def audio_source(plan: JobPlan) -> Path | None:
     """The input when this machine sees it, else the job folder's copy of its audio."""
     if not plan.info.is_video:
         return None
-    if plan.request.input.is_file():
+    if plan.request.input.is_file() and input_identity(plan.request.input) == plan.frames_source:
         return plan.request.input
     copy = plan.job.root / AUDIO_COPY
     if plan.info.has_audio and not copy.is_file():
@@ -309,11 +315,32 @@ def load_request(job_dir: Path) -> RunRequest:
     return dataclasses.replace(request, job_dir=job.root)
 
 
-def plan_from_job(job_dir: Path) -> JobPlan:
+def plan_from_job(job_dir: Path, output: Path | None = None) -> JobPlan:
     """A job's plan from its folder alone, as a farm or Ray worker sees it: the frames, video facts,
     style images and audio the planner kept there, so a worker needs neither the input nor the
-    planning machine's paths, and never decodes the input again."""
-    return prepare(load_request(job_dir), from_job=True)
+    planning machine's paths, and never decodes the input again.
+
+    The folder may have been edited by anyone who can write to the share, so a worker writes only
+    inside it and to ``output`` (given on the worker's own command line): without one, the video
+    goes into the job folder under the name the planner gave it.
+    """
+    request = load_request(job_dir)
+    assert request.job_dir is not None
+    chosen = output.absolute() if output is not None else worker_output(request.job_dir, request.output)
+    return prepare(dataclasses.replace(request, output=chosen), from_job=True)
+
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
+
+
+def worker_output(job_root: Path, planned: Path | None) -> Path:
+    """Where a worker encodes the video when its command line names no output: the planned video's
+    file name, inside the job folder (a job folder's word is never taken for a path outside it)."""
+    name = planned.name if planned is not None else "stylized.mp4"
+    if Path(name).suffix.lower() not in VIDEO_SUFFIXES:
+        raise UserError(f"the job folder names the video {name!r}, not a video file name "
+                        f"({', '.join(VIDEO_SUFFIXES)}); give the worker an output with -o")
+    return inside_job(job_root, name, "video output")
 
 
 def keep_copies(job: JobDir, request: RunRequest, info: VideoInfo) -> None:
@@ -322,15 +349,6 @@ def keep_copies(job: JobDir, request: RunRequest, info: VideoInfo) -> None:
     if info.is_video and info.has_audio and not (job.root / AUDIO_COPY).is_file():
         if not copy_audio(request.input, job.root / AUDIO_COPY):
             log.warning("could not copy the audio of %s into the job folder", request.input)
-
-
-def reachable_output(output: Path, job: JobDir) -> Path:
-    """The planned output, or the same name in the job folder when its folder is not on this machine."""
-    if output.parent.is_dir():
-        return output
-    fallback = job.root / output.name
-    log.warning("the output folder %s is not on this machine; the video goes to %s", output.parent, fallback)
-    return fallback
 
 
 # ---------------------------------------------------------------- stages
@@ -351,8 +369,8 @@ def check_request(request: RunRequest) -> None:
     parse_fps(request.fps)
     if request.cuts is not None and not all(_is_int(c) and c >= 1 for c in request.cuts):
         raise UserError(f"cuts must be frame numbers from 1 (got {request.cuts!r})")
-    if request.flow_files is not None and not Path(request.flow_files).is_dir():
-        raise UserError(f"flow folder not found: {request.flow_files}")
+    if request.flow_files is not None and not isinstance(request.flow_files, Path):
+        raise UserError(f"flow_files must be a folder path (got {request.flow_files!r})")
 
 
 def _is_int(value: Any) -> bool:
@@ -392,6 +410,29 @@ def parse_fps(text: str) -> Fraction:
     if fps <= 0:
         raise UserError(f"fps must be a positive rate like 25, 29.97 or 30000/1001 (got {text!r})")
     return fps
+
+
+JOB_ENTRIES = ("job.json", "journal.jsonl", "final.json", "frames", "flow", "stylized", "final", "locks",
+               "styles", AUDIO_COPY)
+
+
+def check_job_layout(job: JobDir) -> None:
+    """Every entry the job writes into or deletes stays inside the job folder: a share's user who
+    turned ``final`` into a link to their home must not make a worker write or delete there."""
+    for name in JOB_ENTRIES:
+        path = job.root / name
+        if path.is_symlink() and not resolves_inside(path, job.root):
+            raise UserError(f"the job folder's {name} is a symbolic link leading outside it "
+                            f"(to {os.readlink(path)}); refusing to write there")
+
+
+def check_same_weights(job: JobDir, weights: Path) -> None:
+    """A worker's VGG-19 weights are the planner's (the same path may hold other weights here)."""
+    recorded = job.read_manifest().get("weights", {})
+    identity = recorded.get("identity") if isinstance(recorded, dict) else None
+    if isinstance(identity, str) and identity != file_identity(weights):
+        raise UserError(f"the VGG-19 weights {weights} on this machine differ from those the job was "
+                        "planned with; install the same weights here")
 
 
 def check_output_writable(output: Path, job_root: Path) -> None:
@@ -437,18 +478,38 @@ def find_cuts(job: JobDir, request: RunRequest, frames_key: str, n_frames: int) 
     return cuts
 
 
-def plan_flow(job: JobDir, request: RunRequest, frames_key: str,
-              pairs: list[tuple[int, int]]) -> tuple[FlowStore, list[Unit]]:
+def plan_flow(job: JobDir, request: RunRequest, frames_key: str, pairs: list[tuple[int, int]],
+              from_job: bool = False) -> tuple[FlowStore, list[Unit]]:
     settings = request.settings
-    source = f"files:{file_tree_digest(request.flow_files)}" if request.flow_files else settings.flow.method
+    source = flow_source(job, request, from_job)
     # Keyed by the frames and the method only: pairs added later (longer offsets) land beside
     # the ones already computed.
     key = settings_hash("flow", frames_key, source)
     store = FlowStore(job.flow_dir(key))
     units = flow_units(store, pairs, lambda i: load_image(job.frames_dir / frame_name(i)),
                        settings.flow.method, request.flow_files)
-    job.update_manifest(flow={"key": key, "method": source, "pairs": [list(p) for p in pairs]})
+    if not from_job:
+        job.update_manifest(flow={"key": key, "method": source, "pairs": [list(p) for p in pairs]})
     return store, units
+
+
+def flow_source(job: JobDir, request: RunRequest, from_job: bool) -> str:
+    """What the flows come from: the method, or the user's files as the planner hashed them. A
+    worker takes the planner's record (it may not see the folder, and needs it only for flows not
+    made yet); a folder it does see must hold the same files."""
+    if request.flow_files is None:
+        return request.settings.flow.method
+    if not from_job:
+        return f"files:{file_tree_digest(request.flow_files)}"
+    recorded = job.read_manifest().get("flow", {}).get("method")
+    if not (isinstance(recorded, str) and recorded.startswith("files:")):
+        raise UserError("the job folder does not record which flow files it was planned with; "
+                        "run `videostyle run` again")
+    folder = request.flow_files
+    if folder.exists() and (not folder.is_dir() or f"files:{file_tree_digest(folder)}" != recorded):
+        raise UserError(f"the flow files in {folder} differ from those the job was planned with; "
+                        "run `videostyle run` again to plan with these")
+    return recorded
 
 
 def file_tree_digest(folder: Path) -> str:
@@ -457,8 +518,8 @@ def file_tree_digest(folder: Path) -> str:
     h = hashlib.sha256()
     for path in sorted(folder.glob("*.flo")) + sorted(folder.glob("*.pgm")):
         h.update(path.name.encode())
-        h.update(str(path.stat().st_size).encode())
-        h.update(str(int(path.stat().st_mtime)).encode())
+        stat = path.stat()
+        h.update(f"{stat.st_size}:{stat.st_mtime_ns};".encode())
     return h.hexdigest()[:16]
 
 

@@ -86,6 +86,21 @@ def frame_is_intact(path: Path, width: int, height: int, recorded_bytes: int | N
     return file_size(path) == recorded_bytes and png_size(path) == (width, height)
 
 
+_IDENTITY_BYTES = 1 << 20
+
+
+def file_identity(path: Path) -> str:
+    """What a large file is, whatever path names it, without reading it all: its size and a hash
+    of its first and last MiB (an input video, VGG-19 weights)."""
+    size = path.stat().st_size
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        h.update(fh.read(_IDENTITY_BYTES))
+        fh.seek(max(0, size - _IDENTITY_BYTES))
+        h.update(fh.read(_IDENTITY_BYTES))
+    return f"file:{size}:{h.hexdigest()[:16]}"
+
+
 def file_digest(path: Path) -> str:
     """Short content hash of a file (style images, their copies in the job folder)."""
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
