@@ -170,16 +170,9 @@ def prepare(request: RunRequest, emit: EventCallback | None = None, *, from_job:
     """
     emit = emit or (lambda event: None)
     settings = request.settings
-    check_request(request)
-    if not from_job and request.flow_files is not None and not request.flow_files.is_dir():
-        raise UserError(f"flow folder not found: {request.flow_files}")
-    style_images = [load_image(path) for path in request.styles]  # fail before any long work
-    weights = weights_file(settings.style.weights)
     job_path, output = default_paths(request)
     job = JobDir(job_path)
-    check_job_layout(job)
-    if from_job:
-        check_same_weights(job, weights)
+    style_images, weights = check_before_any_work(request, job, from_job)
     recorded = recorded_frames(job) if from_job else None
     # a missing or unreadable input leaves no job folder behind
     info = recorded.info if recorded else probe_input(request)
@@ -352,6 +345,21 @@ def keep_copies(job: JobDir, request: RunRequest, info: VideoInfo) -> None:
 
 
 # ---------------------------------------------------------------- stages
+
+
+def check_before_any_work(request: RunRequest, job: JobDir, from_job: bool) -> tuple[list[Any], Path]:
+    """Everything that can be checked without a frame, so a bad value costs no extraction: the
+    request, the style images (read), the weights file, and (for a worker) that the job folder's
+    names and weights are safe to use. Returns the style images and the weights file."""
+    check_request(request)
+    if not from_job and request.flow_files is not None and not request.flow_files.is_dir():
+        raise UserError(f"flow folder not found: {request.flow_files}")
+    style_images = [load_image(path) for path in request.styles]
+    weights = weights_file(request.settings.style.weights)
+    check_job_layout(job)
+    if from_job:
+        check_same_weights(job, weights)
+    return style_images, weights
 
 
 def check_request(request: RunRequest) -> None:
