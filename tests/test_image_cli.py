@@ -92,13 +92,18 @@ def test_image_reads_a_preset(pictures, tmp_path):
     (["--device", "cuda:7"], "cuda:7"),
     (["--size", "8"], "--size"),
     (["--config", "{badconfig}"], "unknown setting"),
+    (["--style-weight", "nan"], "--style-weight must be a finite number (got nan)"),
+    (["--config", "{nanconfig}"], "[style] content_weight must be a finite number (got nan)"),
+    (["--content-layers", "relu9_9"], "unknown VGG-19 layer 'relu9_9'"),
 ])
 def test_user_errors_are_one_line(pictures, tmp_path, args, message):
     broken = tmp_path / "broken.bin"
     broken.write_bytes(b"not torch")
     badconfig = tmp_path / "bad.toml"
     badconfig.write_text("[style]\nstyle_wieght = 3\n")
-    args = [a.format(broken=broken, badconfig=badconfig) for a in args]
+    nanconfig = tmp_path / "nan.toml"
+    nanconfig.write_text("[style]\ncontent_weight = nan\n")
+    args = [a.format(broken=broken, badconfig=badconfig, nanconfig=nanconfig) for a in args]
     result = _run(pictures["content"], "--style", pictures["style"], "-o", tmp_path / "o.png", "--size", "32",
                   "--iterations", "1", "-q", *args)
     assert result.exit_code == 2, result.output
