@@ -134,3 +134,172 @@ def _leaves_image(flw: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- moving-camera clips
+
+
+@dataclass(frozen=True)
+class CameraPath:
+    """A virtual camera over a still picture, and a disc cut from a second picture sliding past it.
+
+    Over the whole clip the camera pans by ``pan`` (fractions of the frame's width and height),
+    zooms in by ``zoom`` (0.15: the last frame shows 15% less of the picture across) and rotates by
+    ``rotation_deg``, at constant speed; ``shake`` adds a seeded hand-held wobble of that many
+    pixels. The disc (radius ``disc_radius`` times the frame height) enters at ``disc_start``
+    (fractions of width and height) and moves ``disc_speed`` pixels per frame (x, y) at the
+    output size; ``disc_radius = 0`` leaves it out.
+    """
+
+    pan: tuple[float, float] = (0.25, 0.0)
+    zoom: float = 0.0
+    rotation_deg: float = 0.0
+    shake: float = 0.0
+    disc_radius: float = 0.22
+    disc_start: tuple[float, float] = (0.05, 0.5)
+    disc_speed: tuple[float, float] = (25.0, 0.0)
+
+
+@dataclass(frozen=True)
+class SyntheticClip:
+    """Frames of a moving camera with exactly known flow between consecutive frames.
+
+    ``frames[k]`` is frame k+1 (HxWx3 uint8). For k >= 1, ``backward[k]`` is the flow from frame
+    k+1 to frame k and ``forward[k]`` the flow from frame k to frame k+1 (HxWx2 float32, channel 0
+    = x), and ``visible[k]`` (HxW bool) marks frame k+1's pixels that frame k shows too, away from
+    the disc's antialiased rim: where the metric and the reliability of ``backward[k]`` are
+    defined. Index 0 of the three lists is None.
+    """
+
+    frames: list[np.ndarray]
+    backward: list[np.ndarray | None]
+    forward: list[np.ndarray | None]
+    visible: list[np.ndarray | None]
+    visible_forward: list[np.ndarray | None]
+
+
+class _Pose:
+    """Frame pixel x (pixel centres, origin top-left) -> picture point c + s·R(θ)·(x − o)."""
+
+    def __init__(self, centre: tuple[float, float], scale: float, angle: float, origin: tuple[float, float]) -> None:
+        self.cx, self.cy = centre
+        self.s, self.cos, self.sin = scale, math.cos(angle), math.sin(angle)
+        self.ox, self.oy = origin
+
+    def to_picture(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        dx, dy = x - self.ox, y - self.oy
+        return (self.cx + self.s * (self.cos * dx - self.sin * dy),
+                self.cy + self.s * (self.sin * dx + self.cos * dy))
+
+    def to_frame(self, px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        dx, dy = (px - self.cx) / self.s, (py - self.cy) / self.s
+        return self.ox + self.cos * dx + self.sin * dy, self.oy - self.sin * dx + self.cos * dy
+
+
+def camera_clip(picture: np.ndarray, occluder: np.ndarray, n_frames: int, size: tuple[int, int],
+                path: CameraPath = CameraPath(), seed: int = 0, supersample: int = 3,
+                optics_blur: float = 0.8) -> SyntheticClip:
+    """Film ``picture`` (HxWx3 uint8, larger than the frames) along ``path`` at ``size`` (W, H).
+
+    Each frame is rendered at ``supersample``× (the picture by cubic interpolation, mirrored beyond
+    its edges), blurred by a Gaussian of ``optics_blur`` frame pixels as a lens would and
+    box-filtered down to the pixel grid. The flows are the exact maps between the frames' pixel
+    centres, and the disc's pixels move rigidly. Without the lens blur a photo filmed at a quarter
+    of its size aliases, and the input's own warping error (bilinear) was 4.5 of 255 instead of
+    the 1.2 to 1.7 of real footage (the bundled bunny: 1.6); with 0.8 px it is about 1.3.
+    """
+    width, height = size
+    poses = _camera_poses(picture.shape, n_frames, size, path, seed)
+    discs = [_disc_centre(path, size, k) for k in range(n_frames)]
+    radius = path.disc_radius * height
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    frames = [_render(picture, occluder, pose, disc, radius, size, supersample, optics_blur)
+              for pose, disc in zip(poses, discs)]
+    rim = 1.0 + 2.5 * optics_blur
+    backward: list[np.ndarray | None] = [None]
+    forward: list[np.ndarray | None] = [None]
+    visible: list[np.ndarray | None] = [None]
+    visible_forward: list[np.ndarray | None] = [None]
+    for k in range(1, n_frames):
+        bwd, vis = _pair_flow(poses[k], poses[k - 1], discs[k], discs[k - 1], radius, rim, xs, ys)
+        fwd, vis_f = _pair_flow(poses[k - 1], poses[k], discs[k - 1], discs[k], radius, rim, xs, ys)
+        backward.append(bwd)
+        forward.append(fwd)
+        visible.append(vis)
+        visible_forward.append(vis_f)
+    return SyntheticClip(frames, backward, forward, visible, visible_forward)
+
+
+def _camera_poses(picture_shape: tuple[int, ...], n_frames: int, size: tuple[int, int], path: CameraPath,
+                  seed: int) -> list[_Pose]:
+    """Poses whose frames stay inside the picture: the scale is set so the whole path fits."""
+    width, height = size
+    ph, pw = picture_shape[:2]
+    span_x = width * (1 + abs(path.pan[0])) + abs(math.sin(math.radians(path.rotation_deg))) * height
+    span_y = height * (1 + abs(path.pan[1])) + abs(math.sin(math.radians(path.rotation_deg))) * width
+    scale = 0.95 * min(pw / span_x, ph / span_y)  # picture pixels per frame pixel, first frame
+    rng = np.random.default_rng(seed)
+    wobble = rng.normal(size=(n_frames, 2)) * path.shake
+    origin = ((width - 1) / 2, (height - 1) / 2)
+    poses = []
+    for k in range(n_frames):
+        f = k / max(n_frames - 1, 1)
+        s = scale * (1 - path.zoom * f)
+        cx = pw / 2 + scale * width * path.pan[0] * (f - 0.5) + scale * wobble[k, 0]
+        cy = ph / 2 + scale * height * path.pan[1] * (f - 0.5) + scale * wobble[k, 1]
+        poses.append(_Pose((cx, cy), s, math.radians(path.rotation_deg) * f, origin))
+    return poses
+
+
+def _disc_centre(path: CameraPath, size: tuple[int, int], k: int) -> tuple[float, float]:
+    width, height = size
+    return (path.disc_start[0] * width + path.disc_speed[0] * k, path.disc_start[1] * height + path.disc_speed[1] * k)
+
+
+def _render(picture: np.ndarray, occluder: np.ndarray, pose: _Pose, disc: tuple[float, float], radius: float,
+            size: tuple[int, int], supersample: int, blur: float) -> np.ndarray:
+    import cv2  # flow's estimators need OpenCV already; only this generator uses it here
+
+    width, height = size
+    k = supersample
+    offsets = (np.arange(width * k) + 0.5) / k - 0.5, (np.arange(height * k) + 0.5) / k - 0.5
+    xs, ys = np.meshgrid(offsets[0], offsets[1])
+    px, py = pose.to_picture(xs, ys)
+    image = cv2.remap(picture.astype(np.float32), px.astype(np.float32), py.astype(np.float32),
+                      cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
+    if radius > 0:
+        # The disc shows a patch of the occluder picture that moves with it.
+        oh, ow = occluder.shape[:2]
+        patch = min(oh, ow) / (2.2 * radius)
+        ox = (xs - disc[0]) * patch + ow / 2
+        oy = (ys - disc[1]) * patch + oh / 2
+        disc_image = cv2.remap(occluder.astype(np.float32), ox.astype(np.float32), oy.astype(np.float32),
+                               cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
+        inside = np.hypot(xs - disc[0], ys - disc[1]) <= radius
+        image = np.where(inside[..., None], disc_image, image)
+    if blur > 0:
+        image = cv2.GaussianBlur(image, (0, 0), blur * k)
+    image = image.reshape(height, k, width, k, 3).mean(axis=(1, 3))
+    return _to_uint8(image)
+
+
+def _pair_flow(pose_t: _Pose, pose_s: _Pose, disc_t: tuple[float, float], disc_s: tuple[float, float],
+               radius: float, rim: float, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flow from frame t to frame s and which of t's pixels s shows (both HxW grids). Pixels
+    within ``rim`` of the disc's edge in either frame mix disc and background, so neither
+    motion holds there: they count as not shown."""
+    height, width = xs.shape
+    sx, sy = pose_s.to_frame(*pose_t.to_picture(xs, ys))
+    if radius > 0:
+        on_disc_t = np.hypot(xs - disc_t[0], ys - disc_t[1]) <= radius
+        sx = np.where(on_disc_t, xs - disc_t[0] + disc_s[0], sx)
+        sy = np.where(on_disc_t, ys - disc_t[1] + disc_s[1], sy)
+        # A background pixel is hidden in s when the disc covers where it went.
+        dist_t = np.hypot(xs - disc_t[0], ys - disc_t[1])
+        dist_s = np.hypot(sx - disc_s[0], sy - disc_s[1])
+        seen = (on_disc_t | (dist_s > radius + rim)) & (np.abs(dist_t - radius) > rim)
+    else:
+        seen = np.ones_like(xs, dtype=bool)
+    inside = (sx >= 0) & (sx <= width - 1) & (sy >= 0) & (sy <= height - 1)
+    flw = np.stack([sx - xs, sy - ys], -1).astype(np.float32)
+    return flw, seen & inside

@@ -52,6 +52,9 @@ class OptimizeOutcome:
     seconds: float
     stopped_early: bool = False
     history: list[float] = field(default_factory=list)  # total loss per iteration
+    # Why it ended: "budget" (every iteration used), "converged" (the relative-change rule),
+    # "non-finite" (the loss overflowed; the best finite iterate was kept).
+    stop_reason: str = "budget"
 
 
 class RelativeLossStop:
@@ -140,7 +143,7 @@ def optimize(x: torch.Tensor, objective: Objective, *, iterations: int, method: 
         outcome.history.append(total)
         if not math.isfinite(total):
             log.warning("loss became %s at iteration %d; keeping the best finite image", total, iteration)
-            outcome.stopped_early = True
+            outcome.stopped_early, outcome.stop_reason = True, "non-finite"
             break
         if not best_losses or total < best_losses["total"]:
             best_x, best_losses = evaluated, dict(outcome.losses)
@@ -149,7 +152,7 @@ def optimize(x: torch.Tensor, objective: Objective, *, iterations: int, method: 
         if stop.should_stop(iteration, total):
             log.debug("relative loss change below %g over %d iterations: stopping at %d",
                       stop.tol, stop.interval, iteration)
-            outcome.stopped_early = True
+            outcome.stopped_early, outcome.stop_reason = True, "converged"
             break
     with torch.no_grad():
         x.copy_(best_x)  # the initial x when no finite loss was seen

@@ -23,7 +23,7 @@ from videostyle.images import load_image, save_image
 from videostyle.scheduler import Unit, UnitResult
 from videostyle.shots import Segment, previous_anchors
 from videostyle.stylize import Stylizer, TemporalTarget
-from videostyle.temporal import blend, combine_long_term, warp_with_fill
+from videostyle.temporal import MEAN_PIXEL_RGB, blend, combine_long_term, warp_with_fill
 from videostyle.video_io import frame_name
 
 
@@ -94,11 +94,13 @@ def stylize_units(ctx: PassContext) -> list[Unit]:
 def _stylize(ctx: PassContext, i: int, iterations: int, init: np.ndarray | str,
              temporal: list[TemporalTarget], pass_index: int) -> UnitResult:
     v = ctx.settings.video
+    coarse = v.algorithm == "multipass" and pass_index <= v.coarse_passes and i not in ctx.anchors
+    scale = v.coarse_scale if coarse else 1.0
     result = ctx.stylizer().stylize(ctx.content(i), iterations=iterations, init=init, temporal=temporal,
                                     temporal_weight=v.temporal_weight if temporal else 0.0,
-                                    seed=frame_seed(v.seed, i, pass_index))
+                                    seed=frame_seed(v.seed, i, pass_index), scale=scale)
     save_image(ctx.result_path(pass_index, i), result.image)
-    return UnitResult(losses=result.losses, iterations=result.iterations)
+    return UnitResult(losses=result.losses, iterations=result.iterations, stop_reason=result.stop_reason)
 
 
 # ---------------------------------------------------------------- anchors
@@ -189,7 +191,7 @@ def _multipass_needs(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p:
         if j is None or ctx.flows is None:
             continue
         in_direction = _settled(ctx, rank, i, j)
-        if in_direction and (p > 1 or _temporal_on(ctx, p)):
+        if in_direction and (p > 1 or _temporal_on(ctx, p) or _propagates(ctx, p)):
             needs += [unit_name(p, j, ctx.anchors), flow_unit_name(i, j)]
         elif not in_direction and p > 1 and ctx.settings.video.blend_weight_other > 0:
             needs += [unit_name(p - 1, j, ctx.anchors), flow_unit_name(i, j)]
@@ -201,8 +203,14 @@ def _temporal_on(ctx: PassContext, p: int) -> bool:
     return v.temporal_weight > 0 and p >= v.temporal_from and ctx.flows is not None
 
 
+def _propagates(ctx: PassContext, p: int) -> bool:
+    return p == 1 and ctx.settings.video.first_pass == "propagate" and ctx.flows is not None
+
+
 def _multipass_init(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int, i: int) -> np.ndarray | str:
     v = ctx.settings.video
+    if _propagates(ctx, p):
+        return _propagated_init(ctx, seg, rank, i)
     if p == 1 or ctx.flows is None:
         return v.init if p == 1 else ctx.result(p - 1, i)
     neighbours = []
@@ -217,6 +225,20 @@ def _multipass_init(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: 
             source_pass = p if in_direction else p - 1
             neighbours.append((ctx.warped_result(source_pass, j, i), ctx.flows.reliability(i, j), weight))
     return blend(ctx.result(p - 1, i), neighbours)
+
+
+def _propagated_init(ctx: PassContext, seg: Segment, rank: Mapping[int, int], i: int) -> np.ndarray | str:
+    """Pass 1 of ``first_pass = propagate``: the neighbour done before this frame, warped, where
+    the flow is reliable; the frame's own init where it is not (disocclusions, the frame's edge)."""
+    assert ctx.flows is not None
+    v = ctx.settings.video
+    before = [j for j in (seg.neighbour(i, -1), seg.neighbour(i, 1)) if j is not None and _settled(ctx, rank, i, j)]
+    if not before:
+        return v.init
+    j = before[0]
+    reliability = ctx.flows.reliability(i, j)[..., None]
+    own = ctx.content(i).astype(np.float32) if v.init == "content" else MEAN_PIXEL_RGB
+    return reliability * ctx.warped_result(1, j, i) + (1 - reliability) * own
 
 
 def _multipass_work(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int,

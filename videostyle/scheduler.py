@@ -25,6 +25,7 @@ class UnitResult:
 
     losses: dict[str, float] = field(default_factory=dict)
     iterations: int = 0
+    stop_reason: str = ""  # stylization: budget | converged | non-finite
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from videostyle.colors import original_colors
 from videostyle.config import StyleSettings
 from videostyle.device import Precision, choose_precision, resolve_device
 from videostyle.errors import UserError
-from videostyle.images import resize_long_side
+from videostyle.images import resize, resize_long_side
 from videostyle.losses import CRITERIA, PIXELS, LossTerm, TemporalLoss, gatys_terms, gram_matrix
 from videostyle.optimize import OPTIMIZERS, Progress, optimize
 from videostyle.vgg import LAYER_NAMES, VGGFeatures, VGGWeights, load_weights
@@ -61,6 +61,7 @@ class StylizeResult:
     losses: dict[str, float]
     iterations: int
     seconds: float
+    stop_reason: str = "budget"  # budget | converged | non-finite (see videostyle.optimize)
 
 
 def validate_style_settings(settings: StyleSettings, n_styles: int) -> None:
@@ -96,6 +97,25 @@ def blend_weights(settings: StyleSettings, n_styles: int) -> list[float]:
     """Per-style weights summing to 1 (equal when none are given)."""
     raw = list(settings.style_blend_weights) or [1.0] * n_styles
     return [w / sum(raw) for w in raw]
+
+
+@dataclass
+class _Reduced:
+    content: np.ndarray
+    init: np.ndarray | str
+    temporal: list[TemporalTarget]
+
+
+def reduced_target_images(content: np.ndarray, init: np.ndarray | str, temporal: Sequence[TemporalTarget],
+                          size: tuple[int, int]) -> _Reduced:
+    """Content, init image and temporal targets resized to ``size`` (W, H) with the area filter
+    (reliability weights too, so a partly reliable block counts in part)."""
+    def shrink(image: np.ndarray) -> np.ndarray:
+        return resize(np.asarray(image, dtype=np.float32), size)
+
+    small_init = init if isinstance(init, str) else shrink(_as_rgb(init, "init image"))
+    targets = [TemporalTarget(shrink(t.image), np.clip(shrink(t.weights), 0.0, 1.0)) for t in temporal]
+    return _Reduced(shrink(content), small_init, targets)
 
 
 def _as_rgb(image: np.ndarray, what: str) -> np.ndarray:
@@ -135,7 +155,9 @@ class Stylizer:
         self.min_side = 2 ** sum(1 for n in LAYER_NAMES[: LAYER_NAMES.index(self.vgg.last_layer)] if n.startswith("pool"))
         self.content_shape = tuple(content_shape)
         self._check_size(self.content_shape, "content image")
-        self.style_targets = self._style_targets(styles)
+        self._styles = [_as_rgb(style, "style image") for style in styles]
+        self._targets_by_shape: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
+        self.style_targets = self.targets_for(self.content_shape)
         log.info("stylizer on %s, network %s, layers up to %s", self.device, self.precision.name, self.vgg.last_layer)
 
     # ----- setup -------------------------------------------------------------------------------
@@ -157,12 +179,21 @@ class Stylizer:
             raise UserError(f"{what} is {shape[1]}x{shape[0]} px; layers up to {self.vgg.last_layer} need at "
                             f"least {self.min_side} px per side")
 
-    def _style_targets(self, styles: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
-        """Blended Gram matrix per style layer (1,C,C float32), computed once."""
-        long_side = max(16, round(self.settings.style_scale * max(self.content_shape)))
+    def targets_for(self, shape: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Blended Gram matrix per style layer (1,C,C float32) for content of ``shape`` (H, W):
+        the style images are scaled to ``style_scale`` times its long side, so a frame optimised
+        at a reduced size is held to the painting seen at that size (strokes as many pixels
+        across relative to the frame). Computed once per shape."""
+        key = (int(shape[0]), int(shape[1]))
+        if key not in self._targets_by_shape:
+            self._targets_by_shape[key] = self._style_targets(key)
+        return self._targets_by_shape[key]
+
+    def _style_targets(self, shape: tuple[int, int]) -> dict[str, torch.Tensor]:
+        long_side = max(16, round(self.settings.style_scale * max(shape)))
         targets: dict[str, torch.Tensor] = {}
-        for style, weight in zip(styles, blend_weights(self.settings, len(styles))):
-            image = resize_long_side(_as_rgb(style, "style image"), long_side)
+        for style, weight in zip(self._styles, blend_weights(self.settings, len(self._styles))):
+            image = resize_long_side(style, long_side)
             self._check_size(image.shape, "scaled style image")
             feats = self._reference_features(image)
             for layer in self.style_layers:
@@ -203,7 +234,7 @@ class Stylizer:
         if s.content_weight > 0 and self.content_layers:
             feats = self._reference_features(content)
             content_targets = {layer: feats[layer] for layer in self.content_layers}
-        terms = gatys_terms(content_targets, self.style_targets, content_weight=s.content_weight,
+        terms = gatys_terms(content_targets, self.targets_for(content.shape), content_weight=s.content_weight,
                             style_weight=s.style_weight, tv_weight=s.tv_weight, normalize_gradients=norm)
         if temporal_weight > 0:
             for target in temporal:
@@ -244,17 +275,26 @@ class Stylizer:
 
     def stylize(self, content: np.ndarray, *, iterations: int, init: np.ndarray | str = "random",
                 temporal: Sequence[TemporalTarget] = (), temporal_weight: float = 0.0, seed: int = 0,
-                callback: Callable[[Progress], None] | None = None) -> StylizeResult:
+                callback: Callable[[Progress], None] | None = None, scale: float = 1.0) -> StylizeResult:
         """Optimise an image towards ``content``'s features and the style targets.
 
         ``init``: ``random`` (seeded noise around the mean pixel, as the authors), ``content``, or an
         HxWx3 image in 0..255 (e.g. the warped previous result). ``temporal``: warped targets, each
-        weighted by ``temporal_weight`` (0 disables). Deterministic for a fixed seed on one device.
+        weighted by ``temporal_weight`` (0 disables). ``scale`` < 1 optimises at that fraction of
+        the content's size (content, init and temporal targets reduced, style targets for that
+        size) and returns the result enlarged to the content's size: the coarse step of a
+        coarse-to-fine schedule, about 1/scale² cheaper per iteration. Deterministic for a fixed
+        seed on one device.
         """
         content = _as_rgb(content, "content image")
         self._check_size(content.shape, "content image")
         if iterations < 0:
             raise UserError("iterations must not be negative")
+        if not 0 < scale <= 1:
+            raise UserError(f"scale must be in (0, 1] (got {scale})")
+        if scale < 1:
+            return self._stylize_reduced(content, scale, iterations=iterations, init=init, temporal=temporal,
+                                         temporal_weight=temporal_weight, seed=seed, callback=callback)
         started = time.perf_counter()
         terms = self._terms(content, temporal, temporal_weight)
         x = self._initial_pixels(init, content, seed).contiguous().requires_grad_(True)
@@ -272,7 +312,16 @@ class Stylizer:
         image = result[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
         if self.settings.original_colors:
             image = original_colors(content, image)
-        return StylizeResult(image, losses, outcome.iterations, time.perf_counter() - started)
+        return StylizeResult(image, losses, outcome.iterations, time.perf_counter() - started, outcome.stop_reason)
+
+    def _stylize_reduced(self, content: np.ndarray, scale: float, *, init: np.ndarray | str,
+                         temporal: Sequence[TemporalTarget], **kwargs) -> StylizeResult:
+        height, width = content.shape[:2]
+        size = (max(self.min_side, round(width * scale)), max(self.min_side, round(height * scale)))
+        small = reduced_target_images(content, init, temporal, size)
+        result = self.stylize(small.content, init=small.init, temporal=small.temporal, **kwargs)
+        image = np.clip(resize(result.image, (width, height)), 0.0, 255.0).astype(np.float32)
+        return StylizeResult(image, result.losses, result.iterations, result.seconds, result.stop_reason)
 
     def _learning_rate(self) -> float:
         if self.settings.optimizer == "adam":

