@@ -24,6 +24,7 @@ class Call:
     init: object
     n_temporal: int
     iterations: int
+    scale: float = 1.0
 
 
 @dataclass
@@ -33,9 +34,9 @@ class RecordingStylizer:
     calls: list[Call] = field(default_factory=list)
 
     def stylize(self, content, *, iterations, init="random", temporal=(), temporal_weight=0.0, seed=0,
-                callback=None):
+                callback=None, scale=1.0):
         self.calls.append(Call(float(content.mean()), init if isinstance(init, str) else "array",
-                               len(temporal), iterations))
+                               len(temporal), iterations, scale))
         image = np.clip(content.astype(np.float32) * 0.5 + 60, 0, 255)
         return StylizeResult(image=image, losses={"total": 1.0}, iterations=iterations, seconds=0.0)
 
@@ -199,3 +200,55 @@ def test_detect_cuts_on_static_and_changed_frames() -> None:
     b = np.full((48, 64, 3), (30, 200, 40), np.uint8)
     frames = {1: a, 2: a, 3: b, 4: b}
     assert detect_cuts(4, frames.__getitem__, 0.5) == [3]
+
+
+def test_first_pass_propagates_the_frame_before_it(recorder: RecordingStylizer, tiny_clip: Path, tiny_style: Path,
+                                                   tmp_path: Path) -> None:
+    plan = prepare(_request(tiny_clip, tiny_style, tmp_path, passes=2, iterations=2, temporal_from=2,
+                            first_pass="propagate", scene_cuts="off"))
+    by_name = {u.name: u for u in plan.units}
+    # Pass 1 reads frame 2's start from frame 1's pass-1 result and their flow.
+    assert {"pass01/frame00001", "flow/1-2"} <= set(by_name["pass01/frame00002"].needs)
+    assert by_name["pass01/frame00001"].needs == ()
+    run(plan.request)
+    pass1 = recorder.calls[:5]
+    assert [c.init for c in pass1] == ["random", "array", "array", "array", "array"]
+    assert all(c.n_temporal == 0 for c in pass1)  # the temporal loss still starts at pass 2
+
+
+def test_propagated_start_is_the_warped_neighbour(recorder: RecordingStylizer, tiny_clip: Path,
+                                                 tiny_style: Path, tmp_path: Path) -> None:
+    from videostyle.passes import _propagated_init
+    from videostyle.temporal import MEAN_PIXEL_RGB
+
+    plan = prepare(_request(tiny_clip, tiny_style, tmp_path, passes=1, iterations=2, first_pass="propagate",
+                            scene_cuts="off"))
+    run(plan.request)
+    ctx, seg = plan.ctx, plan.ctx.segments[0]
+    forward = {i: i for i in range(1, 6)}
+    start = _propagated_init(ctx, seg, forward, 3)
+    np.testing.assert_array_equal(start, ctx.warped_result(1, 2, 3))
+    assert not np.allclose(start, ctx.result(1, 2), atol=1.0)  # testsrc moves: the warp did something
+    assert _propagated_init(ctx, seg, forward, 1) == "random"  # nothing before the first frame
+    # Where the flow leaves the frame the start is the neutral mean pixel, as for the authors' warps.
+    flw = ctx.flows.flow(3, 2)
+    h, w = flw.shape[:2]
+    outside = (np.arange(w)[None, :] + flw[..., 0] > w - 1) | (np.arange(w)[None, :] + flw[..., 0] < 0)
+    if outside.any():
+        np.testing.assert_allclose(start[outside], np.broadcast_to(MEAN_PIXEL_RGB, start[outside].shape))
+
+
+def test_coarse_passes_run_at_the_coarse_scale(recorder: RecordingStylizer, tiny_clip: Path, tiny_style: Path,
+                                               tmp_path: Path) -> None:
+    run(_request(tiny_clip, tiny_style, tmp_path, passes=3, iterations=2, coarse_passes=2, coarse_scale=0.5,
+                 scene_cuts="off"))
+    assert [c.scale for c in recorder.calls] == [0.5] * 10 + [1.0] * 5
+
+
+def test_journal_and_status_report_iterations_and_stop_reasons(recorder: RecordingStylizer, tiny_clip: Path,
+                                                               tiny_style: Path, tmp_path: Path) -> None:
+    from videostyle.status import job_status
+
+    run(_request(tiny_clip, tiny_style, tmp_path, passes=2, iterations=3, scene_cuts="off"))
+    lines = job_status(tmp_path / "job")
+    assert "pass 1: 5/5 frames, 15 iterations (3.0 per frame), 0 stopped converged, 5 at the budget" in lines

@@ -263,3 +263,32 @@ def test_bad_settings_are_user_errors(weights):
         Stylizer([], FAST, CONTENT.shape[:2], device="cpu", vgg_weights=weights)
     with pytest.raises(UserError, match="at least 16 px"):
         _stylizer(weights).stylize(CONTENT[:8, :8], iterations=1)
+
+
+def test_optimize_says_why_it_stopped():
+    budget = optimize(torch.zeros(4, requires_grad=True), _quadratic, iterations=3)
+    assert budget.stop_reason == "budget" and budget.iterations == 3
+    settled = optimize(torch.zeros(4, requires_grad=True), _quadratic, iterations=200, tol_loss_relative=1e-3,
+                       tol_loss_relative_interval=5)
+    assert settled.stop_reason == "converged" and settled.iterations < 200
+
+
+def test_reduced_scale_optimises_small_and_returns_the_content_size(weights):
+    content = _image(48, 64, 3)
+    st = Stylizer([STYLE_A], FAST, content.shape[:2], device="cpu", vgg_weights=weights)
+    result = st.stylize(content, iterations=3, init="content", scale=0.5)
+    assert result.image.shape == content.shape and result.image.dtype == np.float32
+    assert result.iterations == 3
+    # The coarse step is held to the painting seen at its own size: Grams of the style scaled to 32 px.
+    small = st.targets_for((24, 32))
+    feats = st._reference_features(resize_long_side(STYLE_A, 32))
+    for layer in st.style_layers:
+        torch.testing.assert_close(small[layer], gram_matrix(feats[layer]))
+    # Temporal targets are reduced with the content: a reliable target pulls the small image too.
+    target = np.full_like(content, 200.0, dtype=np.float32)
+    free = st.stylize(content, iterations=10, init="content", scale=0.5)
+    held = st.stylize(content, iterations=10, init="content", scale=0.5, temporal_weight=1e4,
+                      temporal=[TemporalTarget(target, np.ones(content.shape[:2], np.float32))])
+    assert abs(float(held.image.mean()) - 200.0) < abs(float(free.image.mean()) - 200.0) - 5
+    with pytest.raises(UserError, match="scale"):
+        st.stylize(content, iterations=1, scale=1.5)

@@ -193,6 +193,15 @@ class VideoSettings:
                                         minimum=0)
     init: str = setting("random", "Start of the first frame (single-pass) or of every frame in pass 1.",
                         choices=("random", "content"))
+    first_pass: str = setting("independent", "Multi-pass, pass 1: every frame from its own start "
+                              "(independent, the paper's), or from the frame before it in the pass warped by "
+                              "the flow where reliable (propagate), so every pass starts from one texture that "
+                              "moves with the scene.", choices=("independent", "propagate"))
+    coarse_passes: int = setting(0, "Multi-pass: the first N passes optimise at --coarse-scale of the working "
+                                    "size (about 1/scale² cheaper per iteration), later ones refine at full size.",
+                                 minimum=0)
+    coarse_scale: float = setting(0.5, "Multi-pass: size of the coarse passes, relative to the working size.",
+                                  minimum=0.1, maximum=1)
     init_rest: str = setting("prev_warped", "Single-pass: start of the frames after the first.",
                              choices=("prev_warped", "prev", "first", "random", "content"))
     long_term_combine: str = setting("closest_first", "Single-pass long-term weights: c_long (the paper's) "

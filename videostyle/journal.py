@@ -20,11 +20,16 @@ from typing import Any
 JOURNAL = "journal.jsonl"
 
 
-def record_done(job_root: Path, unit_name: str, seconds: float, outputs: Iterable[Path] = ()) -> None:
-    """Append one line for ``unit_name``: who did it, how long it took, its files' byte sizes."""
+def record_done(job_root: Path, unit_name: str, seconds: float, outputs: Iterable[Path] = (),
+                iterations: int = 0, stop_reason: str = "") -> None:
+    """Append one line for ``unit_name``: who did it, how long it took, its files' byte sizes, and
+    for a stylization unit its optimiser iterations and why they ended."""
     sizes = {_relative(job_root, path): path.stat().st_size for path in outputs}
-    line = json.dumps({"unit": unit_name, "host": socket.gethostname(), "pid": os.getpid(),
-                       "seconds": round(seconds, 3), "time": time.time(), "outputs": sizes}) + "\n"
+    entry: dict[str, Any] = {"unit": unit_name, "host": socket.gethostname(), "pid": os.getpid(),
+                             "seconds": round(seconds, 3), "time": time.time(), "outputs": sizes}
+    if iterations:
+        entry.update(iterations=iterations, stop=stop_reason)
+    line = json.dumps(entry) + "\n"
     fd = os.open(job_root / JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())
@@ -77,3 +82,15 @@ class Ledger:
             if isinstance(outputs, dict):
                 sizes.update({k: v for k, v in outputs.items() if isinstance(k, str) and isinstance(v, int)})
         self._stamp, self._sizes = stamp, sizes
+
+
+def stylize_records(job_root: Path, key: str) -> dict[str, dict[str, Any]]:
+    """The latest journal line of each stylized file of the style key ``key``, by its path in the
+    job folder (``stylized/KEY/pass_02/frame_00005.png``), for the lines that hold iterations."""
+    prefix = f"stylized/{key}/"
+    records: dict[str, dict[str, Any]] = {}
+    for entry in read_journal(job_root):
+        outputs = entry.get("outputs")
+        if "iterations" in entry and isinstance(outputs, dict):
+            records.update({path: entry for path in outputs if isinstance(path, str) and path.startswith(prefix)})
+    return records

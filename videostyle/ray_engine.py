@@ -66,7 +66,7 @@ def _run_unit(job_dir: str, name: str, lock_ttl: float, *needs_done: Any) -> dic
         lock.release()
     seconds = time.monotonic() - start  # the unit recorded itself in the journal (see pipeline.recording)
     return {"name": name, "skipped": False, "seconds": seconds, "losses": result.losses,
-            "iterations": result.iterations}
+            "iterations": result.iterations, "stop_reason": result.stop_reason}
 
 
 def connect(address: str | None, num_cpus: int | None) -> Any:
@@ -130,6 +130,7 @@ def run_units_on_ray(plan: JobPlan, *, address: str | None = None, num_cpus: int
             raise
         done_count += 1
         if on_progress:
-            result = UnitResult(losses=summary["losses"], iterations=summary["iterations"])
+            result = UnitResult(losses=summary["losses"], iterations=summary["iterations"],
+                                stop_reason=summary.get("stop_reason", ""))
             on_progress(Progress(units[summary["name"]], done_count, len(plan.units), summary["skipped"],
                                  summary["seconds"], result))
