@@ -7,11 +7,15 @@ from videostyle.errors import UserError
 
 
 def test_presets_load_and_validate() -> None:
-    assert {"default", "singlepass", "preview"} <= set(list_presets())
+    assert {"default", "paper", "singlepass", "preview"} <= set(list_presets())
     for name in list_presets():
         validate(resolve_settings(name))
     assert resolve_settings("singlepass").video.algorithm == "singlepass"
-    assert resolve_settings("default").video.passes == 15
+    paper = resolve_settings("paper")
+    assert (paper.video.passes, paper.video.iterations, paper.video.temporal_from) == (15, 100, 8)
+    assert (paper.flow.method, paper.video.first_pass, paper.video.coarse_passes) == ("deepflow", "independent", 0)
+    assert (paper.video.temporal_weight, paper.style.style_weight, paper.style.content_weight) == (500, 100, 5)
+    assert resolve_settings("default").video.first_pass == "propagate"
 
 
 def test_overrides_beat_config_file_beat_preset(tmp_path: Path) -> None:
