@@ -8,7 +8,7 @@ Methods, each a full ``videostyle.pipeline.run`` in its own job folder (so every
                    temporal weight 0 and random init for every frame): the flicker baseline;
 * ``singlepass``   Ruder et al. single-pass (``singlepass`` preset): previous result warped as
                    init + temporal loss;
-* ``multipass``    Ruder et al. multi-pass (``default`` preset) with ``passes`` passes, alternating
+* ``multipass``    Ruder et al. multi-pass (``paper`` preset) with ``passes`` passes, alternating
                    direction, temporal loss from the middle pass on.
 
 All three get the same optimisation budget per frame (``iterations``; multi-pass splits it over
@@ -143,7 +143,7 @@ class VGGClock:
 
 
 def method_settings(method: str, args) -> Settings:
-    """The project's preset for ``method`` (``singlepass`` / ``default``) at the bench's size and
+    """The project's preset for ``method`` (``singlepass`` / ``paper``) at the bench's size and
     a fixed budget of ``args.iterations`` optimiser steps per frame (no early stopping)."""
     common = {"style": {"tol_loss_relative": 0.0},
               "flow": {"method": args.flow_method},
@@ -156,7 +156,7 @@ def method_settings(method: str, args) -> Settings:
         preset = "singlepass"
         video = {"iterations_first": args.iterations, "iterations_rest": args.iterations}
     else:
-        preset = "default"
+        preset = "paper"
         # The paper turns the temporal loss on about halfway (pass 8 of 15).
         video = {"passes": args.passes, "iterations": max(1, args.iterations // args.passes),
                  "temporal_from": args.passes // 2 + 1}

@@ -83,7 +83,8 @@ def _summary(event: Progress) -> str:
               help="Output video (default: <input stem>_stylized.mp4 here).")
 @click.option("--job-dir", type=click.Path(path_type=Path),
               help="Job folder with every intermediate result (default: <input stem>.videostyle/).")
-@click.option("--preset", help="A preset shipped with videostyle (default, singlepass, preview, ...).")
+@click.option("--preset", default="default", show_default=True,
+              help="A preset shipped with videostyle (default, paper, singlepass, longterm, preview).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="A TOML settings file.")
 @click.option("--size", help="Work at WIDTHxHEIGHT.")
 @click.option("--frames", "frame_range", help="Frame range FIRST-LAST (1-based, inclusive).")
@@ -107,8 +108,9 @@ def _summary(event: Progress) -> str:
 def run_command(overrides: dict[str, dict[str, Any]], learning_rate: float | None, **opts: Any) -> None:
     """Stylize a video (or image sequence) INPUT; run again to resume.
 
-    Defaults shown are the built-in ones; --preset, then --config replace them, and options
-    given here win over both.
+    Settings start from --preset (the `default` preset unless another is named), then --config,
+    and options given here win over both. The defaults shown beside the options are the built-in
+    ones (the paper's values), which a preset replaces.
     """
     overrides.setdefault("video", {}).update(_iterations(opts["iterations"]))
     settings = settings_from_cli(opts["preset"], opts["config_file"], overrides, learning_rate,
