@@ -199,6 +199,10 @@ def _multipass_needs(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p:
     return tuple(dict.fromkeys(needs))
 
 
+def _settled_neighbours(ctx: PassContext, seg: Segment, rank: Mapping[int, int], i: int) -> list[int]:
+    return [j for j in (seg.neighbour(i, -1), seg.neighbour(i, 1)) if j is not None and _settled(ctx, rank, i, j)]
+
+
 def _temporal_on(ctx: PassContext, p: int) -> bool:
     v = ctx.settings.video
     return v.temporal_weight > 0 and p >= v.temporal_from and ctx.flows is not None
@@ -235,7 +239,7 @@ def _propagated_init(ctx: PassContext, seg: Segment, rank: Mapping[int, int], i:
     texture where the checker merely doubts it (motion boundaries) changes less. Measured on the
     hand-held benchmark clip (The Scream, DIS flow): warping error 4.47 against 4.76 when the
     unreliable pixels started from the frame's own init instead."""
-    before = [j for j in (seg.neighbour(i, -1), seg.neighbour(i, 1)) if j is not None and _settled(ctx, rank, i, j)]
+    before = _settled_neighbours(ctx, seg, rank, i)
     return ctx.warped_result(1, before[0], i) if before else ctx.settings.video.init
 
 
@@ -245,10 +249,8 @@ def _multipass_work(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: 
         temporal = []
         if _temporal_on(ctx, p):
             assert ctx.flows is not None
-            for step in (-1, 1):
-                j = seg.neighbour(i, step)
-                if j is not None and _settled(ctx, rank, i, j):
-                    temporal.append(TemporalTarget(ctx.warped_result(p, j, i), ctx.flows.reliability(i, j)))
+            temporal = [TemporalTarget(ctx.warped_result(p, j, i), ctx.flows.reliability(i, j))
+                        for j in _settled_neighbours(ctx, seg, rank, i)]
         return _stylize(ctx, i, _multipass_iterations(ctx, seg, rank, p, i), _multipass_init(ctx, seg, rank, p, i),
                         temporal, p)
 
@@ -263,8 +265,7 @@ def _multipass_iterations(ctx: PassContext, seg: Segment, rank: Mapping[int, int
     benchmark clip, The Scream, ``preview``: pass-1 errors fell from 8.4 at its start to 5.2 at its
     end; with the longer start 5.4 to 4.5, and the final error 4.27 instead of 4.47)."""
     v = ctx.settings.video
-    starts_chain = _propagates(ctx, p) and not any(
-        j is not None and _settled(ctx, rank, i, j) for j in (seg.neighbour(i, -1), seg.neighbour(i, 1)))
+    starts_chain = _propagates(ctx, p) and not _settled_neighbours(ctx, seg, rank, i)
     return v.iterations * v.passes if starts_chain else v.iterations
 
 
