@@ -8,7 +8,7 @@ from typing import Any
 import click
 from tqdm import tqdm
 
-from videostyle.cli import main
+from videostyle.cli.group import main
 from videostyle.cli.settings_options import settings_from_cli, settings_options
 from videostyle.config import check_value, declared
 from videostyle.errors import UserError
