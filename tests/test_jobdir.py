@@ -2,8 +2,10 @@ import os
 import time
 from pathlib import Path
 
+from videostyle.executor import run_in_order
 from videostyle.jobdir import JobDir, read_json, try_lock, write_json
-from videostyle.scheduler import Unit, UnitResult, by_critical_path, execute
+from videostyle.journal import read_journal
+from videostyle.units import Unit, UnitResult, by_critical_path
 
 
 def test_manifest_round_trip_and_corrupt_reads_empty(tmp_path: Path) -> None:
@@ -46,17 +48,20 @@ def _writer(path: Path, calls: list[str]):
     return work
 
 
-def test_execute_skips_done_units_and_reports_each(tmp_path: Path) -> None:
+def test_run_in_order_skips_done_units_records_and_reports_each(tmp_path: Path) -> None:
     calls: list[str] = []
     units = [Unit(name=f"u{i}", stage="test", outputs=(tmp_path / f"out{i}",), needs=(),
                   work=_writer(tmp_path / f"out{i}", calls)) for i in range(3)]
     (tmp_path / "out1").write_text("already there")
     events = []
-    execute(units, tmp_path / "locks", lambda p: p.is_file(), on_progress=events.append)
+    run_in_order(units, JobDir(tmp_path), lambda p: p.is_file(), events.append)
     assert calls == ["out0", "out2"]
     assert [(e.done, e.total, e.skipped) for e in events] == [(1, 3, False), (2, 3, True), (3, 3, False)]
+    assert [(e["unit"], e["outputs"], e["iterations"]) for e in read_journal(tmp_path)] == [
+        ("u0", {"out0": 4}, 1), ("u2", {"out2": 4}, 1)]
+    assert not list((tmp_path / "locks").iterdir())  # every lock released
     calls.clear()
-    execute(units, tmp_path / "locks", lambda p: p.is_file())
+    run_in_order(units, JobDir(tmp_path), lambda p: p.is_file(), events.append)
     assert calls == []
 
 

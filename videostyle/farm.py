@@ -13,12 +13,13 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from videostyle.jobdir import JobDir, Lock, lock_is_live, lock_path, try_lock
-from videostyle.journal import read_journal as _read_journal
-from videostyle.pipeline import JobPlan, finish, plan_from_job
-from videostyle.scheduler import Progress, Unit, UnitResult, is_done
+from videostyle.assemble import finish
+from videostyle.executor import claim, run_claimed
+from videostyle.jobdir import Lock, lock_is_live, try_lock
+from videostyle.pipeline import plan_from_job
+from videostyle.plan import JobPlan
+from videostyle.units import EventCallback, Unit, UnitProgress, is_done
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def unit_states(plan: JobPlan, lock_ttl: float = 600.0) -> list[UnitState]:
     for unit in plan.units:
         if unit.name in done:
             state = "done"
-        elif _lock_is_live(plan.job, unit.name, lock_ttl):
+        elif lock_is_live(plan.job.lock_path(unit.name), lock_ttl):
             state = "running"
         elif all(n in done for n in unit.needs):
             state = "ready"
@@ -46,15 +47,6 @@ def unit_states(plan: JobPlan, lock_ttl: float = 600.0) -> list[UnitState]:
             state = "waiting"
         states.append(UnitState(unit, state))
     return states
-
-
-def _lock_is_live(job: JobDir, name: str, ttl: float) -> bool:
-    return lock_is_live(lock_path(job.locks_dir, name), ttl)
-
-
-def read_journal(job_dir: Path) -> list[dict]:
-    """Every unit finished in the job folder, one entry per time it was done (see videostyle.journal)."""
-    return _read_journal(job_dir)
 
 
 def claim_next(plan: JobPlan, lock_ttl: float, done: set[str] | None = None) -> tuple[Unit, Lock] | None:
@@ -69,14 +61,9 @@ def claim_next(plan: JobPlan, lock_ttl: float, done: set[str] | None = None) -> 
     for unit in plan.units_by_critical_path:
         if unit.name in done or not all(n in done for n in unit.needs):
             continue
-        lock = try_lock(plan.job.locks_dir, unit.name, lock_ttl)
-        if lock is None:
-            continue
-        if is_done(unit, plan.check):  # another worker finished it just now
-            lock.release()
-            done.add(unit.name)
-            continue
-        return unit, lock
+        lock = claim(unit, plan.job, plan.check, lock_ttl)
+        if lock is not None:
+            return unit, lock
     return None
 
 
@@ -87,7 +74,7 @@ class WorkReport:
 
 
 def work(job_dir: Path, *, until_done: bool = False, lock_ttl: float = 600.0, poll_seconds: float = 2.0,
-         on_progress: Callable[[Progress], None] | None = None, output: Path | None = None) -> WorkReport:
+         on_progress: EventCallback | None = None, output: Path | None = None) -> WorkReport:
     """Do one free unit (or, with ``until_done``, units until none is left), then return.
 
     When every unit is done, the worker that gets the ``finish`` lock publishes the final frames
@@ -111,19 +98,13 @@ def work(job_dir: Path, *, until_done: bool = False, lock_ttl: float = 600.0, po
         time.sleep(poll_seconds)  # every free unit is held by another worker or waits for one
 
 
-def _do(plan: JobPlan, unit: Unit, lock: Lock, report: WorkReport,
-        on_progress: Callable[[Progress], None] | None) -> None:
+def _do(plan: JobPlan, unit: Unit, lock: Lock, report: WorkReport, on_progress: EventCallback | None) -> None:
     start = time.monotonic()
-    try:
-        result = unit.work() or UnitResult()
-    finally:
-        lock.release()
-    seconds = time.monotonic() - start  # the unit recorded itself in the journal (see pipeline.recording)
+    result = run_claimed(unit, lock, plan.job)
     report.units_done += 1
-    if on_progress:
-        total = len(plan.units)
+    if on_progress is not None:  # counting what is done reads every output back: only when asked
         done = sum(is_done(u, plan.check) for u in plan.units)
-        on_progress(Progress(unit, done, total, False, seconds, result))
+        on_progress(UnitProgress(unit, done, len(plan.units), False, time.monotonic() - start, result))
 
 
 def _finish_once(plan: JobPlan, lock_ttl: float) -> bool:
