@@ -2,7 +2,7 @@ import os
 import time
 from pathlib import Path
 
-from videostyle.executor import run_in_order
+from videostyle.executor import claim, run_claimed, run_in_order
 from videostyle.jobdir import JobDir, read_json, try_lock, write_json
 from videostyle.journal import read_journal
 from videostyle.units import Unit, UnitResult, by_critical_path
@@ -74,3 +74,19 @@ def test_units_with_the_longest_chain_behind_them_come_first(tmp_path: Path) -> 
     assert [u.name for u in by_critical_path(plan)] == ["b1", "a", "b2", "c", "b3"]
     order = {u.name: k for k, u in enumerate(by_critical_path(plan))}
     assert all(order[need] < order[u.name] for u in plan for need in u.needs)  # still runnable in this order
+
+
+def test_a_unit_is_claimed_only_when_free_and_not_done(tmp_path: Path) -> None:
+    job = JobDir(tmp_path)
+    out = tmp_path / "out"
+    unit = Unit("u", "test", (out,), (), _writer(out, []))
+    held = try_lock(job.locks_dir, "u", ttl=60)
+    assert held is not None and claim(unit, job, lambda p: p.is_file(), 60) is None  # another worker has it
+    held.release()
+    out.write_text("finished meanwhile")
+    assert claim(unit, job, lambda p: p.is_file(), 60) is None  # done: checked again under the lock
+    assert not job.lock_path("u").exists()  # and the lock given back
+    out.unlink()
+    lock = claim(unit, job, lambda p: p.is_file(), 60)
+    assert lock is not None and run_claimed(unit, lock, job).iterations == 1
+    assert [e["unit"] for e in read_journal(tmp_path)] == ["u"] and not job.lock_path("u").exists()

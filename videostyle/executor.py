@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 
 class Executor(Protocol):
-    """Runs every unit of a plan that is not done yet (in an order that respects ``needs``)."""
+    """Runs the units of a plan that are not done yet, in an order that respects ``needs``: all of
+    them (local, Ray), or a farm worker's share (``videostyle.farm.FarmWorker``)."""
 
     def run(self, plan: JobPlan, emit: EventCallback) -> None: ...
 
