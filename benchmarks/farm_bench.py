@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from videostyle import evaluate, images  # noqa: E402
-from videostyle.farm import read_journal  # noqa: E402
+from videostyle.journal import read_journal  # noqa: E402
 from videostyle.jobdir import JobDir  # noqa: E402
 
 SAMPLE_CLIP = REPO / "samples" / "bunny.mp4"

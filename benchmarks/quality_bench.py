@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 from videostyle import evaluate  # noqa: E402
 from videostyle.config import Settings, resolve_settings  # noqa: E402
 from videostyle.pipeline import RunRequest, StageEvent, run  # noqa: E402
-from videostyle.scheduler import Progress  # noqa: E402
+from videostyle.units import UnitProgress  # noqa: E402
 from videostyle.vgg import VGGFeatures  # noqa: E402
 
 PAINTINGS = REPO.parent / "shared" / "data" / "paintings"
@@ -81,7 +81,7 @@ class StageClock:
         if isinstance(event, StageEvent):
             self.stop()
             self.current, self.since = event.stage, time.perf_counter()
-        elif isinstance(event, Progress) and event.result is not None and event.unit.stage == "stylize":
+        elif isinstance(event, UnitProgress) and event.result is not None and event.unit.stage == "stylize":
             self.timing.iterations += event.result.iterations
             self.timing.frames_stylized += 1
 

@@ -19,8 +19,7 @@ from flow.consistency import consistency_check, long_term_weights
 from flow.errors import FlowError
 from flow.estimators import (DEFAULT_METHOD, FlowEstimator, available_methods, create_estimator,
                              estimate_flow)
-from flow.io import read_flo, read_pgm, write_flo, write_pgm
-from flow.pairs import flow_file_name, pairs_needed, reliable_file_name
+from flow.io import flow_file_frames, flow_file_name, read_flo, read_pgm, reliable_file_name, write_flo, write_pgm
 from flow.resize import resize_flow, resize_mask
 from flow.visualize import flow_to_color
 from flow.warp import warp, warp_torch
@@ -33,10 +32,10 @@ __all__ = [
     "consistency_check",
     "create_estimator",
     "estimate_flow",
+    "flow_file_frames",
     "flow_file_name",
     "flow_to_color",
     "long_term_weights",
-    "pairs_needed",
     "read_flo",
     "read_pgm",
     "reliable_file_name",

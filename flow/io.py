@@ -11,13 +11,12 @@ floats like their C++ ``(char)value``: clipped to 0..255, then truncated toward 
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from flow.atomic import atomic_write_bytes
 from flow.errors import FlowError
 
 FLO_TAG = b"PIEH"  # the float32 202021.25, little-endian
@@ -132,23 +131,28 @@ def check_flow(flw: np.ndarray, what: str = "flow") -> np.ndarray:
     return flw.astype(np.float32, copy=False)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` so that readers see either the old file or the whole new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+def flow_file_name(t: int, s: int) -> str:
+    """The one name of the flow from frame t to frame s (frames from 1), as the authors'
+    ``makeOptFlow.sh`` names it: ``forward_t_s.flo`` when t < s, else ``backward_t_s.flo``."""
+    if t == s:
+        raise FlowError(f"no flow from frame {t} to itself")
+    return f"{'forward' if t < s else 'backward'}_{t}_{s}.flo"
+
+
+def flow_file_frames(name: str) -> tuple[int, int] | None:
+    """(t, s) of a flow file named by :func:`flow_file_name`; None for any other name."""
+    match = re.fullmatch(r"(forward|backward)_(\d+)_(\d+)\.flo", name)
+    if match is None:
+        return None
+    t, s = int(match[2]), int(match[3])
+    return (t, s) if t != s and (match[1] == "forward") == (t < s) else None
+
+
+def reliable_file_name(t: int, s: int) -> str:
+    """The name of the reliability mask of the flow t -> s: ``reliable_t_s.pgm``."""
+    if t == s:
+        raise FlowError(f"no flow from frame {t} to itself")
+    return f"reliable_{t}_{s}.pgm"
 
 
 def _read_bytes(path: Path, what: str) -> bytes:

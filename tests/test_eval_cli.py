@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 import flow
-import videostyle.cli.eval_cmds  # noqa: F401  (registers the commands, whatever _register lists)
+import videostyle.cli.eval_cmds  # noqa: F401  (adds its commands to the group, whatever cli/__init__ imports)
 from videostyle.cli import main
 from videostyle.images import save_image
 

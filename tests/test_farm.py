@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from videostyle.farm import read_journal
+from videostyle.journal import read_journal
 from videostyle.images import load_image
 
 FAST = ["--flow", "dis", "--passes", "2", "--iterations", "6", "--temporal-from", "2",
@@ -57,7 +57,7 @@ def test_two_workers_one_killed_mid_unit(tiny_clip: Path, tiny_style: Path, tmp_
     plan_job(tiny_clip, tiny_style, shared)
     plan_job(tiny_clip, tiny_style, alone)
     listing = finished(videostyle("plan", shared))
-    assert "anchor/frame00003" in listing and "ready" in listing
+    assert "anchors/frame_00003" in listing and "ready" in listing
 
     doomed = videostyle("work", shared, "--until-done", "--lock-ttl", "2")
     survivor = videostyle("work", shared, "--until-done", "--lock-ttl", "2")

@@ -123,3 +123,11 @@ def test_plain_pgm_with_garbage_is_flow_error(tmp_path: Path) -> None:
     path.write_bytes(b"P2\n2 1\n255\n1 x\n")
     with pytest.raises(flow.FlowError, match="not a number"):
         flow.read_pgm(path)
+
+
+def test_authors_file_names() -> None:
+    assert flow.flow_file_name(1, 2) == "forward_1_2.flo"
+    assert flow.flow_file_name(2, 1) == "backward_2_1.flo"
+    assert flow.reliable_file_name(2, 1) == "reliable_2_1.pgm"
+    with pytest.raises(flow.FlowError):
+        flow.flow_file_name(3, 3)

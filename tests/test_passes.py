@@ -58,8 +58,8 @@ def test_multipass_order_and_temporal_wiring(recorder: RecordingStylizer, tiny_c
     plan = prepare(_request(tiny_clip, tiny_style, tmp_path, passes=3, iterations=2, temporal_from=2,
                             scene_cuts="off"))
     names = [u.name for u in plan.units if u.stage == "stylize"]
-    assert names[:5] == [f"pass01/frame{i:05d}" for i in range(1, 6)]
-    assert names[5:10] == [f"pass02/frame{i:05d}" for i in range(5, 0, -1)]  # backward pass
+    assert names[:5] == [f"pass_01/frame_{i:05d}" for i in range(1, 6)]
+    assert names[5:10] == [f"pass_02/frame_{i:05d}" for i in range(5, 0, -1)]  # backward pass
     run(plan.request)
     pass1, pass2 = recorder.calls[:5], recorder.calls[5:10]
     assert all(c.init == "random" and c.n_temporal == 0 for c in pass1)
@@ -104,10 +104,10 @@ def test_segments_anchor_first_then_both_sides(recorder: RecordingStylizer, tiny
     plan = prepare(_request(tiny_clip, tiny_style, tmp_path, passes=2, iterations=3, segment_length=2,
                             scene_cuts="off"))
     stylize = [u for u in plan.units if u.stage == "stylize"]
-    assert stylize[0].name == "anchor/frame00003"
+    assert stylize[0].name == "anchors/frame_00003"
     by_name = {u.name: u for u in stylize}
     # pass 2 of frame 2 (backward) and of frame 4 (backward, after frame 5) lean on the anchor
-    assert "anchor/frame00003" in by_name["pass02/frame00002"].needs
+    assert "anchors/frame_00003" in by_name["pass_02/frame_00002"].needs
     run(plan.request)
     assert recorder.calls[0].iterations == 6  # the anchor gets a whole run's iterations
     assert len(recorder.calls) == 1 + 2 * 4
@@ -122,8 +122,8 @@ def test_frames_beside_an_anchor_are_held_to_it_in_every_pass(recorder: Recordin
     plan = prepare(_request(tiny_clip, tiny_style, tmp_path, passes=2, iterations=3, segment_length=2,
                             temporal_from=1, scene_cuts="off"))
     by_name = {u.name: u for u in plan.units}
-    assert "anchor/frame00003" in by_name["pass01/frame00002"].needs
-    assert "anchor/frame00003" in by_name["pass02/frame00004"].needs
+    assert "anchors/frame_00003" in by_name["pass_01/frame_00002"].needs
+    assert "anchors/frame_00003" in by_name["pass_02/frame_00004"].needs
     run(plan.request)
     # The last pass runs away from the anchor: anchor; pass 1: 1, 2 then 5, 4; pass 2: 2, 1 then 4, 5
     assert [c.n_temporal for c in recorder.calls] == [0, 0, 2, 0, 2, 1, 1, 1, 1]
@@ -139,8 +139,8 @@ def test_anchors_are_chained_along_a_shot(recorder: RecordingStylizer, tiny_styl
     assert plan.ctx.anchors == (3, 6)
     by_name = {u.name: u for u in plan.units}
     assert "flow/3-6" in by_name
-    assert by_name["anchor/frame00003"].needs == ()
-    assert set(by_name["anchor/frame00006"].needs) == {"anchor/frame00003", "flow/3-6"}
+    assert by_name["anchors/frame_00003"].needs == ()
+    assert set(by_name["anchors/frame_00006"].needs) == {"anchors/frame_00003", "flow/3-6"}
     run(plan.request)
     first, second = recorder.calls[:2]
     assert (first.init, first.n_temporal) == ("random", 0)
@@ -159,11 +159,11 @@ def test_every_unit_needs_the_flows_it_reads(recorder: RecordingStylizer, tiny_c
         assert all(position[n] < position[unit.name] for n in unit.needs), unit.name
     by_name = {u.name: u for u in plan.units}
     if algorithm == "multipass":
-        assert {"pass02/frame00005", "flow/4-5"} <= set(by_name["pass02/frame00004"].needs)
-        assert {"anchor/frame00003", "flow/2-3"} <= set(by_name["pass02/frame00002"].needs)
+        assert {"pass_02/frame_00005", "flow/4-5"} <= set(by_name["pass_02/frame_00004"].needs)
+        assert {"anchors/frame_00003", "flow/2-3"} <= set(by_name["pass_02/frame_00002"].needs)
     else:
-        assert {"pass01/frame00001", "flow/1-2"} <= set(by_name["pass01/frame00002"].needs)
-        assert "flow/3-4" in by_name["pass01/frame00004"].needs
+        assert {"pass_01/frame_00001", "flow/1-2"} <= set(by_name["pass_01/frame_00002"].needs)
+        assert "flow/3-4" in by_name["pass_01/frame_00004"].needs
 
 
 def test_last_pass_runs_away_from_anchors() -> None:
@@ -208,8 +208,8 @@ def test_first_pass_propagates_the_frame_before_it(recorder: RecordingStylizer, 
                             first_pass="propagate", scene_cuts="off"))
     by_name = {u.name: u for u in plan.units}
     # Pass 1 reads frame 2's start from frame 1's pass-1 result and their flow.
-    assert {"pass01/frame00001", "flow/1-2"} <= set(by_name["pass01/frame00002"].needs)
-    assert by_name["pass01/frame00001"].needs == ()
+    assert {"pass_01/frame_00001", "flow/1-2"} <= set(by_name["pass_01/frame_00002"].needs)
+    assert by_name["pass_01/frame_00001"].needs == ()
     run(plan.request)
     pass1 = recorder.calls[:5]
     assert [c.init for c in pass1] == ["random", "array", "array", "array", "array"]

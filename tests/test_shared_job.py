@@ -139,9 +139,9 @@ def _dead_pid() -> int:
 
 def test_plan_shows_a_unit_whose_local_worker_died_as_ready(job: Path) -> None:
     """`plan` and the workers use one rule: a fresh lock of a dead process on this host is dead."""
-    lock = job / "locks" / "pass01__frame00001.lock"
+    lock = job / "locks" / "pass_01__frame_00001.lock"
     lock.parent.mkdir(exist_ok=True)
     for pid, state in ((_dead_pid(), "ready"), (os.getpid(), "running")):
         lock.write_text(json.dumps({"token": "t", "host": socket.gethostname(), "pid": pid, "time": time.time()}))
         listing = invoke("plan", job).output.splitlines()
-        assert f"{state:8} pass01/frame00001" in listing, listing
+        assert f"{state:8} pass_01/frame_00001" in listing, listing

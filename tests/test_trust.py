@@ -125,7 +125,7 @@ def test_an_unrecorded_result_is_not_trusted(copy_of: Path, reference: Path, tin
     assert donor.read_bytes() != target.read_bytes()
     shutil.copyfile(donor, target)  # the right shape, not its result
     lines = [line for line in (job / "journal.jsonl").read_text().splitlines()
-             if json.loads(line)["unit"] != "pass01/frame00005"]
+             if json.loads(line)["unit"] != "pass_01/frame_00005"]
     (job / "journal.jsonl").write_text("\n".join(lines) + "\n")
     assert run_job(tiny_clip, tiny_style, job).exit_code == 0
     assert target.read_bytes() == stylized(reference, f"pass_01/{frame_name(5)}").read_bytes()

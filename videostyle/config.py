@@ -412,10 +412,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def to_dict(settings: Settings) -> dict[str, Any]:
-    return dataclasses.asdict(settings)
-
-
 # ---------------------------------------------------------------- TOML and overrides
 
 

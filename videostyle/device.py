@@ -113,3 +113,15 @@ def limit_threads(threads: int) -> None:
 
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
+
+
+def stylization_device(name: str = "auto") -> torch.device:
+    """The device to stylize on (see ``resolve_device``), set up so that a fixed seed gives the same
+    result: cuDNN's fastest kernels may reduce in varying order, so they are turned off. The
+    switch is process-wide in torch, which is why it is made here, where a device is chosen for
+    stylization, and not hidden in a constructor."""
+    device = resolve_device(name)
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    return device

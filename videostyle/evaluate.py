@@ -12,7 +12,6 @@ optionally, ``reliable_{t}_{t-1}.pgm`` beside it.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -28,6 +27,7 @@ from videostyle import metrics
 from videostyle.config import StyleSettings
 from videostyle.errors import UserError
 from videostyle.images import load_image, resize
+from videostyle.jobdir import JobDir
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +72,8 @@ class EvalReport:
 
 def find_job_root(path: Path) -> Path | None:
     """The job folder ``path`` is in or is (the nearest folder up to 3 levels with a job.json)."""
-    path = Path(path).resolve()
-    for candidate in [path, *list(path.parents)[:3]]:
-        if (candidate / "job.json").is_file():
-            return candidate
-    return None
+    job = JobDir.containing(path)
+    return job.root if job is not None else None
 
 
 def frame_paths(folder: Path) -> list[Path]:
@@ -92,7 +89,7 @@ def iter_frames(source: Path) -> Iterator[np.ndarray]:
     if not source.exists():
         raise UserError(f"not found: {source}")
     if source.is_dir():
-        if (source / "job.json").is_file():
+        if JobDir(source).exists():
             source = _job_final_dir(source)
         paths = frame_paths(source)
         if not paths:
@@ -118,7 +115,7 @@ def _iter_video(path: Path) -> Iterator[np.ndarray]:
 
 
 def _job_final_dir(job: Path) -> Path:
-    final = job / "final"
+    final = JobDir(job).final_dir
     if final.is_dir() and frame_paths(final):
         return final
     raise UserError(f"job folder {job} has no final frames yet; evaluate a pass folder "
@@ -147,7 +144,7 @@ def folder_flow_provider(folder: Path, size: tuple[int, int], notes: list[str],
     warned: set[str] = set()
 
     def provide(t: int, _current: np.ndarray, _previous: np.ndarray) -> PairFlow:
-        flo_path = folder / f"backward_{t}_{t - 1}.flo"
+        flo_path = folder / flow.flow_file_name(t, t - 1)
         if not flo_path.is_file() and fallback is not None:
             notes.append(f"no {flo_path.name} in {folder} (a scene cut?): flow estimated")
             return fallback(t, _current, _previous)
@@ -158,7 +155,7 @@ def folder_flow_provider(folder: Path, size: tuple[int, int], notes: list[str],
             flw = flow.read_flo(flo_path)
         except (flow.FlowError, OSError) as exc:
             raise UserError(f"cannot read {flo_path}: {exc}") from None
-        pgm_path = folder / f"reliable_{t}_{t - 1}.pgm"
+        pgm_path = folder / flow.reliable_file_name(t, t - 1)
         reliable = _read_pgm_or_none(pgm_path)
         if reliable is None and "nomask" not in warned:
             warned.add("nomask")
@@ -198,30 +195,27 @@ def job_flow_folder(job: Path) -> Path | None:
 
     Ties go to the keys named in job.json, then to the most recently written folder.
     """
-    root = job / "flow"
+    root = JobDir(job).flow_root
     if not root.is_dir():
         return None
     preferred = _job_flow_keys(job)
     best, best_rank = None, None
     for folder in (d for d in root.iterdir() if d.is_dir()):
-        count = sum(1 for p in folder.glob("backward_*_*.flo") if _is_consecutive(p.stem))
+        count = sum(1 for p in folder.glob("backward_*_*.flo") if _is_consecutive(p.name))
         rank = (count, folder.name in preferred, folder.stat().st_mtime)
         if count and (best_rank is None or rank > best_rank):
             best, best_rank = folder, rank
     return best
 
 
-def _is_consecutive(stem: str) -> bool:
-    match = re.fullmatch(r"backward_(\d+)_(\d+)", stem)
-    return bool(match) and int(match[1]) == int(match[2]) + 1
+def _is_consecutive(name: str) -> bool:
+    frames = flow.flow_file_frames(name)
+    return frames is not None and frames[0] == frames[1] + 1
 
 
 def _job_flow_keys(job: Path) -> set[str]:
     """Flow stage keys mentioned in job.json (any string value under a key containing 'flow')."""
-    try:
-        manifest = json.loads((job / "job.json").read_text())
-    except (OSError, ValueError):
-        return set()
+    manifest = JobDir(job).read_manifest()
     keys: set[str] = set()
 
     def walk(node, under_flow: bool) -> None:
@@ -275,9 +269,9 @@ def evaluate(output: str | Path, input: str | Path | None = None,
     output = Path(output)
     job = find_job_root(output) if output.exists() else None
     if input is None:
-        if job is None or not (job / "frames").is_dir():
+        if job is None or not JobDir(job).frames_dir.is_dir():
             raise UserError("--input is required unless OUTPUT is (in) a job folder")
-        input = job / "frames"
+        input = JobDir(job).frames_dir
     input = Path(input)
     notes: list[str] = []
     if distances and not styles:
@@ -329,7 +323,7 @@ def _choose_flows(flow_dir: Path | None, job: Path | None, input: Path, size: tu
     if flow_dir is not None:
         return folder_flow_provider(Path(flow_dir), size, notes), f"folder {flow_dir}"
     # The job's flows belong to its extracted frames; for any other input they would not fit.
-    if job is not None and input.resolve() == (job / "frames").resolve():
+    if job is not None and input.resolve() == JobDir(job).frames_dir.resolve():
         folder = job_flow_folder(job)
         if folder is not None:
             return (folder_flow_provider(folder, size, notes, estimating_flow_provider(flow_method)),

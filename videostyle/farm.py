@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from videostyle.jobdir import JobDir, Lock, lock_is_live, lock_path, try_lock
-from videostyle.journal import read_journal as _read_journal
-from videostyle.pipeline import JobPlan, finish, plan_from_job
-from videostyle.scheduler import Progress, Unit, UnitResult, is_done
+from videostyle.assemble import finish
+from videostyle.executor import claim, run_claimed
+from videostyle.jobdir import Lock, lock_is_live, try_lock
+from videostyle.pipeline import plan_from_job
+from videostyle.plan import JobPlan
+from videostyle.units import EventCallback, Unit, UnitProgress, ignore_events, is_done
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def unit_states(plan: JobPlan, lock_ttl: float = 600.0) -> list[UnitState]:
     for unit in plan.units:
         if unit.name in done:
             state = "done"
-        elif _lock_is_live(plan.job, unit.name, lock_ttl):
+        elif lock_is_live(plan.job.lock_path(unit.name), lock_ttl):
             state = "running"
         elif all(n in done for n in unit.needs):
             state = "ready"
@@ -46,15 +47,6 @@ def unit_states(plan: JobPlan, lock_ttl: float = 600.0) -> list[UnitState]:
             state = "waiting"
         states.append(UnitState(unit, state))
     return states
-
-
-def _lock_is_live(job: JobDir, name: str, ttl: float) -> bool:
-    return lock_is_live(lock_path(job.locks_dir, name), ttl)
-
-
-def read_journal(job_dir: Path) -> list[dict]:
-    """Every unit finished in the job folder, one entry per time it was done (see videostyle.journal)."""
-    return _read_journal(job_dir)
 
 
 def claim_next(plan: JobPlan, lock_ttl: float, done: set[str] | None = None) -> tuple[Unit, Lock] | None:
@@ -69,14 +61,9 @@ def claim_next(plan: JobPlan, lock_ttl: float, done: set[str] | None = None) -> 
     for unit in plan.units_by_critical_path:
         if unit.name in done or not all(n in done for n in unit.needs):
             continue
-        lock = try_lock(plan.job.locks_dir, unit.name, lock_ttl)
-        if lock is None:
-            continue
-        if is_done(unit, plan.check):  # another worker finished it just now
-            lock.release()
-            done.add(unit.name)
-            continue
-        return unit, lock
+        lock = claim(unit, plan.job, plan.check, lock_ttl)
+        if lock is not None:
+            return unit, lock
     return None
 
 
@@ -86,44 +73,51 @@ class WorkReport:
     finished: bool = False
 
 
+@dataclass
+class FarmWorker:
+    """One farm worker as an executor: it claims the free unit with the longest chain of work
+    behind it, does it and returns, or (``until_done``) goes on until no unit is left. A worker
+    that finds every unit done publishes the final frames and encodes the video, if it gets the
+    ``finish`` lock. What it did is kept in ``report``."""
+
+    until_done: bool = False
+    lock_ttl: float = 600.0
+    poll_seconds: float = 2.0
+    report: WorkReport = field(default_factory=WorkReport)
+
+    def run(self, plan: JobPlan, emit: EventCallback) -> None:
+        done: set[str] = set()  # the units seen done, brought up to date by every claim
+        while True:
+            claimed = claim_next(plan, self.lock_ttl, done)
+            if claimed is not None:
+                self._do(plan, *claimed, done=done, emit=emit)
+                if not self.until_done:
+                    return
+                continue
+            if all(is_done(u, plan.check) for u in plan.units):
+                self.report.finished = _finish_once(plan, self.lock_ttl)
+                return
+            if self.report.units_done and not self.until_done:
+                return
+            time.sleep(self.poll_seconds)  # every free unit is held by another worker or waits for one
+
+    def _do(self, plan: JobPlan, unit: Unit, lock: Lock, done: set[str], emit: EventCallback) -> None:
+        start = time.monotonic()
+        result = run_claimed(unit, lock, plan.job)
+        self.report.units_done += 1
+        # what the next claim would read anyway: only the units not yet seen done are checked
+        done.update(u.name for u in plan.units if u.name not in done and is_done(u, plan.check))
+        emit(UnitProgress(unit, len(done), len(plan.units), False, time.monotonic() - start, result))
+
+
 def work(job_dir: Path, *, until_done: bool = False, lock_ttl: float = 600.0, poll_seconds: float = 2.0,
-         on_progress: Callable[[Progress], None] | None = None, output: Path | None = None) -> WorkReport:
-    """Do one free unit (or, with ``until_done``, units until none is left), then return.
-
-    When every unit is done, the worker that gets the ``finish`` lock publishes the final frames
-    and encodes the video: to ``output``, or into the job folder (see ``plan_from_job``).
-    """
-    plan = plan_from_job(job_dir, output)
-    report = WorkReport()
-    done: set[str] = set()
-    while True:
-        claimed = claim_next(plan, lock_ttl, done)
-        if claimed is not None:
-            _do(plan, *claimed, report=report, on_progress=on_progress)
-            if not until_done:
-                return report
-            continue
-        if all(is_done(u, plan.check) for u in plan.units):
-            report.finished = _finish_once(plan, lock_ttl)
-            return report
-        if report.units_done and not until_done:
-            return report
-        time.sleep(poll_seconds)  # every free unit is held by another worker or waits for one
-
-
-def _do(plan: JobPlan, unit: Unit, lock: Lock, report: WorkReport,
-        on_progress: Callable[[Progress], None] | None) -> None:
-    start = time.monotonic()
-    try:
-        result = unit.work() or UnitResult()
-    finally:
-        lock.release()
-    seconds = time.monotonic() - start  # the unit recorded itself in the journal (see pipeline.recording)
-    report.units_done += 1
-    if on_progress:
-        total = len(plan.units)
-        done = sum(is_done(u, plan.check) for u in plan.units)
-        on_progress(Progress(unit, done, total, False, seconds, result))
+         on_progress: EventCallback | None = None, output: Path | None = None) -> WorkReport:
+    """``videostyle work``: one free unit of the job in ``job_dir`` (or, with ``until_done``, units
+    until none is left), then the job's end if it is done (see ``FarmWorker``). The video goes to
+    ``output``, or into the job folder (see ``plan_from_job``)."""
+    worker = FarmWorker(until_done=until_done, lock_ttl=lock_ttl, poll_seconds=poll_seconds)
+    worker.run(plan_from_job(job_dir, output), on_progress or ignore_events)
+    return worker.report
 
 
 def _finish_once(plan: JobPlan, lock_ttl: float) -> bool:

@@ -1,36 +1,35 @@
-"""The flow stage of a job: which frame pairs need flow, and their files in the job folder.
+"""The flows stage of a job: a unit per frame pair that needs flow, and their files in the job folder.
 
-Files are named as the authors' ``makeOptFlow.sh`` names them, frames numbered from 1:
-``forward_a_b.flo`` is the flow a -> b for a < b, ``backward_b_a.flo`` the flow b -> a, and
-``reliable_t_s.pgm`` the consistency-checked reliability of the flow t -> s (255 = reliable).
-To bring frame s into frame t, warp it with the flow t -> s and weight by ``reliable_t_s``.
+Files are named as the authors' ``makeOptFlow.sh`` names them (``flow.flow_file_name``), frames
+numbered from 1: ``forward_a_b.flo`` is the flow a -> b for a < b, ``backward_b_a.flo`` the flow
+b -> a, and ``reliable_t_s.pgm`` the consistency-checked reliability of the flow t -> s (255 =
+reliable). To bring frame s into frame t, warp it with the flow t -> s and weight by
+``reliable_t_s``.
+
+The flows are keyed by the frames and where the flows come from (a method, or the user's files)
+only: pairs added later (longer offsets) land beside the ones already computed.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 import flow
+from videostyle.config import settings_hash
 from videostyle.errors import UserError
-from videostyle.scheduler import Unit, UnitResult
-
-
-def flow_name(t: int, s: int) -> str:
-    """File name of the flow from frame t to frame s."""
-    return f"{'forward' if s > t else 'backward'}_{t}_{s}.flo"
+from videostyle.images import load_image
+from videostyle.jobdir import JobDir
+from videostyle.units import Unit, UnitResult
 
 
 def flow_unit_name(a: int, b: int) -> str:
     """Name of the unit that makes the flows and masks between frames a and b, either way round."""
     return f"flow/{min(a, b)}-{max(a, b)}"
-
-
-def reliable_name(t: int, s: int) -> str:
-    return f"reliable_{t}_{s}.pgm"
 
 
 @dataclass(frozen=True)
@@ -40,10 +39,10 @@ class FlowStore:
     root: Path
 
     def flow_path(self, t: int, s: int) -> Path:
-        return self.root / flow_name(t, s)
+        return self.root / flow.flow_file_name(t, s)
 
     def reliable_path(self, t: int, s: int) -> Path:
-        return self.root / reliable_name(t, s)
+        return self.root / flow.reliable_file_name(t, s)
 
     def flow(self, t: int, s: int) -> np.ndarray:
         """HxWx2 float32 flow from frame t to frame s."""
@@ -58,6 +57,58 @@ class FlowStore:
 
 
 FrameLoader = Callable[[int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class FlowPlan:
+    """The flows a job needs: where they live, the units that make them, and the manifest's record."""
+
+    store: FlowStore
+    units: list[Unit]
+    record: dict[str, Any]  # job.json's "flow" entry, written by the planner
+
+
+def plan_flows(job: JobDir, frames_key: str, source: str, pairs: list[tuple[int, int]], method: str,
+               flow_files: Path | None) -> FlowPlan:
+    """The units that make the flows and masks of ``pairs`` from the job's frames (or bring the
+    user's ``flow_files``); ``source`` says which (see ``planned_source``, ``recorded_source``)."""
+    key = settings_hash("flow", frames_key, source)
+    store = FlowStore(job.flow_dir(key))
+    units = flow_units(store, pairs, lambda i: load_image(job.frame_path(i)), method, flow_files)
+    return FlowPlan(store, units, {"key": key, "method": source, "pairs": [list(p) for p in pairs]})
+
+
+def planned_source(method: str, flow_files: Path | None) -> str:
+    """What the planner's flows come from: the method, or the user's files as they are now."""
+    if flow_files is None:
+        return method
+    return f"files:{file_tree_digest(flow_files)}"
+
+
+def recorded_source(job: JobDir, method: str, flow_files: Path | None) -> str:
+    """What a worker's flows come from: the planner's record (the worker may not see the user's
+    folder, and needs it only for flows not made yet); a folder it does see must hold the same files."""
+    if flow_files is None:
+        return method
+    recorded = job.read_manifest().get("flow", {}).get("method")
+    if not (isinstance(recorded, str) and recorded.startswith("files:")):
+        raise UserError("the job folder does not record which flow files it was planned with; "
+                        "run `videostyle run` again")
+    if flow_files.exists() and (not flow_files.is_dir() or f"files:{file_tree_digest(flow_files)}" != recorded):
+        raise UserError(f"the flow files in {flow_files} differ from those the job was planned with; "
+                        "run `videostyle run` again to plan with these")
+    return recorded
+
+
+def file_tree_digest(folder: Path) -> str:
+    if not folder.is_dir():  # a worker's view: the folder the planner named is not on this machine
+        raise UserError(f"flow folder not found: {folder}")
+    h = hashlib.sha256()
+    for path in sorted(folder.glob("*.flo")) + sorted(folder.glob("*.pgm")):
+        h.update(path.name.encode())
+        stat = path.stat()
+        h.update(f"{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]
 
 
 def flow_units(store: FlowStore, pairs: list[tuple[int, int]], load_frame: FrameLoader,
@@ -93,15 +144,16 @@ def _external_pair(store: FlowStore, external: Path, a: int, b: int,
     size serve a job worked smaller (``--width``, a preset's width) once resampled and rescaled."""
     flows = []
     for t, s in ((a, b), (b, a)):
-        src = external / flow_name(t, s)
+        src = external / flow.flow_file_name(t, s)
         if not src.is_file():
-            raise UserError(f"flow file missing in {external}: {flow_name(t, s)}")
+            raise UserError(f"flow file missing in {external}: {flow.flow_file_name(t, s)}")
         try:
             flows.append(flow.read_flo(src))
         except flow.FlowError as exc:
             raise UserError(str(exc)) from None
     if flows[0].shape != flows[1].shape:
-        raise UserError(f"flows {flow_name(a, b)} and {flow_name(b, a)} in {external} differ in size")
+        raise UserError(f"flows {flow.flow_file_name(a, b)} and {flow.flow_file_name(b, a)} in {external} "
+                        "differ in size")
     forward, backward = (flow.resize_flow(f, *frame_shape) for f in flows)
     flow.write_flo(store.flow_path(a, b), forward)
     flow.write_flo(store.flow_path(b, a), backward)
@@ -114,7 +166,7 @@ def _write_reliability(store: FlowStore, a: int, b: int, forward: np.ndarray, ba
     consistency check."""
     height, width = forward.shape[:2]
     for t, s, checked, opposite in ((b, a, backward, forward), (a, b, forward, backward)):
-        given = external / reliable_name(t, s) if external is not None else None
+        given = external / flow.reliable_file_name(t, s) if external is not None else None
         if given is not None and given.is_file():
             try:
                 mask = flow.read_pgm(given)

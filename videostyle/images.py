@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from flow.io import atomic_write_bytes
+from flow.atomic import atomic_write_bytes
 from videostyle.errors import UserError
 
 

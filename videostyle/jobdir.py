@@ -1,13 +1,16 @@
 """The job folder: where every stage's results live, the manifest, and expiring lock files.
 
+``JobDir`` is the only code that knows this layout; everything else asks it for paths.
 Layout (frames numbered from 1, flow files named as the authors' scripts name them)::
 
     JOB/job.json                                manifest: input, video info, settings, stage keys
     JOB/frames/frame_00001.png                  extracted input frames
     JOB/flow/<key>/forward_1_2.flo, backward_2_1.flo, reliable_2_1.pgm, ...
     JOB/stylized/<key>/pass_01/frame_00001.png  each pass's results
-    JOB/final/frame_00001.png                   the frames of the finished video
-    JOB/locks/<unit>.lock                       who is working on what (expires)
+    JOB/stylized/<key>/anchors/frame_00003.png  anchor frames (one result for every pass)
+    JOB/final/frame_00001.png, JOB/final.json   the frames of the finished video, their style key
+    JOB/locks/<unit>.lock                       who is working on what (expires); a unit is named
+                                                by its output's place: pass_01/frame_00001
     JOB/styles/0_<digest>.jpg, JOB/audio.mka    the style images and the input's audio, for workers
 
     JOB/journal.jsonl                           each finished unit and its files' byte sizes
@@ -23,17 +26,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator
+from typing import Any
 
+from flow.atomic import atomic_write_bytes
 from videostyle.errors import UserError
-from flow.io import atomic_write_bytes
+from videostyle.video_io import frame_name
 
 MANIFEST = "job.json"
 
@@ -69,39 +73,31 @@ def resolves_inside(path: Path, root: Path) -> bool:
     return path.resolve().is_relative_to(root.resolve())
 
 
+STYLE_COPY = re.compile(r"styles/\d+_([0-9a-f]{16})\.[A-Za-z0-9]{1,5}")  # a style copy's name in the job
+AUDIO_COPY = "audio.mka"
+
+
 @dataclass(frozen=True)
 class JobDir:
+    """The job folder's layout: the only code that knows where anything lives in it."""
+
     root: Path
+
+    @staticmethod
+    def containing(path: Path, levels: int = 3) -> JobDir | None:
+        """The job folder ``path`` is or lies in (the nearest one up to ``levels`` folders up)."""
+        path = Path(path).resolve()
+        for candidate in [path, *list(path.parents)[:levels]]:
+            if JobDir(candidate).exists():
+                return JobDir(candidate)
+        return None
 
     @property
     def manifest_path(self) -> Path:
         return self.root / MANIFEST
 
-    @property
-    def frames_dir(self) -> Path:
-        return self.root / "frames"
-
-    @property
-    def final_dir(self) -> Path:
-        return self.root / "final"
-
-    @property
-    def locks_dir(self) -> Path:
-        return self.root / "locks"
-
-    def flow_dir(self, key: str) -> Path:
-        return self.root / "flow" / key
-
-    def pass_dir(self, key: str, pass_index: int) -> Path:
-        return self.root / "stylized" / key / f"pass_{pass_index:02d}"
-
-    def create(self) -> None:
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"cannot create job folder {self.root}: {exc.strerror}") from None
-        if not os.access(self.root, os.W_OK):
-            raise UserError(f"job folder {self.root} is not writable")
+    def exists(self) -> bool:
+        return self.manifest_path.is_file()
 
     def read_manifest(self) -> dict[str, Any]:
         return read_json(self.manifest_path)
@@ -113,12 +109,96 @@ class JobDir:
         write_json(self.manifest_path, manifest)
         return manifest
 
-    def exists(self) -> bool:
-        return self.manifest_path.is_file()
+    @property
+    def journal_path(self) -> Path:
+        """Append-only: a line per finished unit with its files' sizes (see ``videostyle.journal``)."""
+        return self.root / "journal.jsonl"
 
+    def create(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create job folder {self.root}: {exc.strerror}") from None
+        if not os.access(self.root, os.W_OK):
+            raise UserError(f"job folder {self.root} is not writable")
 
-class LockLost(RuntimeError):
-    """Our lock was taken over by another worker after it expired."""
+    @property
+    def frames_dir(self) -> Path:
+        return self.root / "frames"
+
+    def frame_path(self, i: int) -> Path:
+        """Extracted input frame i (from 1)."""
+        return self.frames_dir / frame_name(i)
+
+    @property
+    def final_dir(self) -> Path:
+        return self.root / "final"
+
+    def final_path(self, i: int) -> Path:
+        return self.final_dir / frame_name(i)
+
+    @property
+    def final_marker(self) -> Path:
+        """Which style key ``final/`` was published from."""
+        return self.root / "final.json"
+
+    def final_staging_dir(self) -> Path:
+        """Where ``final/`` is built before it replaces the old one (one per process)."""
+        return self.root / f".final.tmp-{os.getpid()}"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.root / "locks"
+
+    def lock_path(self, unit: str) -> Path:
+        return lock_path(self.locks_dir, unit)
+
+    @property
+    def styles_dir(self) -> Path:
+        return self.root / "styles"
+
+    def style_copy_name(self, index: int, digest: str, suffix: str) -> str:
+        """The job folder's name of style image ``index``, by its content (see ``STYLE_COPY``)."""
+        copy = self.styles_dir / f"{index}_{digest}{suffix.lower()}"
+        return copy.relative_to(self.root).as_posix()
+
+    @property
+    def audio_copy(self) -> Path:
+        """The input's audio stream as it was, for the worker that encodes where the input is not."""
+        return self.root / AUDIO_COPY
+
+    def flow_dir(self, key: str) -> Path:
+        """The flows and masks of one flow key (see ``videostyle.flowstage``)."""
+        return self.flow_root / key
+
+    @property
+    def flow_root(self) -> Path:
+        return self.root / "flow"
+
+    def stylized_dir(self, key: str) -> Path:
+        return self.stylized_root / key
+
+    @property
+    def stylized_root(self) -> Path:
+        """A folder per style key, holding a folder per pass and one for the anchors."""
+        return self.root / "stylized"
+
+    def pass_dir(self, key: str, pass_index: int) -> Path:
+        return self.stylized_dir(key) / f"pass_{pass_index:02d}"
+
+    def anchors_dir(self, key: str) -> Path:
+        """Anchor frames have one result shared by every pass."""
+        return self.stylized_dir(key) / "anchors"
+
+    def pass_dirs(self, key_dir: Path) -> dict[int, Path]:
+        """The pass folders found under a style key's folder, by pass number."""
+        found = (re.fullmatch(r"pass_(\d+)", d.name) for d in sorted(key_dir.iterdir()) if d.is_dir())
+        return {int(m[1]): key_dir / m[0] for m in found if m}
+
+    def entries(self) -> tuple[Path, ...]:
+        """Every entry the job writes into or deletes (for the check that none leads outside)."""
+        return (self.manifest_path, self.journal_path, self.final_marker, self.frames_dir, self.flow_root,
+                self.stylized_root, self.final_dir, self.locks_dir, self.styles_dir, self.audio_copy)
 
 
 @dataclass
@@ -212,14 +292,3 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-@contextmanager
-def locked(locks_dir: Path, unit: str, ttl: float = 600.0) -> Iterator[Lock | None]:
-    """``with locked(...) as lock:`` — lock is None when another live worker holds the unit."""
-    lock = try_lock(locks_dir, unit, ttl)
-    try:
-        yield lock
-    finally:
-        if lock:
-            lock.release()

@@ -17,8 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-JOURNAL = "journal.jsonl"
-
+from videostyle.jobdir import JobDir
 
 def record_done(job_root: Path, unit_name: str, seconds: float, outputs: Iterable[Path] = (),
                 iterations: int = 0, stop_reason: str = "") -> None:
@@ -30,7 +29,7 @@ def record_done(job_root: Path, unit_name: str, seconds: float, outputs: Iterabl
     if iterations:
         entry.update(iterations=iterations, stop=stop_reason)
     line = json.dumps(entry) + "\n"
-    fd = os.open(job_root / JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(JobDir(job_root).journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())
     finally:
@@ -38,7 +37,7 @@ def record_done(job_root: Path, unit_name: str, seconds: float, outputs: Iterabl
 
 
 def read_journal(job_root: Path) -> list[dict[str, Any]]:
-    path = job_root / JOURNAL
+    path = JobDir(job_root).journal_path
     if not path.is_file():
         return []
     entries = []
@@ -70,7 +69,7 @@ class Ledger:
 
     def _refresh(self) -> None:
         try:
-            stat = (self.job_root / JOURNAL).stat()
+            stat = JobDir(self.job_root).journal_path.stat()
             stamp = (stat.st_size, stat.st_mtime_ns)
         except FileNotFoundError:
             stamp = (0, 0)
@@ -84,13 +83,14 @@ class Ledger:
         self._stamp, self._sizes = stamp, sizes
 
 
-def stylize_records(job_root: Path, key: str) -> dict[str, dict[str, Any]]:
-    """The latest journal line of each stylized file of the style key ``key``, by its path in the
-    job folder (``stylized/KEY/pass_02/frame_00005.png``), for the lines that hold iterations."""
-    prefix = f"stylized/{key}/"
-    records: dict[str, dict[str, Any]] = {}
+def stylize_records(job_root: Path, key: str) -> dict[Path, dict[str, Any]]:
+    """The latest journal line of each stylized file of the style key ``key``, by its path, for
+    the lines that hold iterations."""
+    folder = JobDir(job_root).stylized_dir(key)
+    records: dict[Path, dict[str, Any]] = {}
     for entry in read_journal(job_root):
         outputs = entry.get("outputs")
         if "iterations" in entry and isinstance(outputs, dict):
-            records.update({path: entry for path in outputs if isinstance(path, str) and path.startswith(prefix)})
+            paths = (job_root / name for name in outputs if isinstance(name, str))
+            records.update({path: entry for path in paths if path.is_relative_to(folder)})
     return records

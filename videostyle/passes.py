@@ -13,14 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping
 
 import numpy as np
 
 from videostyle.config import Settings
 from videostyle.flowstage import FlowStore, flow_unit_name
 from videostyle.images import load_image, save_image
-from videostyle.scheduler import Unit, UnitResult
+from videostyle.jobdir import JobDir
+from videostyle.units import Unit, UnitResult
 from videostyle.shots import Segment, previous_anchors
 from videostyle.stylize import Stylizer, TemporalTarget
 from videostyle.temporal import blend, combine_long_term, warp_with_fill
@@ -31,8 +32,8 @@ from videostyle.video_io import frame_name
 class PassContext:
     """What the stylization units of one job share."""
 
-    frames_dir: Path
-    stylized_dir: Path  # JOB/stylized/<key>
+    job: JobDir
+    style_key: str  # the results live in the job's stylized folder of this key
     flows: FlowStore | None
     n_frames: int
     settings: Settings
@@ -41,13 +42,13 @@ class PassContext:
     anchors: tuple[int, ...] = ()
 
     def content(self, i: int) -> np.ndarray:
-        return load_image(self.frames_dir / frame_name(i))
+        return load_image(self.job.frame_path(i))
 
     def result_path(self, pass_index: int, i: int) -> Path:
         """Where frame i's result of a pass is; an anchor has one result for every pass."""
         if i in self.anchors:
-            return self.stylized_dir / "anchors" / frame_name(i)
-        return self.stylized_dir / f"pass_{pass_index:02d}" / frame_name(i)
+            return self.job.anchors_dir(self.style_key) / frame_name(i)
+        return self.job.pass_dir(self.style_key, pass_index) / frame_name(i)
 
     def result(self, pass_index: int, i: int) -> np.ndarray:
         return load_image(self.result_path(pass_index, i)).astype(np.float32)
@@ -61,8 +62,10 @@ class PassContext:
         return self.result_path(last_pass(self.settings), i)
 
 
-def unit_name(pass_index: int, i: int, anchors: Sequence[int] = ()) -> str:
-    return f"anchor/frame{i:05d}" if i in anchors else f"pass{pass_index:02d}/frame{i:05d}"
+def unit_name(ctx: PassContext, pass_index: int, i: int) -> str:
+    """A unit is named by its result's place in the style key's folder: ``pass_02/frame_00005``."""
+    result = ctx.result_path(pass_index, i).relative_to(ctx.job.stylized_dir(ctx.style_key))
+    return result.with_suffix("").as_posix()
 
 
 def frame_seed(seed: int, i: int, pass_index: int) -> int:
@@ -117,8 +120,8 @@ def anchor_units(ctx: PassContext) -> list[Unit]:
     units = []
     for i in ctx.anchors:
         before = chain.get(i)
-        needs = () if before is None else (unit_name(1, before, ctx.anchors), flow_unit_name(before, i))
-        units.append(Unit(name=unit_name(1, i, ctx.anchors), stage="stylize", outputs=(ctx.result_path(1, i),),
+        needs = () if before is None else (unit_name(ctx, 1, before), flow_unit_name(before, i))
+        units.append(Unit(name=unit_name(ctx, 1, i), stage="stylize", outputs=(ctx.result_path(1, i),),
                           needs=needs, work=_anchor_work(ctx, i, before, iterations),
                           label=f"anchor frame {i}/{ctx.n_frames}"))
     return units
@@ -150,7 +153,7 @@ def multipass_units(ctx: PassContext) -> list[Unit]:
             order = pass_order(seg, p, v.passes)
             rank = {frame: k for k, frame in enumerate(order)}
             for i in order:
-                units.append(Unit(name=unit_name(p, i), stage="stylize", outputs=(ctx.result_path(p, i),),
+                units.append(Unit(name=unit_name(ctx, p, i), stage="stylize", outputs=(ctx.result_path(p, i),),
                                   needs=_multipass_needs(ctx, seg, rank, p, i),
                                   work=_multipass_work(ctx, seg, rank, p, i),
                                   label=f"pass {p}/{v.passes} frame {i}/{ctx.n_frames}"))
@@ -186,16 +189,16 @@ def _settled(ctx: PassContext, rank: Mapping[int, int], i: int, j: int) -> bool:
 
 
 def _multipass_needs(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int, i: int) -> tuple[str, ...]:
-    needs = [unit_name(p - 1, i)] if p > 1 else []
+    needs = [unit_name(ctx, p - 1, i)] if p > 1 else []
     for step in (-1, 1):
         j = seg.neighbour(i, step)
         if j is None or ctx.flows is None:
             continue
         in_direction = _settled(ctx, rank, i, j)
         if in_direction and (p > 1 or _temporal_on(ctx, p) or _propagates(ctx, p)):
-            needs += [unit_name(p, j, ctx.anchors), flow_unit_name(i, j)]
+            needs += [unit_name(ctx, p, j), flow_unit_name(i, j)]
         elif not in_direction and p > 1 and ctx.settings.video.blend_weight_other > 0:
-            needs += [unit_name(p - 1, j, ctx.anchors), flow_unit_name(i, j)]
+            needs += [unit_name(ctx, p - 1, j), flow_unit_name(i, j)]
     return tuple(dict.fromkeys(needs))
 
 
@@ -282,10 +285,10 @@ def singlepass_units(ctx: PassContext, seg: Segment) -> list[Unit]:
             earlier.append(i - 1)
         if i == seg.last and seg.anchor_after is not None:
             earlier.append(seg.anchor_after)
-        needs = [unit_name(1, k, ctx.anchors) for k in earlier]
+        needs = [unit_name(ctx, 1, k) for k in earlier]
         if ctx.flows is not None:
             needs += [flow_unit_name(i, k) for k in earlier]
-        units.append(Unit(name=unit_name(1, i), stage="stylize", outputs=(ctx.result_path(1, i),),
+        units.append(Unit(name=unit_name(ctx, 1, i), stage="stylize", outputs=(ctx.result_path(1, i),),
                           needs=tuple(dict.fromkeys(needs)), work=_singlepass_work(ctx, seg, i),
                           label=f"frame {i}/{ctx.n_frames}"))
     return units

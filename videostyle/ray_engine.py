@@ -12,13 +12,16 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from videostyle.errors import UserError
-from videostyle.pipeline import JobPlan, plan_from_job
-from videostyle.scheduler import Progress, UnitResult, is_done
+from videostyle.executor import run_when_free
+from videostyle.pipeline import plan_from_job
+from videostyle.plan import JobPlan
+from videostyle.units import EventCallback, StageEvent, UnitProgress, UnitResult, is_done
 
 log = logging.getLogger(__name__)
 
@@ -46,26 +49,13 @@ def _worker_plan(job_dir: str) -> JobPlan:
 
 
 def _run_unit(job_dir: str, name: str, lock_ttl: float, *needs_done: Any) -> dict[str, Any]:
-    from videostyle.jobdir import try_lock
-
     plan = _worker_plan(job_dir)
     unit = next(u for u in plan.units if u.name == name)
     start = time.monotonic()
-    while True:
-        lock = try_lock(plan.job.locks_dir, name, lock_ttl)
-        if lock is not None:
-            break
-        if is_done(unit, plan.check):
-            return {"name": name, "skipped": True, "seconds": 0.0, "losses": {}, "iterations": 0}
-        time.sleep(1.0)
-    try:
-        if is_done(unit, plan.check):
-            return {"name": name, "skipped": True, "seconds": 0.0, "losses": {}, "iterations": 0}
-        result = unit.work() or UnitResult()
-    finally:
-        lock.release()
-    seconds = time.monotonic() - start  # the unit recorded itself in the journal (see pipeline.recording)
-    return {"name": name, "skipped": False, "seconds": seconds, "losses": result.losses,
+    result = run_when_free(unit, plan.job, plan.check, lock_ttl, poll_seconds=1.0)
+    if result is None:  # another worker did it
+        return {"name": name, "skipped": True, "seconds": 0.0, "losses": {}, "iterations": 0}
+    return {"name": name, "skipped": False, "seconds": time.monotonic() - start, "losses": result.losses,
             "iterations": result.iterations, "stop_reason": result.stop_reason}
 
 
@@ -103,12 +93,24 @@ def _use_token_auth_when_a_token_exists() -> None:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
-def run_units_on_ray(plan: JobPlan, *, address: str | None = None, num_cpus: int | None = None,
-                     gpus_per_task: float = 0.0, lock_ttl: float = 600.0,
-                     on_progress: Callable[[Progress], None] | None = None) -> None:
+@dataclass(frozen=True)
+class RayExecutor:
+    """The units as Ray tasks (``videostyle run --engine ray``), each after the tasks it needs."""
+
+    address: str | None = None  # Ray cluster to join; None starts an embedded one
+    num_cpus: int | None = None  # embedded Ray only
+    gpus_per_task: float = 0.0
+    lock_ttl: float = 600.0
+
+    def run(self, plan: JobPlan, emit: EventCallback) -> None:
+        emit(StageEvent("flow+stylize", len(plan.units)))
+        run_units_on_ray(plan, self, emit)
+
+
+def run_units_on_ray(plan: JobPlan, engine: RayExecutor, emit: EventCallback) -> None:
     """Submit every unit that is not done as a task after the tasks it needs; wait for all."""
-    ray = connect(address, num_cpus)
-    remote = ray.remote(num_cpus=1, num_gpus=gpus_per_task, max_retries=2)(_run_unit)
+    ray = connect(engine.address, engine.num_cpus)
+    remote = ray.remote(num_cpus=1, num_gpus=engine.gpus_per_task, max_retries=2)(_run_unit)
     job_dir = str(plan.job.root)
     refs: dict[str, Any] = {}
     units = {u.name: u for u in plan.units}
@@ -116,7 +118,7 @@ def run_units_on_ray(plan: JobPlan, *, address: str | None = None, num_cpus: int
         if is_done(unit, plan.check):
             continue
         deps = [refs[n] for n in unit.needs if n in refs]
-        refs[unit.name] = remote.remote(job_dir, unit.name, lock_ttl, *deps)
+        refs[unit.name] = remote.remote(job_dir, unit.name, engine.lock_ttl, *deps)
     pending = list(refs.values())
     done_count = len(plan.units) - len(pending)
     while pending:
@@ -129,8 +131,7 @@ def run_units_on_ray(plan: JobPlan, *, address: str | None = None, num_cpus: int
                 raise UserError(str(cause)) from None
             raise
         done_count += 1
-        if on_progress:
-            result = UnitResult(losses=summary["losses"], iterations=summary["iterations"],
-                                stop_reason=summary.get("stop_reason", ""))
-            on_progress(Progress(units[summary["name"]], done_count, len(plan.units), summary["skipped"],
-                                 summary["seconds"], result))
+        result = UnitResult(losses=summary["losses"], iterations=summary["iterations"],
+                            stop_reason=summary.get("stop_reason", ""))
+        emit(UnitProgress(units[summary["name"]], done_count, len(plan.units), summary["skipped"],
+                          summary["seconds"], result))

@@ -24,6 +24,7 @@ import flow
 from videostyle.errors import UserError
 from videostyle.evaluate import frame_paths
 from videostyle.images import load_image, save_image
+from videostyle.jobdir import JobDir
 
 LABEL_WIDTH = 120
 HEADER_HEIGHT = 22
@@ -51,29 +52,28 @@ def contact_sheet(job: str | Path, frames: int = 4, passes: int = 5,
     ``frames`` columns chosen evenly over the clip; at most ``passes`` passes per stylization key
     (evenly chosen, first and last always shown); cells ``thumb_width`` pixels wide.
     """
-    job = Path(job)
-    frame_files = frame_paths(job / "frames") if (job / "frames").is_dir() else []
-    if not (job / "job.json").is_file() or not frame_files:
+    job_dir = JobDir(Path(job))
+    frame_files = frame_paths(job_dir.frames_dir) if job_dir.frames_dir.is_dir() else []
+    if not job_dir.exists() or not frame_files:
         raise UserError(f"{job} is not a job folder with extracted frames (JOB/job.json, JOB/frames/)")
-    by_number = _numbered(job / "frames")
+    by_number = _numbered(job_dir.frames_dir)
     chosen = pick_evenly(sorted(by_number), frames)
     first = load_image(frame_files[0])
     thumb = (thumb_width, max(1, round(thumb_width * first.shape[0] / first.shape[1])))
 
     rows: list[tuple[str, list[np.ndarray]]] = []
     rows.append(("input", [_thumb_image(by_number.get(t), thumb) for t in chosen]))
-    for key_dir in _subdirs(job / "flow"):
+    for key_dir in _subdirs(job_dir.flow_root):
         rows.extend(_flow_rows(key_dir, chosen, thumb))
-    stylized = _subdirs(job / "stylized")
+    stylized = _subdirs(job_dir.stylized_root)
     for key_dir in stylized:
-        pass_dirs = {int(m[1]): d for d in _subdirs(key_dir)
-                     if (m := re.fullmatch(r"pass_(\d+)", d.name))}
+        pass_dirs = job_dir.pass_dirs(key_dir)
         prefix = f"{key_dir.name[:6]} " if len(stylized) > 1 else ""
         for p in pick_evenly(sorted(pass_dirs), passes):
             files = _numbered(pass_dirs[p])
             rows.append((f"{prefix}pass {p:02d}", [_thumb_image(files.get(t), thumb) for t in chosen]))
-    if (job / "final").is_dir():
-        files = _numbered(job / "final")
+    if job_dir.final_dir.is_dir():
+        files = _numbered(job_dir.final_dir)
         rows.append(("final", [_thumb_image(files.get(t), thumb) for t in chosen]))
     return _assemble(rows, [f"frame {t}" for t in chosen], thumb)
 
@@ -86,7 +86,7 @@ def write_contact_sheet(job: str | Path, out: str | Path, **options) -> Path:
 
 
 def _flow_rows(key_dir: Path, chosen: list[int], thumb: tuple[int, int]):
-    flows = {t: _read_or_none(flow.read_flo, key_dir / f"backward_{t}_{t - 1}.flo")
+    flows = {t: _read_or_none(flow.read_flo, key_dir / flow.flow_file_name(t, t - 1))
              for t in chosen if t > 1}
     present = [f for f in flows.values() if f is not None]
     if not present:
@@ -102,7 +102,7 @@ def _flow_rows(key_dir: Path, chosen: list[int], thumb: tuple[int, int]):
         f = flows[t]
         flow_cells.append(_fit(flow.flow_to_color(f, max_magnitude=scale), thumb)
                           if f is not None else _placeholder(thumb, "no flow"))
-        mask = _read_or_none(flow.read_pgm, key_dir / f"reliable_{t}_{t - 1}.pgm")
+        mask = _read_or_none(flow.read_pgm, key_dir / flow.reliable_file_name(t, t - 1))
         mask_cells.append(_fit(np.repeat(mask[..., None], 3, axis=2), thumb)
                           if mask is not None else _placeholder(thumb, "no mask"))
     name = key_dir.name[:8]

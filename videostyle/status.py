@@ -19,11 +19,11 @@ def job_status(root: Path) -> list[str]:
     manifest = job.read_manifest()
     n = int(manifest.get("frames", {}).get("count", 0))
     lines = [f"job {root}", f"input: {manifest.get('input', '?')}"]
-    frames_done = sum((job.frames_dir / frame_name(i)).is_file() for i in range(1, n + 1))
+    frames_done = sum(job.frame_path(i).is_file() for i in range(1, n + 1))
     lines.append(f"frames: {frames_done}/{n}")
     lines += _flow_lines(job, manifest, n)
     lines += _stylize_lines(job, manifest, n)
-    final = read_json(root / "final.json")
+    final = read_json(job.final_marker)
     done_final = final.get("key") == manifest.get("stylize", {}).get("key")
     lines.append(f"final frames: {'done' if done_final else 'not yet'}")
     output = manifest.get("output")
@@ -49,19 +49,19 @@ def _stylize_lines(job: JobDir, manifest: dict, n: int) -> list[str]:
     anchors = info.get("anchors", [])
     records = stylize_records(job.root, info["key"])
     if anchors:
-        folder = job.root / "stylized" / info["key"] / "anchors"
+        folder = job.anchors_dir(info["key"])
         done = sum((folder / frame_name(i)).is_file() for i in anchors)
-        lines.append(f"anchors: {done}/{len(anchors)} frames{_iterations(records, 'anchors')}")
+        lines.append(f"anchors: {done}/{len(anchors)} frames{_iterations(records, folder)}")
     for p in range(1, int(info.get("passes", 1)) + 1):
-        folder = job.root / "stylized" / info["key"] / f"pass_{p:02d}"
+        folder = job.pass_dir(info["key"], p)
         done = sum((folder / frame_name(i)).is_file() for i in range(1, n + 1) if i not in anchors)
-        lines.append(f"pass {p}: {done}/{n - len(anchors)} frames{_iterations(records, f'pass_{p:02d}')}")
+        lines.append(f"pass {p}: {done}/{n - len(anchors)} frames{_iterations(records, folder)}")
     return lines
 
 
-def _iterations(records: dict[str, dict], folder: str) -> str:
+def _iterations(records: dict[Path, dict], folder: Path) -> str:
     """``, 412 iterations (41.2 per frame), 3 converged early`` from the journal, if it has them."""
-    mine = [e for path, e in records.items() if path.split("/")[2:3] == [folder]]
+    mine = [e for path, e in records.items() if path.parent == folder]
     if not mine:
         return ""
     total = sum(int(e["iterations"]) for e in mine)

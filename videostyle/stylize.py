@@ -21,7 +21,7 @@ import torch
 
 from videostyle.colors import original_colors
 from videostyle.config import StyleSettings
-from videostyle.device import Precision, choose_precision, resolve_device
+from videostyle.device import Precision, choose_precision, resolve_device, stylization_device
 from videostyle.errors import UserError
 from videostyle.images import resize, resize_long_side
 from videostyle.losses import CRITERIA, PIXELS, LossTerm, TemporalLoss, gatys_terms, gram_matrix
@@ -139,12 +139,8 @@ class Stylizer:
                  device: str = "auto", *, vgg_weights: VGGWeights | None = None) -> None:
         validate_style_settings(settings, len(styles))
         self.settings = settings
-        self.device = resolve_device(device)
+        self.device = stylization_device(device)
         self.precision: Precision = choose_precision(settings.precision, self.device)
-        if self.device.type == "cuda":
-            # Determinism for a fixed seed: cuDNN's fastest kernels may reduce in varying order.
-            torch.backends.cudnn.deterministic = True
-            torch.backends.cudnn.benchmark = False
         self.content_layers = tuple(dict.fromkeys(settings.content_layers))
         self.style_layers = tuple(dict.fromkeys(settings.style_layers))
         weights = vgg_weights or load_weights(settings.weights, settings.weights_input)

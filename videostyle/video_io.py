@@ -20,6 +20,7 @@ from pathlib import Path
 import ffmpeg
 import imageio_ffmpeg
 
+from flow.atomic import replacing
 from videostyle.errors import UserError
 from videostyle.images import load_image, resize, save_image
 
@@ -44,10 +45,6 @@ class VideoInfo:
     n_frames: int
     has_audio: bool
     is_video: bool  # False for an image sequence
-
-    @property
-    def fps_float(self) -> float:
-        return float(Fraction(self.fps))
 
 
 def ffmpeg_exe() -> str:
@@ -216,18 +213,13 @@ def run_ffmpeg(stream: ffmpeg.nodes.OutputStream, what: str) -> None:
 def copy_audio(source: Path, target: Path) -> bool:
     """Copy the first audio stream of ``source`` as it is into a Matroska file (which takes any
     codec), atomically; False if ffmpeg cannot."""
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp.mka")
-    os.close(fd)
-    tmp = Path(name)
     try:
-        run_ffmpeg(ffmpeg.input(str(source)).output(str(tmp), map="0:a:0", acodec="copy", vn=None),
-                   "copying the audio")
-        tmp.replace(target)
+        with replacing(target, suffix=".tmp.mka") as tmp:
+            run_ffmpeg(ffmpeg.input(str(source)).output(str(tmp), map="0:a:0", acodec="copy", vn=None),
+                       "copying the audio")
         return True
     except UserError:
         return False
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def assemble_video(frames_dir: Path, n_frames: int, info: VideoInfo, output: Path,
@@ -235,16 +227,8 @@ def assemble_video(frames_dir: Path, n_frames: int, info: VideoInfo, output: Pat
     """Encode ``frames_dir``/frame_%05d.png into an H.264/yuv420p MP4 at the input's frame rate,
     with the input's audio (the same time range) when it has any; written atomically."""
     fps = Fraction(info.fps)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh temp file (O_EXCL): a planted file or link under a fixed temp name is never written through.
-    fd, name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.stem}.", suffix=f".tmp{output.suffix or '.mp4'}")
-    os.close(fd)
-    tmp = Path(name)
-    try:
+    with replacing(output, suffix=f".tmp{output.suffix or '.mp4'}") as tmp:
         _encode(frames_dir, n_frames, info, tmp, audio_source, first, crf, fps)
-        tmp.replace(output)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _encode(frames_dir: Path, n_frames: int, info: VideoInfo, tmp: Path, audio_source: Path | None,

@@ -1,47 +1,10 @@
-"""The ``videostyle`` command. Thin: it parses, configures, reports; the library does the work."""
+"""The ``videostyle`` command. Thin: it parses, configures, reports; the library does the work.
 
-from __future__ import annotations
+``main`` is the group (``videostyle.cli.group``); each command module adds its commands to it
+when imported here.
+"""
 
-import logging
-import sys
+from videostyle.cli import eval_cmds, farm_cmds, flow_cmds, image_cmd, run_cmds  # noqa: F401  (adds the commands)
+from videostyle.cli.group import main
 
-import click
-
-from videostyle import __version__
-from videostyle.errors import UserError
-
-
-class _Group(click.Group):
-    """Turns user errors raised anywhere below into one line and exit status 2."""
-
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
-        try:
-            return super().invoke(ctx)
-        except UserError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted; finished work is kept, run the same command to resume", err=True)
-            sys.exit(130)
-        except OSError as exc:
-            if exc.errno == 28:  # ENOSPC
-                click.echo("error: disk full; finished work is kept, free space and run again", err=True)
-                sys.exit(2)
-            raise
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="videostyle")
-@click.option("-v", "--verbose", is_flag=True, help="Show debug logging.")
-def main(verbose: bool) -> None:
-    """Give a whole video the look of a painting, without flicker."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-
-
-def _register() -> None:
-    # Each command module owns its commands; importing adds them to `main`.
-    from videostyle.cli import eval_cmds, farm_cmds, flow_cmds, image_cmd, run_cmds  # noqa: F401
-
-
-_register()
+__all__ = ["main"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from videostyle.cli import main
+from videostyle.cli.group import main
 
 @main.command("eval")
 @click.argument("output", type=click.Path(exists=True, path_type=Path))

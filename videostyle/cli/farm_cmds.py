@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from videostyle.cli import main
+from videostyle.cli.group import main
 from videostyle.device import limit_threads
 from videostyle.farm import unit_states, work
 from videostyle.pipeline import plan_from_job

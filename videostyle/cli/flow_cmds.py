@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 import flow
-from videostyle.cli import main
+from videostyle.cli.group import main
 from videostyle.config import FlowSettings
 from videostyle.errors import UserError
 from videostyle.images import load_image, save_image

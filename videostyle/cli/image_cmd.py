@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from videostyle.cli import main
+from videostyle.cli.group import main
 from videostyle.cli.settings_options import settings_from_cli, settings_options
 from videostyle.errors import UserError
 from videostyle.images import load_image, resize, resize_long_side, save_image

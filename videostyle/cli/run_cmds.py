@@ -8,12 +8,14 @@ from typing import Any
 import click
 from tqdm import tqdm
 
-from videostyle.cli import main
+from videostyle.cli.group import main
 from videostyle.cli.settings_options import settings_from_cli, settings_options
 from videostyle.config import check_value, declared
 from videostyle.errors import UserError
-from videostyle.pipeline import Engine, RunRequest, StageEvent, prepare, run
-from videostyle.scheduler import Progress
+from videostyle.executor import Executor, LocalExecutor
+from videostyle.pipeline import RunRequest, prepare, run
+from videostyle.ray_engine import RayExecutor
+from videostyle.units import StageEvent, UnitProgress
 from videostyle.status import job_status
 from videostyle.video_io import parse_frame_range, parse_size
 
@@ -48,7 +50,7 @@ class ProgressPrinter:
         self.quiet = quiet
         self.bar: tqdm | None = None
 
-    def __call__(self, event: StageEvent | Progress) -> None:
+    def __call__(self, event: StageEvent | UnitProgress) -> None:
         if isinstance(event, StageEvent):
             self.close()
             self.bar = tqdm(total=event.total, desc=event.stage, unit="unit", dynamic_ncols=True,
@@ -66,7 +68,7 @@ class ProgressPrinter:
             self.bar = None
 
 
-def _summary(event: Progress) -> str:
+def _summary(event: UnitProgress) -> str:
     assert event.result is not None
     losses = event.result.losses
     parts = " ".join(f"{k} {v:.3g}" for k, v in losses.items() if k != "total")
@@ -126,8 +128,9 @@ def run_command(overrides: dict[str, dict[str, Any]], learning_rate: float | Non
         click.echo(f"planned {len(plan.units)} units in {plan.job.root}; "
                    f"run `videostyle work {plan.job.root}` on each worker")
         return
-    engine = Engine(kind=opts["engine"], address=opts["ray_address"], num_cpus=opts["ray_cpus"],
-                    gpus_per_task=opts["ray_gpus"])
+    engine: Executor = (RayExecutor(address=opts["ray_address"], num_cpus=opts["ray_cpus"],
+                                    gpus_per_task=opts["ray_gpus"])
+                        if opts["engine"] == "ray" else LocalExecutor())
     printer = ProgressPrinter(opts["quiet"])
     try:
         result = run(request, on_event=printer, engine=engine)

@@ -1,4 +1,5 @@
-"""What a job keeps of its inputs: the extracted frames and copies of the style images.
+"""The frames stage: what a job keeps of its inputs (the extracted frames, the scene cuts, copies
+of the style images and of the audio).
 
 Both are checked on every start, by the planner and by every worker (see :mod:`videostyle.verify`),
 and a damaged or missing file is made again from the original: a frame re-extracted from the
@@ -14,24 +15,22 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flow.io import atomic_write_bytes
-from videostyle.config import settings_hash
+from flow.atomic import atomic_write_bytes
 from videostyle.errors import UserError
-from videostyle.jobdir import JobDir, inside_job
+from videostyle.jobdir import STYLE_COPY, JobDir, inside_job
+from videostyle.config import VideoSettings, settings_hash
+from videostyle.images import load_image
+from videostyle.shots import detect_cuts
 from videostyle.verify import file_digest, file_identity, file_size, frame_is_intact
-from videostyle.video_io import (VideoInfo, extract_frame, extract_frames, frame_name, is_image_sequence,
-                                 list_sequence, output_size)
+from videostyle.video_io import (VideoInfo, copy_audio, extract_frame, extract_frames, is_image_sequence,
+                                 list_sequence, output_size, probe_sequence, probe_video)
 
 log = logging.getLogger(__name__)
-
-STYLE_COPY = re.compile(r"styles/\d+_([0-9a-f]{16})\.[A-Za-z0-9]{1,5}")
-
 
 @dataclass(frozen=True)
 class RecordedFrames:
@@ -85,6 +84,14 @@ def input_identity(path: Path) -> str:
     return "sequence:" + h.hexdigest()[:16]
 
 
+def probe_input(input_path: Path, fps: str) -> VideoInfo:
+    """The input's video facts (an image sequence at ``fps``); a missing or unreadable input is a
+    one-line error before anything is written."""
+    if is_image_sequence(input_path):
+        return probe_sequence(input_path, fps)
+    return probe_video(input_path)
+
+
 def ensure_frames(job: JobDir, input_path: Path, info: VideoInfo, size: tuple[int, int] | None,
                   width: int | None, frames: tuple[int, int | None] | None,
                   on_extract: Callable[[], None]) -> RecordedFrames:
@@ -106,12 +113,12 @@ def ensure_frames(job: JobDir, input_path: Path, info: VideoInfo, size: tuple[in
 
 
 def _frame_bytes(job: JobDir, count: int) -> list[int]:
-    return [file_size(job.frames_dir / frame_name(i)) or 0 for i in range(1, count + 1)]
+    return [file_size(job.frame_path(i)) or 0 for i in range(1, count + 1)]
 
 
 def damaged_frames(job: JobDir, recorded: RecordedFrames) -> list[int]:
     return [i for i in range(1, recorded.count + 1)
-            if not frame_is_intact(job.frames_dir / frame_name(i), recorded.width, recorded.height,
+            if not frame_is_intact(job.frame_path(i), recorded.width, recorded.height,
                                    recorded.sizes[i - 1] if recorded.sizes else None)]
 
 
@@ -120,7 +127,8 @@ def repair_frames(job: JobDir, recorded: RecordedFrames, input_path: Path) -> Re
     damaged = damaged_frames(job, recorded)
     if not damaged:
         return recorded
-    where = f"frames/{frame_name(damaged[0])}" + (f" and {len(damaged) - 1} more" if len(damaged) > 1 else "")
+    where = job.frame_path(damaged[0]).relative_to(job.root).as_posix()
+    where += f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
     if not _input_is_here(input_path):
         raise UserError(f"the job's frame {where} is damaged or missing and the input {input_path} is not on "
                         "this machine to extract it again; run `videostyle run` where the input is")
@@ -129,7 +137,7 @@ def repair_frames(job: JobDir, recorded: RecordedFrames, input_path: Path) -> Re
                         "since the job was planned; run `videostyle run` again to start over from it")
     log.warning("re-extracting damaged frame(s) %s from %s", damaged, input_path)
     for i in damaged:
-        extract_frame(input_path, recorded.info, job.frames_dir / frame_name(i), (recorded.width, recorded.height),
+        extract_frame(input_path, recorded.info, job.frame_path(i), (recorded.width, recorded.height),
                       recorded.first + i - 1)
     repaired = dataclasses.replace(recorded, sizes=tuple(_frame_bytes(job, recorded.count)))
     if repaired.sizes != recorded.sizes:
@@ -149,17 +157,13 @@ def _input_is_here(path: Path) -> bool:
 # ---------------------------------------------------------------- style images
 
 
-def style_copy_name(index: int, style: Path, digest: str) -> str:
-    return f"styles/{index}_{digest}{style.suffix.lower()}"
-
-
 def keep_style_copies(job: JobDir, styles: Sequence[Path]) -> list[str]:
     """Copy the style images into the job folder for workers elsewhere; a copy that does not hash
     to the digest in its name is written again."""
     names = []
     for index, style in enumerate(styles):
         digest = file_digest(style)
-        name = style_copy_name(index, style, digest)
+        name = job.style_copy_name(index, digest, style.suffix)
         copy = inside_job(job.root, name, "style copy")
         if not (copy.is_file() and file_digest(copy) == digest):
             atomic_write_bytes(copy, style.read_bytes())
@@ -191,3 +195,31 @@ def _verified_copy(job: JobDir, name: str, original: Path) -> Path:
         return copy
     raise UserError(f"the job's copy of a style image ({name}) is damaged or missing and the original "
                     f"{original} is not on this machine or has changed; run `videostyle run` where it is")
+
+
+def keep_audio_copy(job: JobDir, input_path: Path, info: VideoInfo) -> None:
+    """Copy the input's audio into the job folder, for the worker that encodes where the input is not."""
+    if info.is_video and info.has_audio and not job.audio_copy.is_file():
+        if not copy_audio(input_path, job.audio_copy):
+            log.warning("could not copy the audio of %s into the job folder", input_path)
+
+
+# ---------------------------------------------------------------- scene cuts
+
+
+def find_cuts(job: JobDir, given: tuple[int, ...] | None, video: VideoSettings, frames_key: str,
+              n_frames: int) -> list[int]:
+    """The user's cuts, or detected ones (cached in the manifest with what produced them)."""
+    if given is not None:
+        return sorted(c for c in set(given) if c > 1)
+    if video.scene_cuts == "off":
+        return []
+    key = settings_hash("cuts", frames_key, video.cut_threshold)
+    recorded = job.read_manifest().get("cuts", {})
+    if recorded.get("key") == key:
+        return list(recorded["frames"])
+    cuts = detect_cuts(n_frames, lambda i: load_image(job.frame_path(i)), video.cut_threshold)
+    job.update_manifest(cuts={"key": key, "frames": cuts})
+    if cuts:
+        log.info("scene cuts before frames %s", cuts)
+    return cuts

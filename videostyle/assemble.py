@@ -1,0 +1,93 @@
+"""The assemble stage: publish the finished frames as ``JOB/final`` and encode the video.
+
+Runs once every unit of the plan is done (by the local or Ray run, or by the farm worker that
+takes the ``finish`` lock). Nothing here is trusted for itself: ``final/`` is rebuilt unless each
+of its frames is the very file of its verified result, and the video is encoded again unless it
+still has the byte size recorded when it was encoded for this style key.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from videostyle.errors import UserError
+from videostyle.jobdir import read_json, write_json
+from videostyle.framestage import input_identity
+from videostyle.plan import JobPlan, RunResult
+from videostyle.units import EventCallback, StageEvent, ignore_events
+from videostyle.verify import file_size, same_content
+from videostyle.video_io import assemble_video
+
+log = logging.getLogger(__name__)
+
+
+def finish(plan: JobPlan, emit: EventCallback = ignore_events) -> RunResult:
+    """Publish the final frames and encode the video (all units must be done)."""
+    republished = publish_final(plan)
+    request = plan.request
+    if request.make_video and (republished or not video_is_current(plan)):
+        emit(StageEvent("assemble", 1))
+        assemble_video(plan.job.final_dir, plan.n_frames, plan.info, plan.output,
+                       audio_source=audio_source(plan),
+                       first=request.frames[0] if request.frames else 1)
+        plan.job.update_manifest(output=str(plan.output),
+                                 video_output={"key": plan.style_key, "path": str(plan.output),
+                                               "bytes": file_size(plan.output)})
+    return RunResult(job_dir=plan.job.root, output=plan.output if request.make_video else None,
+                     final_dir=plan.job.final_dir, n_frames=plan.n_frames)
+
+
+def video_is_current(plan: JobPlan) -> bool:
+    """The video at the plan's output was encoded from this style key and is still whole."""
+    encoded = plan.job.read_manifest().get("video_output", {})
+    return (encoded.get("key") == plan.style_key and encoded.get("path") == str(plan.output)
+            and file_size(plan.output) == encoded.get("bytes"))
+
+
+def audio_source(plan: JobPlan) -> Path | None:
+    """The input when this machine sees it, else the job folder's copy of its audio."""
+    if not plan.info.is_video:
+        return None
+    if plan.request.input.is_file() and input_identity(plan.request.input) == plan.frames_source:
+        return plan.request.input
+    copy = plan.job.audio_copy
+    if plan.info.has_audio and not copy.is_file():
+        log.warning("the input %s is not here and the job has no copy of its audio: the video is silent",
+                    plan.request.input)
+    return copy if copy.is_file() else None
+
+
+def publish_final(plan: JobPlan) -> bool:
+    """Make JOB/final hold the finished frames (hard links where possible, else copies).
+
+    ``final/`` is never trusted for itself: each of its frames must be the very file of its
+    verified result (or hold the same bytes), else the folder is built again. Returns whether it
+    was (so the video is encoded again).
+    """
+    job = plan.job
+    sources = plan.final_frames
+    for i, src in enumerate(sources, start=1):
+        if not plan.check(src):
+            raise UserError(f"frame {i} is not stylized yet or its result is damaged ({src}); "
+                            "run the job again to finish it")
+    if read_json(job.final_marker).get("key") == plan.style_key and all(
+            same_content(job.final_path(i), src) for i, src in enumerate(sources, start=1)):
+        return False
+    staging = job.final_staging_dir()
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    for i, src in enumerate(sources, start=1):
+        target = staging / job.final_path(i).name
+        try:
+            os.link(src, target)
+        except OSError:
+            shutil.copyfile(src, target)
+    if job.final_dir.is_symlink() or job.final_dir.is_file():
+        job.final_dir.unlink()
+    shutil.rmtree(job.final_dir, ignore_errors=True)
+    staging.rename(job.final_dir)
+    write_json(job.final_marker, {"key": plan.style_key, "frames": plan.n_frames})
+    return True

@@ -1,0 +1,96 @@
+"""Who runs a plan's units: the executor interface, the one claim -> run -> record routine every
+executor uses, and the local executor (units one after another, here).
+
+A unit is claimed with an expiring lock (see ``videostyle.jobdir``), checked again under the lock
+(another worker may have finished it meanwhile), run, recorded in the journal with its files'
+byte sizes, and only then released: no worker ever sees a unit free whose files are not recorded,
+and a file that is not recorded (or no longer has its recorded size) is redone. The Ray engine
+(``videostyle.ray_engine``) and farm workers (``videostyle.farm``) run units through the same
+routine, so several of them may share one job folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+from videostyle.jobdir import JobDir, Lock, try_lock
+from videostyle.journal import record_done
+from videostyle.plan import JobPlan
+from videostyle.units import EventCallback, OutputCheck, StageEvent, Unit, UnitProgress, UnitResult, is_done
+
+log = logging.getLogger(__name__)
+
+
+class Executor(Protocol):
+    """Runs the units of a plan that are not done yet, in an order that respects ``needs``: all of
+    them (local, Ray), or a farm worker's share (``videostyle.farm.FarmWorker``)."""
+
+    def run(self, plan: JobPlan, emit: EventCallback) -> None: ...
+
+
+def claim(unit: Unit, job: JobDir, check: OutputCheck, lock_ttl: float) -> Lock | None:
+    """The lock of ``unit`` when it is free and still to do; None when a live worker holds it or
+    its outputs are done (checked again under the lock: another worker may have just finished)."""
+    lock = try_lock(job.locks_dir, unit.name, lock_ttl)
+    if lock is not None and is_done(unit, check):
+        lock.release()
+        return None
+    return lock
+
+
+def run_claimed(unit: Unit, lock: Lock, job: JobDir) -> UnitResult:
+    """Do a claimed unit, record its outputs in the journal while it is still locked, release it."""
+    try:
+        log.debug("running %s", unit.name)
+        start = time.monotonic()
+        result = unit.work() or UnitResult()
+        record_done(job.root, unit.name, time.monotonic() - start, unit.outputs,
+                    iterations=result.iterations, stop_reason=result.stop_reason)
+        return result
+    finally:
+        lock.release()
+
+
+def run_when_free(unit: Unit, job: JobDir, check: OutputCheck, lock_ttl: float,
+                  poll_seconds: float) -> UnitResult | None:
+    """Do ``unit``; if another worker holds it, wait until it is done (or its lock expires and we
+    take over). Returns None when another worker did it."""
+    while True:
+        lock = claim(unit, job, check, lock_ttl)
+        if lock is not None:
+            return run_claimed(unit, lock, job)
+        if is_done(unit, check):
+            return None
+        time.sleep(poll_seconds)
+
+
+def run_in_order(units: Sequence[Unit], job: JobDir, check: OutputCheck, emit: EventCallback,
+                 lock_ttl: float = 600.0, poll_seconds: float = 2.0) -> None:
+    """Run ``units`` in plan order, skipping done ones; a unit another live worker holds is
+    waited for before any unit that needs it runs."""
+    total = len(units)
+    for done, unit in enumerate(units, start=1):
+        if is_done(unit, check):
+            emit(UnitProgress(unit, done, total, True, 0.0, None))
+            continue
+        start = time.monotonic()
+        result = run_when_free(unit, job, check, lock_ttl, poll_seconds)
+        emit(UnitProgress(unit, done, total, result is None, time.monotonic() - start, result))
+
+
+@dataclass(frozen=True)
+class LocalExecutor:
+    """The units here, one after another, stage by stage (``videostyle run --engine local``)."""
+
+    lock_ttl: float = 600.0
+    poll_seconds: float = 2.0
+
+    def run(self, plan: JobPlan, emit: EventCallback) -> None:
+        for stage in ("flow", "stylize"):
+            units = [u for u in plan.units if u.stage == stage]
+            if units:
+                emit(StageEvent(stage, len(units)))
+                run_in_order(units, plan.job, plan.check, emit, self.lock_ttl, self.poll_seconds)
