@@ -59,6 +59,7 @@ sys.path.insert(0, str(REPO))
 
 import flow  # noqa: E402
 from flow.synthetic import CameraPath, camera_clip, textured_image  # noqa: E402
+from quality_bench import cached_stylizer_factory  # noqa: E402
 from videostyle import evaluate  # noqa: E402
 from videostyle.config import Settings, resolve_settings  # noqa: E402
 from videostyle.images import load_image, save_image  # noqa: E402
@@ -223,18 +224,6 @@ def measure(job: Path, clip: Clip, style: Path, stylizers: dict) -> tuple[float,
                                stylizer_factory=cached_stylizer_factory(stylizers))
     return (report.output_warping.mean_abs, report.input_warping.mean_abs, report.mean_style_distance,
             report.mean_content_distance)
-
-
-def cached_stylizer_factory(cache: dict):
-    from videostyle.stylize import Stylizer
-
-    def factory(styles, settings, shape, device):
-        key = (tuple(hash(s.tobytes()) for s in styles), shape)
-        if key not in cache:
-            cache[key] = Stylizer(styles, settings, shape, device=device)
-        return cache[key]
-
-    return factory
 
 
 def seconds_file(job: Path) -> Path:
