@@ -37,6 +37,7 @@ from videostyle.jobdir import JobDir, inside_job, read_json, resolves_inside, wr
 from videostyle.jobinputs import (RecordedFrames, ensure_frames, input_identity, keep_style_copies, recorded_frames,
                                   repair_frames, verified_style_copies)
 from videostyle.journal import Ledger, record_done
+from videostyle.memory import check_run_fits
 from videostyle.passes import PassContext, last_pass, needs_flow, stylize_units
 from videostyle.scheduler import Progress, Unit, by_critical_path, execute
 from videostyle.shots import detect_cuts, flow_pairs, plan_segments
@@ -177,6 +178,7 @@ def prepare(request: RunRequest, emit: EventCallback | None = None, *, from_job:
     recorded = recorded_frames(job) if from_job else None
     # a missing or unreadable input leaves no job folder behind
     info = recorded.info if recorded else probe_input(request)
+    check_run_fits((info.width, info.height), request.size, request.width or settings.video.width or None, settings)
     if not from_job:
         check_frames_of_clip(request, info.n_frames)
     if request.make_video:

@@ -25,6 +25,7 @@ from videostyle.device import Precision, choose_precision, resolve_device
 from videostyle.errors import UserError
 from videostyle.images import resize, resize_long_side
 from videostyle.losses import CRITERIA, PIXELS, LossTerm, TemporalLoss, gatys_terms, gram_matrix
+from videostyle.memory import check_frame_fits, lbfgs_history_size
 from videostyle.optimize import OPTIMIZERS, Progress, optimize
 from videostyle.vgg import LAYER_NAMES, VGGFeatures, VGGWeights, load_weights
 
@@ -156,6 +157,8 @@ class Stylizer:
         self.content_shape = tuple(content_shape)
         self._check_size(self.content_shape, "content image")
         self._styles = [_as_rgb(style, "style image") for style in styles]
+        self._fitting_shapes: set[tuple[int, int]] = set()
+        self._check_fits(self.content_shape)
         self._targets_by_shape: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
         self.style_targets = self.targets_for(self.content_shape)
         log.info("stylizer on %s, network %s, layers up to %s", self.device, self.precision.name, self.vgg.last_layer)
@@ -178,6 +181,15 @@ class Stylizer:
         if min(shape[:2]) < self.min_side:
             raise UserError(f"{what} is {shape[1]}x{shape[0]} px; layers up to {self.vgg.last_layer} need at "
                             f"least {self.min_side} px per side")
+
+    def _check_fits(self, shape: Sequence[int]) -> None:
+        """Refuse a frame the device cannot hold, in one line, before its targets are computed.
+        Once per shape: later frames reuse memory this process already holds (and that the
+        machine's free memory no longer shows)."""
+        key = (int(shape[0]), int(shape[1]))
+        if key not in self._fitting_shapes:
+            check_frame_fits(*key, self.settings, self.device, [style.shape for style in self._styles])
+            self._fitting_shapes.add(key)
 
     def targets_for(self, shape: Sequence[int]) -> dict[str, torch.Tensor]:
         """Blended Gram matrix per style layer (1,C,C float32) for content of ``shape`` (H, W):
@@ -295,6 +307,7 @@ class Stylizer:
         if scale < 1:
             return self._stylize_reduced(content, scale, iterations=iterations, init=init, temporal=temporal,
                                          temporal_weight=temporal_weight, seed=seed, callback=callback)
+        self._check_fits(content.shape)
         started = time.perf_counter()
         terms = self._terms(content, temporal, temporal_weight)
         x = self._initial_pixels(init, content, seed).contiguous().requires_grad_(True)
@@ -306,7 +319,8 @@ class Stylizer:
             x, objective, iterations=iterations, method=self.settings.optimizer,
             learning_rate=self._learning_rate(), tol_loss_relative=self.settings.tol_loss_relative,
             tol_loss_relative_interval=self.settings.tol_loss_relative_interval, callback=callback,
-            loss_scaling=self.precision.loss_scaling)
+            loss_scaling=self.precision.loss_scaling,
+            history_size=lbfgs_history_size(content.shape[0] * content.shape[1]))
         result = x.detach().clamp(0.0, 255.0)
         losses = self._losses_of(terms, result)
         image = result[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
