@@ -74,9 +74,9 @@ def test_refusal_is_one_line_naming_a_size_that_fits_and_is_not_needlessly_small
     assert "\n" not in message and "6.0 GB available" in message
     width, height = int(match[3]), int(match[4])
     assert width == height  # the aspect ratio is kept
-    assert memory.estimate_bytes(height, width, settings) <= available
-    assert memory.estimate_bytes(round(height * 1.02), round(width * 1.02), settings) > available
-    memory.check_frame_fits(height, width, settings, "cpu", available=available)  # the advice holds
+    assert memory.least_bytes(height, width, settings) <= available  # in tiles
+    assert memory.least_bytes(round(height * 1.02), round(width * 1.02), settings) > available
+    assert memory.check_frame_fits(height, width, settings, "cpu", available=available) > 0  # holds, tiled
 
 
 def test_optimize_keeps_at_most_history_size_pairs(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,6 +14,12 @@ plus a constant:
   the frame (:data:`REFERENCE_BYTES_PER_PIXEL` of the style image's pixels), which happens
   before the optimisation and is counted when it is the larger.
 
+A frame whose estimate exceeds the memory available is planned in tiles (:mod:`videostyle.tiles`:
+exact whole-frame losses, VGG-19 activations bounded by one tile): then only image-sized vectors
+and the optimiser's state grow with the frame (:data:`TILED_BYTES_PER_PIXEL`), plus one tile's
+activations. A frame that does not fit even so is refused in one line naming a size that fits
+(:func:`check_frame_fits`).
+
 The constants were measured by ``benchmarks/memory_bench.py`` (peak resident memory of a fresh
 process per size, after a warm-up that loads every library, with the optimiser's history full)
 on a 2-core CPU with AVX512-BF16; see that script for the table. On CUDA the same per-pixel model
@@ -35,7 +41,9 @@ import torch
 from videostyle.config import Settings, StyleSettings
 from videostyle.device import choose_precision, resolve_device
 from videostyle.errors import UserError
+from videostyle.tiles import halo_for
 from videostyle.video_io import output_size
+from videostyle.vgg import LAYER_NAMES
 
 # L-BFGS stores s = x_k+1 - x_k and y = g_k+1 - g_k, each 3 float32 values per pixel.
 BYTES_PER_PAIR_PER_PIXEL = 2 * 3 * 4
@@ -58,6 +66,13 @@ REFERENCE_BYTES_PER_PIXEL = 750
 # Libraries loaded lazily by the first optimisation (torch.optim and what it pulls in) and oneDNN's
 # kernels: about 180 MB measured, whatever the size; rounded up for the allocator's slack.
 CONSTANT_BYTES = 384 * 2**20
+
+# With tiles (videostyle.tiles) only image-sized vectors grow with the frame: the image, its
+# gradient, the optimiser's flat gradient, step and previous gradient, the evaluated and the best
+# iterate, the content and result arrays, and the content layer's targets (relu4_2: 32 B/px).
+TILED_BYTES_PER_PIXEL = 250
+# Tile cores tried, largest first (fewer tiles: less halo recomputed). Multiples of 32.
+TILE_CORES = (2048, 1536, 1024, 768, 512, 256)
 
 GB = 1e9
 
@@ -85,15 +100,50 @@ def style_pixels(height: int, width: int, settings: StyleSettings,
 
 
 def estimate_bytes(height: int, width: int, settings: StyleSettings, device: torch.device | str = "cpu",
-                   style_shapes: Sequence[Sequence[int]] = ()) -> int:
+                   style_shapes: Sequence[Sequence[int]] = (), tile: int = 0) -> int:
     """Peak memory (bytes) that stylizing one ``height`` x ``width`` frame adds on ``device``,
-    optimiser history full. ``style_shapes``: (H, W) of the style images, when known."""
+    optimiser history full; in tiles of ``tile`` px (0: untiled, see :mod:`videostyle.tiles`).
+    ``style_shapes``: (H, W) of the style images, when known."""
     device = torch.device(device)
     pixels = height * width
-    dtype = choose_precision(settings.precision, device).dtype
-    optimisation = OPTIMISATION_BYTES_PER_PIXEL[dtype] * pixels + optimiser_state_bytes(pixels, settings.optimizer)
-    targets = REFERENCE_BYTES_PER_PIXEL * style_pixels(height, width, settings, style_shapes)
-    return CONSTANT_BYTES + max(optimisation, targets)
+    per_pixel = OPTIMISATION_BYTES_PER_PIXEL[choose_precision(settings.precision, device).dtype]
+    state = optimiser_state_bytes(pixels, settings.optimizer)
+    style = style_pixels(height, width, settings, style_shapes)
+    if not tile:
+        return CONSTANT_BYTES + max(per_pixel * pixels + state, REFERENCE_BYTES_PER_PIXEL * style)
+    side = tile + 2 * halo(settings)
+    region = min(height, side) * min(width, side)
+    one_tile = max(per_pixel, REFERENCE_BYTES_PER_PIXEL) * region
+    # The style image itself (float32 RGB) is held while its Gram matrices are added up.
+    return CONSTANT_BYTES + TILED_BYTES_PER_PIXEL * pixels + state + 12 * style + one_tile
+
+
+def halo(settings: StyleSettings) -> int:
+    """The tiles' halo for the deepest layer the settings use."""
+    deepest = max((*settings.content_layers, *settings.style_layers), key=LAYER_NAMES.index)
+    return halo_for(deepest)
+
+
+def plan_tile(height: int, width: int, settings: StyleSettings, device: torch.device | str, available: int,
+              style_shapes: Sequence[Sequence[int]] = ()) -> int | None:
+    """0 when the frame fits untiled in ``available`` bytes, else the largest tile core that
+    fits, or None when nothing does. Tiles need plain (not L1-normalised) gradients."""
+    if estimate_bytes(height, width, settings, device, style_shapes) <= available:
+        return 0
+    if settings.normalize_gradients:
+        return None
+    for core in TILE_CORES:
+        if core < max(height, width) and estimate_bytes(height, width, settings, device, style_shapes,
+                                                        core) <= available:
+            return core
+    return None
+
+
+def least_bytes(height: int, width: int, settings: StyleSettings, device: torch.device | str = "cpu",
+                style_shapes: Sequence[Sequence[int]] = ()) -> int:
+    """The smallest estimate over every plan (untiled, or any tile core)."""
+    cores = () if settings.normalize_gradients else TILE_CORES
+    return min(estimate_bytes(height, width, settings, device, style_shapes, tile) for tile in (0, *cores))
 
 
 def available_bytes(device: torch.device | str = "cpu") -> int:
@@ -134,11 +184,11 @@ def _read_int(path: str) -> int | None:
 def largest_fitting(height: int, width: int, available: int, settings: StyleSettings,
                     device: torch.device | str = "cpu", style_shapes: Sequence[Sequence[int]] = ()
                     ) -> tuple[int, int] | None:
-    """The largest (height, width) of the same aspect ratio whose estimate fits ``available``
+    """The largest (height, width) of the same aspect ratio that some plan fits in ``available``
     bytes, or None when not even a 16-px frame fits."""
     def fits(scale: float) -> bool:
         h, w = max(16, int(height * scale)), max(16, int(width * scale))
-        return estimate_bytes(h, w, settings, device, style_shapes) <= available
+        return least_bytes(h, w, settings, device, style_shapes) <= available
 
     low, high = 16 / min(height, width), 1.0
     if not fits(low):
@@ -150,14 +200,17 @@ def largest_fitting(height: int, width: int, available: int, settings: StyleSett
 
 
 def check_frame_fits(height: int, width: int, settings: StyleSettings, device: torch.device | str = "cpu",
-                     style_shapes: Sequence[Sequence[int]] = (), available: int | None = None) -> None:
-    """Refuse, in one line that says what size fits, a frame whose estimate exceeds the memory
-    available on ``device`` (``available`` bytes when given), before anything is allocated."""
+                     style_shapes: Sequence[Sequence[int]] = (), available: int | None = None) -> int:
+    """How to stylize a ``height`` x ``width`` frame on ``device`` within the memory available
+    (``available`` bytes when given): 0 untiled, else the tile core (see :func:`plan_tile`).
+    A frame no plan fits is refused, before anything is allocated, in one line saying what
+    size fits."""
     device = torch.device(device)
     room = available_bytes(device) if available is None else available
-    needed = estimate_bytes(height, width, settings, device, style_shapes)
-    if needed <= room:
-        return
+    tile = plan_tile(height, width, settings, device, room, style_shapes)
+    if tile is not None:
+        return tile
+    needed = least_bytes(height, width, settings, device, style_shapes)
     fitting = largest_fitting(height, width, room, settings, device, style_shapes)
     advice = f"{fitting[1]}x{fitting[0]} or smaller fits" if fitting else "no frame fits; free some memory"
     raise UserError(f"a {width}x{height} frame needs about {needed / GB:.1f} GB on {device.type}, "
