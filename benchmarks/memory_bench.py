@@ -14,6 +14,10 @@ size from the enlarged coarse result; whole-process peak (VmHWM, nothing reset) 
 
     python benchmarks/memory_bench.py [--widths 256,512,1024,1920] [--threads 2] [--no-uhd]
         [--uhd-width 3840] [--coarse-scale 0.25] [--coarse-iterations 20] [--fine-iterations 6]
+        [--tile PX] [--iterations N]
+
+``--tile PX`` evaluates every frame in tiles of PX (see ``videostyle.tiles``), ``--tile 0`` never;
+by default the memory plan decides (whole frames on a machine where they fit).
 """
 
 from __future__ import annotations
@@ -49,8 +53,10 @@ def _images(width: int, height: int):
     return resize(content, (width, height)), load_image(STYLE)
 
 
-def _steady_state(width: int, height: int, threads: int) -> dict[str, float]:
-    """In a fresh process: peak bytes one frame adds with the optimiser's history full."""
+def _steady_state(width: int, height: int, threads: int, tile: int | None, iterations: int
+                  ) -> dict[str, float]:
+    """In a fresh process: peak bytes one frame adds with the optimiser's history full (with
+    ``iterations`` 0; else after that many)."""
     import torch
 
     from videostyle.config import StyleSettings
@@ -62,9 +68,9 @@ def _steady_state(width: int, height: int, threads: int) -> dict[str, float]:
     settings = StyleSettings()
     warm_content, _ = _images(64, 64)
     Stylizer([style], settings, (64, 64), device="cpu").stylize(warm_content, iterations=3)
-    stylizer = Stylizer([style], settings, (height, width), device="cpu")
+    stylizer = Stylizer([style], settings, (height, width), device="cpu", tile=tile)
     history = lbfgs_history_size(width * height)
-    iterations = history + 2
+    iterations = iterations or history + 2
     gc.collect()
     before = _status_bytes("VmRSS")
     _reset_peak()
@@ -72,11 +78,12 @@ def _steady_state(width: int, height: int, threads: int) -> dict[str, float]:
     result = stylizer.stylize(content, iterations=iterations, seed=0)
     seconds = time.perf_counter() - started
     return {"history": history, "iterations": result.iterations, "added": _status_bytes("VmHWM") - before,
-            "seconds_per_iteration": seconds / max(1, result.iterations), "precision": stylizer.precision.name}
+            "seconds_per_iteration": seconds / max(1, result.iterations), "precision": stylizer.precision.name,
+            "tile": stylizer.tile_for((height, width))}
 
 
 def _end_to_end(width: int, height: int, threads: int, coarse_scale: float, coarse_iterations: int,
-                fine_iterations: int) -> dict[str, float]:
+                fine_iterations: int, tile: int | None) -> dict[str, float]:
     """In a fresh process: a frame coarse-to-fine from loading to result; whole-process peak."""
     import torch
 
@@ -86,12 +93,12 @@ def _end_to_end(width: int, height: int, threads: int, coarse_scale: float, coar
     torch.set_num_threads(threads)
     started = time.perf_counter()
     content, style = _images(width, height)
-    stylizer = Stylizer([style], StyleSettings(), (height, width), device="cpu")
+    stylizer = Stylizer([style], StyleSettings(), (height, width), device="cpu", tile=tile)
     coarse = stylizer.stylize(content, iterations=coarse_iterations, scale=coarse_scale, seed=0)
     fine = stylizer.stylize(content, iterations=fine_iterations, init=coarse.image, seed=0)
     return {"peak": _status_bytes("VmHWM"), "seconds": time.perf_counter() - started,
             "coarse_seconds": coarse.seconds, "fine_seconds": fine.seconds, "fine_iterations": fine.iterations,
-            "style_distance": stylizer.style_distance(fine.image)}
+            "style_distance": stylizer.style_distance(fine.image), "tile": stylizer.tile_for((height, width))}
 
 
 def _in_fresh_process(function, *args):
@@ -99,7 +106,7 @@ def _in_fresh_process(function, *args):
         return pool.apply(function, args)
 
 
-def steady_state_table(widths: list[int], threads: int) -> None:
+def steady_state_table(widths: list[int], threads: int, tile: int | None, iterations: int) -> None:
     from videostyle.config import StyleSettings
     from videostyle.memory import CONSTANT_BYTES, estimate_bytes
 
@@ -109,12 +116,13 @@ def steady_state_table(widths: list[int], threads: int) -> None:
     for width in widths:
         height = width * 3 // 4
         pixels = width * height
-        row = _in_fresh_process(_steady_state, width, height, threads)
+        row = _in_fresh_process(_steady_state, width, height, threads, tile, iterations)
         marginal = f"{(row['added'] - previous[1]) / (pixels - previous[0]):8.0f}" if previous else f"{'':>8}"
-        estimate = (estimate_bytes(height, width, StyleSettings()) - CONSTANT_BYTES) / pixels
+        estimate = (estimate_bytes(height, width, StyleSettings(), tile=row["tile"]) - CONSTANT_BYTES) / pixels
         print(f"{width:>5}x{height:<4} {pixels / 1e6:6.2f} {row['history']:5d} {row['iterations']:4d} "
               f"{row['added'] / MB:9.0f} {row['added'] / pixels:6.0f} {marginal} {estimate:9.0f} "
-              f"{row['seconds_per_iteration']:6.2f}  {row['precision']}", flush=True)
+              f"{row['seconds_per_iteration']:6.2f}  {row['precision']}"
+              f"{', tiles of %d px' % row['tile'] if row['tile'] else ''}", flush=True)
         previous = (pixels, row["added"])
 
 
@@ -127,18 +135,22 @@ def main() -> None:
     parser.add_argument("--coarse-scale", type=float, default=0.25)
     parser.add_argument("--coarse-iterations", type=int, default=20)
     parser.add_argument("--fine-iterations", type=int, default=6)
+    parser.add_argument("--tile", type=int, default=None, help="tile core in px for every frame (0: never; "
+                        "default: as the memory plan decides)")
+    parser.add_argument("--iterations", type=int, default=0, help="per size (default: history + 2)")
     args = parser.parse_args()
     widths = [int(w) for w in args.widths.split(",") if w.strip()]
     if widths:
-        steady_state_table(widths, args.threads)
+        steady_state_table(widths, args.threads, args.tile, args.iterations)
     if not args.no_uhd:
         width, height = args.uhd_width, args.uhd_width * 9 // 16
         run = _in_fresh_process(_end_to_end, width, height, args.threads, args.coarse_scale,
-                                args.coarse_iterations, args.fine_iterations)
+                                args.coarse_iterations, args.fine_iterations, args.tile)
         print(f"{width}x{height} end to end: {args.coarse_iterations} iterations at {args.coarse_scale:g} scale "
               f"({run['coarse_seconds']:.0f} s), {run['fine_iterations']} at full size ({run['fine_seconds']:.0f} s); "
               f"whole-process peak {run['peak'] / 1e9:.2f} GB, {run['seconds']:.0f} s in all; "
-              f"style distance {run['style_distance']:.3f}", flush=True)
+              f"style distance {run['style_distance']:.3f}"
+              f"{'; tiles of %d px' % run['tile'] if run['tile'] else ''}", flush=True)
 
 
 if __name__ == "__main__":
