@@ -221,8 +221,9 @@ class TiledFeatureLoss:
             region = pixels[(..., *tile.region)].detach().requires_grad_(True)
             with torch.enable_grad():
                 feats = self.features(region)
-                cores = {layer: tile.core_features(feats[layer], pooling_factor(layer)).float() for layer in self.layers}
-                del feats
+                cores = {layer: tile.core_features(feats[layer], pooling_factor(layer)).float()
+                         for layer in self.layers}
+                del feats  # the cores hold what backward needs
                 surrogate = (content_scale * self._content_of_core(tile, cores, pixels)
                              + style_scale * self._style_of_core(cores, gram_grads, pixels))
                 (region_grad,) = torch.autograd.grad(surrogate, region)
