@@ -48,7 +48,9 @@ from videostyle.vgg import LAYER_NAMES
 # L-BFGS stores s = x_k+1 - x_k and y = g_k+1 - g_k, each 3 float32 values per pixel.
 BYTES_PER_PAIR_PER_PIXEL = 2 * 3 * 4
 LBFGS_MAX_PAIRS = 100  # the authors' (neural-style's nCorrection), kept wherever it fits the budget
-# Fewer than this and L-BFGS approaches plain gradient descent (scipy's default is 10).
+# Fewer than this and L-BFGS approaches plain gradient descent (scipy's default is 10). Measured,
+# tubingen + starry_night at 192x144, 200 iterations: total loss 2.409e6 with 100 pairs, 2.402e6
+# with 12, 2.419e6 with 5 (style distance 0.284, 0.280, 0.274): the budget costs no quality.
 LBFGS_MIN_PAIRS = 5
 # The authors' full history at their working size, 512x512: 600 MiB. Before the budget the history
 # was 2,400 bytes per pixel, 6.6 GB at 1920x1440 and 20 GB at 4K.
