@@ -58,10 +58,12 @@ LBFGS_HISTORY_BUDGET_BYTES = LBFGS_MAX_PAIRS * BYTES_PER_PAIR_PER_PIXEL * 512 * 
 ADAM_BYTES_PER_PIXEL = 2 * 3 * 4  # first and second moments, float32
 
 # Peak bytes per pixel of one forward + backward with every loss, plus the image-sized vectors
-# (not the optimiser's history). Measured at 512x384, one thread, after a warm-up: bfloat16
-# channels_last 1,296 with 4 pairs (96 B/px) kept, float32 channels_last 1,908 with 4 pairs.
-# float16 (older GPUs) stores activations as bfloat16 does.
-OPTIMISATION_BYTES_PER_PIXEL = {torch.bfloat16: 1200, torch.float16: 1200, torch.float32: 1820}
+# (not the optimiser's history), CPU with AVX512-BF16. Measured: 512x384, one thread, after a
+# warm-up: bfloat16 channels_last 1,296 with 4 pairs (96 B/px) kept, float32 channels_last 1,908
+# with 4 pairs; 3840x2160 end to end (memory_bench, 2 threads, 5 pairs full): 12.70 GB
+# whole-process peak, about 11.75 GB over the loaded process = 1,417 B/px, 1,297 without the
+# history. float16 (older GPUs) stores activations as bfloat16 does.
+OPTIMISATION_BYTES_PER_PIXEL = {torch.bfloat16: 1300, torch.float16: 1300, torch.float32: 1820}
 # Peak of the float32 no-gradient pass over the style image (targets), per style-image pixel:
 # 730 measured at 512x384.
 REFERENCE_BYTES_PER_PIXEL = 750
