@@ -49,12 +49,16 @@ def save_image(path: str | Path, image: np.ndarray) -> None:
     atomic_write_bytes(path, encoded.tobytes())
 
 
+def long_side_size(shape: tuple[int, ...], long_side: int) -> tuple[int, int]:
+    """(width, height) of an image of ``shape`` (H, W, ...) scaled so its longer side is ``long_side``."""
+    h, w = shape[:2]
+    scale = long_side / max(h, w)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
 def resize_long_side(image: np.ndarray, long_side: int) -> np.ndarray:
     """Scale so the longer side is ``long_side`` pixels, keeping the aspect ratio."""
-    h, w = image.shape[:2]
-    scale = long_side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return resize(image, size)
+    return resize(image, long_side_size(image.shape, long_side))
 
 
 def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -94,7 +94,8 @@ class LossScale:
 
 def optimize(x: torch.Tensor, objective: Objective, *, iterations: int, method: str = "lbfgs",
              learning_rate: float = 1.0, tol_loss_relative: float = 0.0, tol_loss_relative_interval: int = 50,
-             callback: Callable[[Progress], None] | None = None, loss_scaling: bool = False) -> OptimizeOutcome:
+             callback: Callable[[Progress], None] | None = None, loss_scaling: bool = False,
+             history_size: int = 100) -> OptimizeOutcome:
     """Minimise the summed terms of ``objective`` over the leaf tensor ``x`` (updated in place).
 
     ``objective(x)`` returns named scalar terms; their sum is minimised. At most ``iterations``
@@ -103,13 +104,15 @@ def optimize(x: torch.Tensor, objective: Objective, *, iterations: int, method: 
     """
     if method not in OPTIMIZERS:
         raise UserError(f"unknown optimizer {method!r}; choose lbfgs or adam")
+    if history_size < 1:
+        raise ValueError(f"history_size must be at least 1, not {history_size}")
     if not x.requires_grad or not x.is_leaf:
         raise ValueError("optimize needs a leaf tensor with requires_grad=True")
     if method == "lbfgs":
         # max_iter=1 per step() call: one evaluation and one update, the state carries over, so the
         # caller's loop sees every iteration. Negative tolerances: the authors disable torch's own.
         opt: torch.optim.Optimizer = torch.optim.LBFGS(
-            [x], lr=learning_rate, max_iter=1, history_size=100, tolerance_grad=-1.0, tolerance_change=-1.0)
+            [x], lr=learning_rate, max_iter=1, history_size=history_size, tolerance_grad=-1.0, tolerance_change=-1.0)
     else:
         opt = torch.optim.Adam([x], lr=learning_rate)
     stop = RelativeLossStop(tol_loss_relative, tol_loss_relative_interval)

@@ -36,6 +36,7 @@ from videostyle.framestage import (RecordedFrames, ensure_frames, find_cuts, kee
 from videostyle.images import load_image
 from videostyle.jobdir import JobDir, resolves_inside
 from videostyle.journal import Ledger
+from videostyle.memory import check_run_fits
 from videostyle.passes import PassContext, last_pass, needs_flow, stylize_units
 from videostyle.plan import JobPlan, RunResult
 from videostyle.request import (RunRequest, check_frames_of_clip, check_request, default_paths, load_request,
@@ -75,6 +76,8 @@ def prepare(request: RunRequest, emit: EventCallback | None = None) -> JobPlan:
         raise UserError(f"flow folder not found: {request.flow_files}")
     style_images, weights = check_before_any_work(request, job)
     info = probe_input(request.input, request.fps)  # a missing or unreadable input leaves no job folder
+    settings = request.settings
+    check_run_fits((info.width, info.height), request.size, request.width or settings.video.width or None, settings)
     check_frames_of_clip(request, info.n_frames)
     prepare_job_folder(job, output, request.make_video)
     # with the output resolved here: a worker's current folder is not the planner's

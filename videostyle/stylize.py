@@ -25,7 +25,9 @@ from videostyle.device import Precision, choose_precision, resolve_device, styli
 from videostyle.errors import UserError
 from videostyle.images import resize, resize_long_side
 from videostyle.losses import CRITERIA, PIXELS, LossTerm, TemporalLoss, gatys_terms, gram_matrix
+from videostyle.memory import check_frame_fits, lbfgs_history_size
 from videostyle.optimize import OPTIMIZERS, Progress, optimize
+from videostyle.tiles import TiledFeatureLoss, alignment, halo_for, plan_tiles, tiled_features, tiled_grams
 from videostyle.vgg import LAYER_NAMES, VGGFeatures, VGGWeights, load_weights
 
 __all__ = ["Progress", "StylizeResult", "Stylizer", "TemporalTarget", "resolve_device"]
@@ -132,11 +134,13 @@ class Stylizer:
     ``settings.style_scale`` times the content's long side. ``device``: ``auto`` | ``cpu`` |
     ``cuda[:N]``. Precision follows ``settings.precision`` (see :mod:`videostyle.device`).
     ``vgg_weights``: already loaded weights (:func:`videostyle.vgg.load_weights`) to share between
-    stylizers; by default ``settings.weights`` is read.
+    stylizers; by default ``settings.weights`` is read. ``tile``: None (a frame is evaluated in
+    tiles only when it does not fit the device's memory whole, see :mod:`videostyle.memory`), 0
+    (never) or the tile core in pixels (always; see :mod:`videostyle.tiles`).
     """
 
     def __init__(self, styles: Sequence[np.ndarray], settings: StyleSettings, content_shape: tuple[int, int],
-                 device: str = "auto", *, vgg_weights: VGGWeights | None = None) -> None:
+                 device: str = "auto", *, vgg_weights: VGGWeights | None = None, tile: int | None = None) -> None:
         validate_style_settings(settings, len(styles))
         self.settings = settings
         self.device = stylization_device(device)
@@ -152,6 +156,10 @@ class Stylizer:
         self.content_shape = tuple(content_shape)
         self._check_size(self.content_shape, "content image")
         self._styles = [_as_rgb(style, "style image") for style in styles]
+        self.halo = halo_for(self.vgg.last_layer)
+        self._tile_setting = tile
+        self._tile_by_shape: dict[tuple[int, int], int] = {}  # 0: whole frame
+        self._check_fits(self.content_shape)
         self._targets_by_shape: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
         self.style_targets = self.targets_for(self.content_shape)
         log.info("stylizer on %s, network %s, layers up to %s", self.device, self.precision.name, self.vgg.last_layer)
@@ -175,6 +183,29 @@ class Stylizer:
             raise UserError(f"{what} is {shape[1]}x{shape[0]} px; layers up to {self.vgg.last_layer} need at "
                             f"least {self.min_side} px per side")
 
+    def _check_fits(self, shape: Sequence[int]) -> int:
+        """The tile core for frames of ``shape`` (0: whole), planned so the frame fits the device's
+        memory; a frame nothing fits is refused in one line, before its targets are computed.
+        Once per shape: later frames reuse memory this process already holds (and that the
+        machine's free memory no longer shows)."""
+        key = (int(shape[0]), int(shape[1]))
+        if key not in self._tile_by_shape:
+            planned = check_frame_fits(*key, self.settings, self.device, [style.shape for style in self._styles])
+            tile = planned if self._tile_setting is None else self._tile_setting
+            if tile and self.settings.normalize_gradients:
+                raise UserError("normalize-gradients cannot be used with tiles (the gradient's norm is the "
+                                "whole frame's); use a smaller size or drop the option")
+            if tile and tile % alignment(self.vgg.last_layer):
+                raise UserError(f"tile must be a multiple of {alignment(self.vgg.last_layer)} pixels (got {tile})")
+            self._tile_by_shape[key] = tile
+            if tile:
+                log.info("%dx%d frame in tiles of %d px (halo %d px)", key[1], key[0], tile, self.halo)
+        return self._tile_by_shape[key]
+
+    def tile_for(self, shape: Sequence[int]) -> int:
+        """The tile core used for frames of ``shape`` (H, W); 0 when they are evaluated whole."""
+        return self._tile_by_shape.get((int(shape[0]), int(shape[1])), 0)
+
     def targets_for(self, shape: Sequence[int]) -> dict[str, torch.Tensor]:
         """Blended Gram matrix per style layer (1,C,C float32) for content of ``shape`` (H, W):
         the style images are scaled to ``style_scale`` times its long side, so a frame optimised
@@ -191,11 +222,21 @@ class Stylizer:
         for style, weight in zip(self._styles, blend_weights(self.settings, len(self._styles))):
             image = resize_long_side(style, long_side)
             self._check_size(image.shape, "scaled style image")
-            feats = self._reference_features(image)
-            for layer in self.style_layers:
-                gram = gram_matrix(feats[layer]) * weight
-                targets[layer] = targets[layer] + gram if layer in targets else gram
+            for layer, gram in self._grams(image, self.tile_for(shape)).items():
+                targets[layer] = targets[layer] + gram * weight if layer in targets else gram * weight
         return targets
+
+    def _grams(self, image: np.ndarray, tile: int) -> dict[str, torch.Tensor]:
+        """float32 Gram matrices of ``image`` per style layer, whole or in tiles of ``tile`` px."""
+        pixels = self._pixels(image)
+        if tile:
+            tiles = plan_tiles(image.shape[0], image.shape[1], tile, self.halo)
+            return tiled_grams(self._reference_net, pixels, tiles, self.style_layers)
+        feats = self._reference_features(pixels)
+        return {layer: gram_matrix(feats[layer]) for layer in self.style_layers}
+
+    def _reference_net(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self._features(self.vgg, pixels)
 
     # ----- tensors -----------------------------------------------------------------------------
 
@@ -232,6 +273,12 @@ class Stylizer:
             content_targets = {layer: feats[layer] for layer in self.content_layers}
         terms = gatys_terms(content_targets, self.targets_for(content.shape), content_weight=s.content_weight,
                             style_weight=s.style_weight, tv_weight=s.tv_weight, normalize_gradients=norm)
+        return terms + self._temporal_terms(content, temporal, temporal_weight)
+
+    def _temporal_terms(self, content: np.ndarray, temporal: Sequence[TemporalTarget],
+                        temporal_weight: float) -> list[LossTerm]:
+        s = self.settings
+        terms: list[LossTerm] = []
         if temporal_weight > 0:
             for target in temporal:
                 image = _as_rgb(target.image, "temporal target image")
@@ -240,8 +287,28 @@ class Stylizer:
                     raise UserError(f"temporal target {image.shape} / weights {weights.shape} do not match the "
                                     f"content frame {content.shape}")
                 terms.append(TemporalLoss(self._pixels(image), torch.from_numpy(weights).to(self.device),
-                                          temporal_weight, s.temporal_criterion, norm))
+                                          temporal_weight, s.temporal_criterion, s.normalize_gradients))
         return terms
+
+    def _tiled_parts(self, content: np.ndarray, temporal: Sequence[TemporalTarget], temporal_weight: float,
+                     tile: int) -> tuple[list[LossTerm], TiledFeatureLoss]:
+        """The pixel terms (TV, temporal) on the whole image, and content + style in tiles."""
+        s = self.settings
+        tiles = plan_tiles(content.shape[0], content.shape[1], tile, self.halo)
+        content_targets: dict[str, torch.Tensor] = {}
+        if s.content_weight > 0 and self.content_layers:
+            content_targets = tiled_features(self._reference_net, self._pixels(content), tiles, self.content_layers)
+        tiled = TiledFeatureLoss(self._fast_features, tiles, content_targets, self.targets_for(content.shape),
+                                 s.content_weight, s.style_weight)
+        pixel_terms = gatys_terms({}, {}, content_weight=0.0, style_weight=0.0, tv_weight=s.tv_weight)
+        return pixel_terms + self._temporal_terms(content, temporal, temporal_weight), tiled
+
+    def _tiled_sums(self, terms: Sequence[LossTerm], tiled: TiledFeatureLoss,
+                    pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        sums = self._evaluate_terms(terms, {}, pixels)
+        content, style = tiled(pixels)
+        sums["content"], sums["style"] = sums["content"] + content, sums["style"] + style
+        return sums
 
     @staticmethod
     def _evaluate_terms(terms: Sequence[LossTerm], feats: dict[str, torch.Tensor],
@@ -291,20 +358,27 @@ class Stylizer:
         if scale < 1:
             return self._stylize_reduced(content, scale, iterations=iterations, init=init, temporal=temporal,
                                          temporal_weight=temporal_weight, seed=seed, callback=callback)
+        tile = self._check_fits(content.shape)
         started = time.perf_counter()
-        terms = self._terms(content, temporal, temporal_weight)
+        if tile:
+            terms, tiled = self._tiled_parts(content, temporal, temporal_weight, tile)
+        else:
+            terms, tiled = self._terms(content, temporal, temporal_weight), None
         x = self._initial_pixels(init, content, seed).contiguous().requires_grad_(True)
 
         def objective(pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+            if tiled is not None:
+                return self._tiled_sums(terms, tiled, pixels)
             return self._evaluate_terms(terms, self._fast_features(pixels), pixels)
 
         outcome = optimize(
             x, objective, iterations=iterations, method=self.settings.optimizer,
             learning_rate=self._learning_rate(), tol_loss_relative=self.settings.tol_loss_relative,
             tol_loss_relative_interval=self.settings.tol_loss_relative_interval, callback=callback,
-            loss_scaling=self.precision.loss_scaling)
+            loss_scaling=self.precision.loss_scaling,
+            history_size=lbfgs_history_size(content.shape[0] * content.shape[1]))
         result = x.detach().clamp(0.0, 255.0)
-        losses = self._losses_of(terms, result)
+        losses = self._losses_of(terms, result, tiled)
         image = result[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
         if self.settings.original_colors:
             image = original_colors(content, image)
@@ -325,9 +399,15 @@ class Stylizer:
         return float(self.settings.learning_rate)
 
     @torch.no_grad()
-    def _losses_of(self, terms: Sequence[LossTerm], pixels: torch.Tensor) -> dict[str, float]:
-        feats = self._reference_features(pixels)
-        sums = {k: float(v) for k, v in self._evaluate_terms(terms, feats, pixels).items()}
+    def _losses_of(self, terms: Sequence[LossTerm], pixels: torch.Tensor,
+                   tiled: TiledFeatureLoss | None = None) -> dict[str, float]:
+        """The terms in the float32 network (in the same tiles as ``tiled`` when given)."""
+        if tiled is not None:
+            reference = tiled.with_features(self._reference_net)
+            sums = {k: float(v) for k, v in self._tiled_sums(terms, reference, pixels).items()}
+        else:
+            sums = {k: float(v) for k, v in
+                    self._evaluate_terms(terms, self._reference_features(pixels), pixels).items()}
         sums["total"] = sum(sums.values())
         return sums
 
@@ -337,13 +417,18 @@ class Stylizer:
         image, content = _as_rgb(image, "image"), _as_rgb(content, "content image")
         if image.shape != content.shape:
             raise UserError(f"image {image.shape} and content {content.shape} differ in size")
+        tile = self._check_fits(content.shape)
+        if tile:
+            terms, tiled = self._tiled_parts(content, temporal, temporal_weight, tile)
+            return self._losses_of(terms, self._pixels(image), tiled)
         return self._losses_of(self._terms(content, temporal, temporal_weight), self._pixels(image))
 
     @torch.no_grad()
     def style_distance(self, image: np.ndarray) -> float:
         """Mean over style layers of ``‖G(image) − A‖_F / ‖A‖_F`` (A: blended style Gram); 0 = same style."""
-        feats = self._reference_features(_as_rgb(image, "image"))
-        ratios = [float(torch.linalg.norm(gram_matrix(feats[l]) - self.style_targets[l]) /
+        image = _as_rgb(image, "image")
+        grams = self._grams(image, self.tile_for(image.shape))
+        ratios = [float(torch.linalg.norm(grams[l] - self.style_targets[l]) /
                         torch.linalg.norm(self.style_targets[l]).clamp_min(1e-12))
                   for l in self.style_layers]
         return float(np.mean(ratios))

@@ -11,7 +11,7 @@ import click
 from videostyle.cli.group import main
 from videostyle.cli.settings_options import settings_from_cli, settings_options
 from videostyle.errors import UserError
-from videostyle.images import load_image, resize, resize_long_side, save_image
+from videostyle.images import load_image, long_side_size, resize, save_image
 from videostyle.optimize import Progress
 
 
@@ -41,7 +41,8 @@ def image(content: Path, styles: tuple[Path, ...], output: Path, size: int, iter
     # Imported here so `videostyle --help` and other commands don't pay for loading torch.
     from tqdm import tqdm
 
-    from videostyle.stylize import Stylizer
+    from videostyle.memory import check_frame_fits
+    from videostyle.stylize import Stylizer, resolve_device
 
     if size < 16:
         raise UserError("--size must be at least 16 pixels")
@@ -51,8 +52,11 @@ def image(content: Path, styles: tuple[Path, ...], output: Path, size: int, iter
         raise UserError(f"output {output} must be a .png file")
     settings = settings_from_cli(preset, config_file, overrides, learning_rate, n_styles=len(styles))
     seed, device = settings.video.seed, settings.video.device
-    content_image = resize_long_side(load_image(content), size)
-    style_images = [load_image(p) for p in styles]
+    source, style_images = load_image(content), [load_image(p) for p in styles]
+    width, height = long_side_size(source.shape, size)
+    # Before the frame is enlarged: a size that does not fit is one line, not an out-of-memory kill.
+    check_frame_fits(height, width, settings.style, resolve_device(device), [s.shape for s in style_images])
+    content_image = resize(source, (width, height))
     init_value: Any = init
     if init not in ("random", "content"):
         h, w = content_image.shape[:2]

