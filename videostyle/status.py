@@ -60,11 +60,14 @@ def _stylize_lines(job: JobDir, manifest: dict, n: int) -> list[str]:
 
 
 def _iterations(records: dict[Path, dict], folder: Path) -> str:
-    """``, 412 iterations (41.2 per frame), 3 converged early`` from the journal, if it has them."""
+    """``, 412 iterations (41.2 per frame), 3 stopped converged, 7 at the budget`` from the journal,
+    if it has them (and how many ended on a non-finite loss, when any did)."""
     mine = [e for path, e in records.items() if path.parent == folder]
     if not mine:
         return ""
     total = sum(int(e["iterations"]) for e in mine)
-    converged = sum(e.get("stop") == "converged" for e in mine)
-    return (f", {total} iterations ({total / len(mine):.1f} per frame), "
-            f"{converged} stopped converged, {len(mine) - converged} at the budget")
+    stops = [e.get("stop") for e in mine]
+    line = (f", {total} iterations ({total / len(mine):.1f} per frame), "
+            f"{stops.count('converged')} stopped converged, {stops.count('budget')} at the budget")
+    overflowed = stops.count("non-finite")
+    return line + (f", {overflowed} on a non-finite loss" if overflowed else "")
