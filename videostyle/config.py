@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from videostyle.errors import UserError
+from videostyle.looks import check_keyframes, keyframes_problem, parse_keyframes
 
 STYLE_LAYERS_DEFAULT = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 SPEC = "videostyle.setting"  # the metadata key of a field's declaration
@@ -214,6 +215,10 @@ class VideoSettings:
                               choices=("auto", "off"))
     cut_threshold: float = setting(0.5, "Cut detection threshold on the cut score.", minimum=0, above=True,
                                    maximum=1)
+    style_blend_keyframes: str = setting(
+        "", "Blend weights of the --style images over time, FRAME:W1,W2;FRAME:W1,W2 (frames from 1), e.g. "
+            "'1:1,0;120:0,1' fades from the first style to the second; linear between keyframes, constant "
+            "outside; keyframes on consecutive frames switch at once.", rule=keyframes_problem, metavar="KEYFRAMES")
     segment_length: int = setting(0, "Split shots longer than this into segments stylized in parallel "
                                      "(0: never).", rule=_zero_or_at_least(2, "no splitting"))
 
@@ -392,6 +397,12 @@ def validate(settings: Settings, n_styles: int | None = None) -> None:
     blend = settings.style.style_blend_weights
     if n_styles is not None and blend and len(blend) != n_styles:
         raise UserError(f"{len(blend)} style blend weight(s) for {n_styles} style image(s); give one per style")
+    keyframes = parse_keyframes(settings.video.style_blend_keyframes)
+    if keyframes and blend:
+        raise UserError("give either --style-blend-weights (fixed) or --style-blend-keyframes (over time), "
+                        "not both")
+    if n_styles is not None:
+        check_keyframes(keyframes, n_styles)
 
 
 # ---------------------------------------------------------------- hashing

@@ -175,6 +175,14 @@ class JobDir:
     def flow_root(self) -> Path:
         return self.root / "flow"
 
+    @property
+    def masks_root(self) -> Path:
+        return self.root / "masks"
+
+    def masks_dir(self, key: str) -> Path:
+        """The style masks of one key at the frames' size (see ``videostyle.maskstage``)."""
+        return self.masks_root / key
+
     def stylized_dir(self, key: str) -> Path:
         return self.stylized_root / key
 
@@ -198,7 +206,8 @@ class JobDir:
     def entries(self) -> tuple[Path, ...]:
         """Every entry the job writes into or deletes (for the check that none leads outside)."""
         return (self.manifest_path, self.journal_path, self.final_marker, self.frames_dir, self.flow_root,
-                self.stylized_root, self.final_dir, self.locks_dir, self.styles_dir, self.audio_copy)
+                self.stylized_root, self.final_dir, self.locks_dir, self.styles_dir, self.audio_copy,
+                self.masks_root)
 
 
 @dataclass

@@ -223,6 +223,35 @@ class StyleLoss(TargetLoss):
         return gram_matrix(x)
 
 
+def masked_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Gram matrix of the features inside a region (Gatys et al. 2017): each position counts by its
+    mask value m in [0, 1], ``G = Σ_p m_p f_p f_pᵀ / (C · Σ_p m_p)``, so a mask of ones gives
+    :func:`gram_matrix` and soft edges share a position between the regions on both sides.
+    ``mask`` is B or 1,1,H,W at any size: it is area-resized to the features' h×w."""
+    h, w = features.shape[-2:]
+    with torch.autocast(features.device.type, enabled=False):
+        m = _accurate(mask)
+        if m.shape[-2:] != (h, w):
+            m = nnf.interpolate(m, size=(h, w), mode="area")
+        area = m.sum(dim=(-2, -1)).clamp_min(1e-8)  # B,1
+        weighted = _accurate(features) * m.sqrt()
+        return _Gram.apply(weighted) * (h * w) / area[..., None]
+
+
+class MaskedStyleLoss(StyleLoss):
+    """A style term over one region: the masked Gram (see :func:`masked_gram`) against that
+    region's style. Weight it by the region's share of the frame, so each of its pixels is pulled
+    towards its style as strongly as an unmasked term pulls every pixel."""
+
+    def __init__(self, layer: str, target_gram: torch.Tensor, weight: float, mask: torch.Tensor,
+                 normalize_gradients: bool = False) -> None:
+        super().__init__(layer, target_gram, weight, normalize_gradients)
+        self.register_buffer("region", mask.detach())
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        return masked_gram(x, self.region)
+
+
 class TemporalLoss(TargetLoss):
     """Per-pixel weighted difference of the image to a warped earlier result (Ruder et al.).
 
@@ -269,4 +298,19 @@ def gatys_terms(content_features: dict[str, torch.Tensor], style_grams: dict[str
         terms += [StyleLoss(layer, g, w, normalize_gradients) for layer, g in style_grams.items()]
     if tv_weight > 0:
         terms.append(TVLoss(tv_weight))
+    return terms
+
+
+def masked_style_terms(style_grams: list[dict[str, torch.Tensor]], masks: list[torch.Tensor], *,
+                       style_weight: float, normalize_gradients: bool = False) -> list[LossTerm]:
+    """One style term per style image and layer, each over its own region (masks 1,1,H,W in
+    [0, 1]), weighted by the region's share of the frame; a style whose region is empty here
+    has no term."""
+    terms: list[LossTerm] = []
+    for grams, mask in zip(style_grams, masks):
+        share = float(mask.mean())
+        if style_weight <= 0 or share <= 0 or not grams:
+            continue
+        w = style_weight * share / len(grams)
+        terms += [MaskedStyleLoss(layer, g, w, mask, normalize_gradients) for layer, g in grams.items()]
     return terms

@@ -23,9 +23,13 @@ from videostyle.images import load_image, save_image
 from videostyle.jobdir import JobDir
 from videostyle.units import Unit, UnitResult
 from videostyle.shots import Segment, previous_anchors
-from videostyle.stylize import Stylizer, TemporalTarget
+from videostyle.stylize import FrameLook, Stylizer, TemporalTarget
 from videostyle.temporal import blend, combine_long_term, warp_with_fill
 from videostyle.video_io import frame_name
+
+
+def no_look(i: int) -> FrameLook | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class PassContext:
     stylizer: Callable[[], Stylizer]  # built on first use, then reused
     segments: tuple[Segment, ...]
     anchors: tuple[int, ...] = ()
+    look: Callable[[int], FrameLook | None] = no_look  # frame i's style blend or masks
 
     def content(self, i: int) -> np.ndarray:
         return load_image(self.job.frame_path(i))
@@ -102,7 +107,7 @@ def _stylize(ctx: PassContext, i: int, iterations: int, init: np.ndarray | str,
     scale = v.coarse_scale if coarse else 1.0
     result = ctx.stylizer().stylize(ctx.content(i), iterations=iterations, init=init, temporal=temporal,
                                     temporal_weight=v.temporal_weight if temporal else 0.0,
-                                    seed=frame_seed(v.seed, i, pass_index), scale=scale)
+                                    seed=frame_seed(v.seed, i, pass_index), scale=scale, look=ctx.look(i))
     save_image(ctx.result_path(pass_index, i), result.image)
     return UnitResult(losses=result.losses, iterations=result.iterations, stop_reason=result.stop_reason)
 

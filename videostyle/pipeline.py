@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,11 +36,13 @@ from videostyle.framestage import (RecordedFrames, ensure_frames, find_cuts, kee
 from videostyle.images import load_image
 from videostyle.jobdir import JobDir, resolves_inside
 from videostyle.journal import Ledger
+from videostyle.looks import frame_look, parse_keyframes
+from videostyle.maskstage import MaskStore, check_mask_frames, job_masks, keep_masks, mask_inputs, note_mask_sizes
 from videostyle.memory import check_run_fits
 from videostyle.passes import PassContext, last_pass, needs_flow, stylize_units
 from videostyle.plan import JobPlan, RunResult
-from videostyle.request import (RunRequest, check_frames_of_clip, check_request, default_paths, load_request,
-                                request_to_json, worker_output)
+from videostyle.request import (RunRequest, check_frames_of_clip, check_request, default_paths, job_frame_count,
+                                load_request, request_to_json, worker_output)
 from videostyle.shots import flow_pairs, plan_segments
 from videostyle.stylize import Stylizer
 from videostyle.units import EventCallback, StageEvent, ignore_events
@@ -75,10 +77,13 @@ def prepare(request: RunRequest, emit: EventCallback | None = None) -> JobPlan:
     if request.flow_files is not None and not request.flow_files.is_dir():
         raise UserError(f"flow folder not found: {request.flow_files}")
     style_images, weights = check_before_any_work(request, job)
+    mask_files = mask_inputs(request.style_masks, len(request.styles))
     info = probe_input(request.input, request.fps)  # a missing or unreadable input leaves no job folder
     settings = request.settings
     check_run_fits((info.width, info.height), request.size, request.width or settings.video.width or None, settings)
     check_frames_of_clip(request, info.n_frames)
+    check_mask_frames(mask_files, (request.frames or (1, None))[0], job_frame_count(request, info.n_frames))
+    note_mask_sizes(mask_files, (info.width, info.height))
     prepare_job_folder(job, output, request.make_video)
     # with the output resolved here: a worker's current folder is not the planner's
     job.update_manifest(request=request_to_json(dataclasses.replace(request, output=output)),
@@ -86,7 +91,8 @@ def prepare(request: RunRequest, emit: EventCallback | None = None) -> JobPlan:
     frames = extract_frames(job, request, info, on_extract=lambda: emit(StageEvent("extract", 1)))
     job.update_manifest(style_copies=keep_style_copies(job, request.styles))
     keep_audio_copy(job, request.input, info)
-    plan, records = plan_units(request, job, output, info, frames, style_images,
+    masks = keep_masks(job, mask_files, (frames.width, frames.height), frames.first, frames.count)
+    plan, records = plan_units(request, job, output, info, frames, style_images, masks,
                                lambda: planned_source(request.settings.flow.method, request.flow_files))
     job.update_manifest(**records)
     return plan
@@ -116,8 +122,9 @@ def plan_from_job(job_dir: Path, output: Path | None = None) -> JobPlan:
     # a job planned before the frames were recorded in full: extracted as the planner would
     frames = (repair_frames(job, recorded, request.input) if recorded
               else extract_frames(job, request, info, on_extract=lambda: None))
+    masks = job_masks(job, request.style_masks, (frames.width, frames.height), frames.first, frames.count)
     plan, _planner_records = plan_units(
-        request, job, chosen, info, frames, style_images,
+        request, job, chosen, info, frames, style_images, masks,
         lambda: recorded_source(job, request.settings.flow.method, request.flow_files))
     return plan
 
@@ -129,7 +136,8 @@ def extract_frames(job: JobDir, request: RunRequest, info: VideoInfo, on_extract
 
 
 def plan_units(request: RunRequest, job: JobDir, output: Path, info: VideoInfo, frames: RecordedFrames,
-               style_images: list[Any], flow_source: Callable[[], str]) -> tuple[JobPlan, dict[str, Any]]:
+               style_images: list[Any], masks: MaskStore | None,
+               flow_source: Callable[[], str]) -> tuple[JobPlan, dict[str, Any]]:
     """The units of the flows and stylize stages for frames already in the job, and what the
     planner records of them in job.json (a worker only rebuilds them). ``flow_source`` says what
     the flows come from (asked only when flows are needed)."""
@@ -147,11 +155,13 @@ def plan_units(request: RunRequest, job: JobDir, output: Path, info: VideoInfo, 
         records["flow"] = flows.record
     style_key = settings_hash(__version__, frames_key, flows.store.root.name if flows else None,
                               settings.style, _look_settings(settings), cuts,
-                              [file_digest(p) for p in request.styles])
+                              [file_digest(p) for p in request.styles], masks.root.name if masks else None)
     ctx = PassContext(job=job, style_key=style_key, flows=flows.store if flows else None,
                       n_frames=n_frames, settings=settings, segments=tuple(segments), anchors=tuple(anchors),
                       stylizer=cache(lambda: Stylizer(style_images, settings.style, (height, width),
-                                                      settings.video.device)))
+                                                      settings.video.device)),
+                      look=partial(frame_look, parse_keyframes(settings.video.style_blend_keyframes),
+                                   masks.load if masks else None))
     records["stylize"] = {"key": style_key, "passes": last_pass(settings), "anchors": anchors,
                           "settings": dataclasses.asdict(settings), "styles": [str(p) for p in request.styles]}
     units = (flows.units if flows else []) + stylize_units(ctx)

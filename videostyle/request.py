@@ -13,6 +13,7 @@ from videostyle.config import Settings, from_dict, validate
 from videostyle.errors import UserError
 from videostyle.jobdir import JobDir, inside_job
 from videostyle.framestage import verified_style_copies
+from videostyle.looks import check_keyframes, parse_keyframes
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class RunRequest:
     flow_files: Path | None = None  # a folder of the user's own .flo files (authors' names)
     cuts: tuple[int, ...] | None = None  # frames that start a new shot; None detects them
     make_video: bool = True
+    # One per style, in order: an image, or an image sequence numbered like the input's frames
+    # (see videostyle.looks).
+    style_masks: tuple[Path, ...] = ()
 
 
 def default_paths(request: RunRequest) -> tuple[Path, Path]:
@@ -57,6 +61,22 @@ def check_request(request: RunRequest) -> None:
         raise UserError(f"cuts must be frame numbers from 1 (got {request.cuts!r})")
     if request.flow_files is not None and not isinstance(request.flow_files, Path):
         raise UserError(f"flow_files must be a folder path (got {request.flow_files!r})")
+    check_style_masks(request)
+
+
+def check_style_masks(request: RunRequest) -> None:
+    """Masks give each style its region: one per style, and no blend of the styles besides."""
+    masks = request.style_masks
+    if not masks:
+        return
+    if not all(isinstance(m, Path) for m in masks):
+        raise UserError(f"style_masks must be file paths (got {masks!r})")
+    if len(masks) != len(request.styles):
+        raise UserError(f"{len(masks)} style mask(s) for {len(request.styles)} style image(s); give one "
+                        "--style-mask per --style, in the same order")
+    if request.settings.video.style_blend_keyframes or request.settings.style.style_blend_weights:
+        raise UserError("--style-mask gives each style its own region; it cannot be combined with "
+                        "--style-blend-weights or --style-blend-keyframes")
 
 
 def _is_int(value: Any) -> bool:
@@ -81,10 +101,17 @@ def check_frames_of_clip(request: RunRequest, n_frames: int) -> None:
     if last is not None and last > n_frames:
         raise UserError(f"frame range {first}-{last} ends after the last frame: the clip has {n_frames} "
                         f"frames (give {first}-{n_frames} or {first}-)")
-    count = (last or n_frames) - first + 1
+    count = job_frame_count(request, n_frames)
     bad = [c for c in request.cuts or () if c > count]
     if bad:
         raise UserError(f"cut frame(s) {bad} outside the clip's frames 1-{count}")
+    check_keyframes(parse_keyframes(request.settings.video.style_blend_keyframes), len(request.styles), count)
+
+
+def job_frame_count(request: RunRequest, n_frames: int) -> int:
+    """How many frames the job has when the input has ``n_frames``."""
+    first, last = request.frames or (1, None)
+    return (last or n_frames) - first + 1
 
 
 def parse_fps(text: str) -> Fraction:
@@ -108,6 +135,7 @@ def request_to_json(request: RunRequest) -> dict[str, Any]:
         if data[name] is not None:
             data[name] = str(Path(data[name]).absolute())
     data["styles"] = [str(Path(p).absolute()) for p in request.styles]
+    data["style_masks"] = [str(Path(p).absolute()) for p in request.style_masks]
     return data
 
 
@@ -120,7 +148,8 @@ def request_from_json(data: dict[str, Any]) -> RunRequest:
                           settings=from_dict(data["settings"], source="settings in the job folder"), size=_tuple(data.get("size")),
                           width=data.get("width"), frames=_tuple(data.get("frames")),
                           fps=data.get("fps", "25/1"), cuts=_tuple(data.get("cuts")),
-                          make_video=data.get("make_video", True), **paths)
+                          make_video=data.get("make_video", True),
+                          style_masks=tuple(Path(p) for p in data.get("style_masks", [])), **paths)
     except (KeyError, TypeError) as exc:
         raise UserError(f"the job folder's request is incomplete ({exc}); run `videostyle run` again") from None
 

@@ -24,13 +24,15 @@ from videostyle.config import StyleSettings
 from videostyle.device import Precision, choose_precision, resolve_device, stylization_device
 from videostyle.errors import UserError
 from videostyle.images import resize, resize_long_side
-from videostyle.losses import CRITERIA, PIXELS, LossTerm, TemporalLoss, gatys_terms, gram_matrix
+from videostyle.looks import FrameLook
+from videostyle.losses import (CRITERIA, PIXELS, LossTerm, TemporalLoss, gatys_terms, gram_matrix, masked_gram,
+                               masked_style_terms)
 from videostyle.memory import check_frame_fits, lbfgs_history_size
 from videostyle.optimize import OPTIMIZERS, Progress, optimize
 from videostyle.tiles import TiledFeatureLoss, alignment, halo_for, plan_tiles, tiled_features, tiled_grams
 from videostyle.vgg import LAYER_NAMES, VGGFeatures, VGGWeights, load_weights
 
-__all__ = ["Progress", "StylizeResult", "Stylizer", "TemporalTarget", "resolve_device"]
+__all__ = ["FrameLook", "Progress", "StylizeResult", "Stylizer", "TemporalTarget", "resolve_device"]
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +97,11 @@ def validate_style_settings(settings: StyleSettings, n_styles: int) -> None:
         raise UserError("tol-loss-relative must be >= 0 and its interval >= 1")
 
 
-def blend_weights(settings: StyleSettings, n_styles: int) -> list[float]:
-    """Per-style weights summing to 1 (equal when none are given)."""
-    raw = list(settings.style_blend_weights) or [1.0] * n_styles
+def blend_weights(settings: StyleSettings, n_styles: int, look: FrameLook | None = None) -> list[float]:
+    """Per-style weights summing to 1: the frame's look's, else the settings', else equal."""
+    raw = list((look.weights if look is not None else None) or settings.style_blend_weights or [1.0] * n_styles)
+    if len(raw) != n_styles:
+        raise UserError(f"{len(raw)} style blend weight(s) for {n_styles} style image(s); give one per style")
     return [w / sum(raw) for w in raw]
 
 
@@ -106,18 +110,21 @@ class _Reduced:
     content: np.ndarray
     init: np.ndarray | str
     temporal: list[TemporalTarget]
+    look: FrameLook | None = None
 
 
 def reduced_target_images(content: np.ndarray, init: np.ndarray | str, temporal: Sequence[TemporalTarget],
-                          size: tuple[int, int]) -> _Reduced:
-    """Content, init image and temporal targets resized to ``size`` (W, H) with the area filter
-    (reliability weights too, so a partly reliable block counts in part)."""
+                          size: tuple[int, int], look: FrameLook | None = None) -> _Reduced:
+    """Content, init image, temporal targets and style masks resized to ``size`` (W, H) with the
+    area filter (reliability weights and masks too, so a partly covered block counts in part)."""
     def shrink(image: np.ndarray) -> np.ndarray:
         return resize(np.asarray(image, dtype=np.float32), size)
 
     small_init = init if isinstance(init, str) else shrink(_as_rgb(init, "init image"))
     targets = [TemporalTarget(shrink(t.image), np.clip(shrink(t.weights), 0.0, 1.0)) for t in temporal]
-    return _Reduced(shrink(content), small_init, targets)
+    if look is not None and look.masks is not None:
+        look = FrameLook(look.weights, tuple(np.clip(shrink(m), 0.0, 1.0) for m in look.masks))
+    return _Reduced(shrink(content), small_init, targets, look)
 
 
 def _as_rgb(image: np.ndarray, what: str) -> np.ndarray:
@@ -160,7 +167,7 @@ class Stylizer:
         self._tile_setting = tile
         self._tile_by_shape: dict[tuple[int, int], int] = {}  # 0: whole frame
         self._check_fits(self.content_shape)
-        self._targets_by_shape: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
+        self._grams_by_shape: dict[tuple[int, int], list[dict[str, torch.Tensor]]] = {}
         self.style_targets = self.targets_for(self.content_shape)
         log.info("stylizer on %s, network %s, layers up to %s", self.device, self.precision.name, self.vgg.last_layer)
 
@@ -206,25 +213,29 @@ class Stylizer:
         """The tile core used for frames of ``shape`` (H, W); 0 when they are evaluated whole."""
         return self._tile_by_shape.get((int(shape[0]), int(shape[1])), 0)
 
-    def targets_for(self, shape: Sequence[int]) -> dict[str, torch.Tensor]:
-        """Blended Gram matrix per style layer (1,C,C float32) for content of ``shape`` (H, W):
-        the style images are scaled to ``style_scale`` times its long side, so a frame optimised
-        at a reduced size is held to the painting seen at that size (strokes as many pixels
-        across relative to the frame). Computed once per shape."""
-        key = (int(shape[0]), int(shape[1]))
-        if key not in self._targets_by_shape:
-            self._targets_by_shape[key] = self._style_targets(key)
-        return self._targets_by_shape[key]
+    def targets_for(self, shape: Sequence[int], look: FrameLook | None = None) -> dict[str, torch.Tensor]:
+        """Blended Gram matrix per style layer (1,C,C float32) for content of ``shape`` (H, W),
+        with the blend weights of ``look`` (default: the settings'). See :meth:`style_grams`."""
+        grams = self.style_grams(shape)
+        weights = blend_weights(self.settings, len(grams), look)
+        return {layer: sum(w * g[layer] for w, g in zip(weights, grams)) for layer in self.style_layers}
 
-    def _style_targets(self, shape: tuple[int, int]) -> dict[str, torch.Tensor]:
-        long_side = max(16, round(self.settings.style_scale * max(shape)))
-        targets: dict[str, torch.Tensor] = {}
-        for style, weight in zip(self._styles, blend_weights(self.settings, len(self._styles))):
-            image = resize_long_side(style, long_side)
-            self._check_size(image.shape, "scaled style image")
-            for layer, gram in self._grams(image, self.tile_for(shape)).items():
-                targets[layer] = targets[layer] + gram * weight if layer in targets else gram * weight
-        return targets
+    def style_grams(self, shape: Sequence[int]) -> list[dict[str, torch.Tensor]]:
+        """Each style image's Gram matrix per style layer for content of ``shape`` (H, W): the
+        style images are scaled to ``style_scale`` times its long side, so a frame optimised at a
+        reduced size is held to the painting seen at that size (strokes as many pixels across
+        relative to the frame). Computed once per shape."""
+        key = (int(shape[0]), int(shape[1]))
+        if key not in self._grams_by_shape:
+            long_side = max(16, round(self.settings.style_scale * max(key)))
+            self._grams_by_shape[key] = [self._grams(self._scaled_style(style, long_side), self.tile_for(key))
+                                         for style in self._styles]
+        return self._grams_by_shape[key]
+
+    def _scaled_style(self, style: np.ndarray, long_side: int) -> np.ndarray:
+        image = resize_long_side(style, long_side)
+        self._check_size(image.shape, "scaled style image")
+        return image
 
     def _grams(self, image: np.ndarray, tile: int) -> dict[str, torch.Tensor]:
         """float32 Gram matrices of ``image`` per style layer, whole or in tiles of ``tile`` px."""
@@ -264,16 +275,38 @@ class Stylizer:
 
     # ----- objective ---------------------------------------------------------------------------
 
-    def _terms(self, content: np.ndarray, temporal: Sequence[TemporalTarget], temporal_weight: float) -> list[LossTerm]:
+    def _terms(self, content: np.ndarray, temporal: Sequence[TemporalTarget], temporal_weight: float,
+               look: FrameLook | None = None) -> list[LossTerm]:
         s = self.settings
         norm = s.normalize_gradients
         content_targets: dict[str, torch.Tensor] = {}
         if s.content_weight > 0 and self.content_layers:
             feats = self._reference_features(content)
             content_targets = {layer: feats[layer] for layer in self.content_layers}
-        terms = gatys_terms(content_targets, self.targets_for(content.shape), content_weight=s.content_weight,
+        masks = self._mask_tensors(look, content.shape)
+        style_targets = {} if masks else self.targets_for(content.shape, look)
+        terms = gatys_terms(content_targets, style_targets, content_weight=s.content_weight,
                             style_weight=s.style_weight, tv_weight=s.tv_weight, normalize_gradients=norm)
+        if masks:
+            terms += masked_style_terms(self.style_grams(content.shape), masks, style_weight=s.style_weight,
+                                        normalize_gradients=norm)
         return terms + self._temporal_terms(content, temporal, temporal_weight)
+
+    def _mask_tensors(self, look: FrameLook | None, shape: Sequence[int]) -> list[torch.Tensor]:
+        """The look's style masks as 1,1,H,W tensors (empty without masks), checked against the frame."""
+        if look is None or look.masks is None:
+            return []
+        if len(look.masks) != len(self._styles):
+            raise UserError(f"{len(look.masks)} style mask(s) for {len(self._styles)} style image(s); "
+                            "give one per style")
+        tensors = []
+        for mask in look.masks:
+            mask = np.asarray(mask, dtype=np.float32)
+            if mask.shape != tuple(shape[:2]):
+                raise UserError(f"style mask {mask.shape[1]}x{mask.shape[0]} does not match the frame "
+                                f"{shape[1]}x{shape[0]}")
+            tensors.append(torch.from_numpy(np.clip(mask, 0.0, 1.0))[None, None].to(self.device))
+        return tensors
 
     def _temporal_terms(self, content: np.ndarray, temporal: Sequence[TemporalTarget],
                         temporal_weight: float) -> list[LossTerm]:
@@ -291,14 +324,17 @@ class Stylizer:
         return terms
 
     def _tiled_parts(self, content: np.ndarray, temporal: Sequence[TemporalTarget], temporal_weight: float,
-                     tile: int) -> tuple[list[LossTerm], TiledFeatureLoss]:
+                     tile: int, look: FrameLook | None = None) -> tuple[list[LossTerm], TiledFeatureLoss]:
         """The pixel terms (TV, temporal) on the whole image, and content + style in tiles."""
         s = self.settings
+        if look is not None and look.masks is not None:
+            raise UserError("style masks cannot be used on frames stylized in tiles yet; work at a smaller "
+                            "size (--width) or drop --style-mask")
         tiles = plan_tiles(content.shape[0], content.shape[1], tile, self.halo)
         content_targets: dict[str, torch.Tensor] = {}
         if s.content_weight > 0 and self.content_layers:
             content_targets = tiled_features(self._reference_net, self._pixels(content), tiles, self.content_layers)
-        tiled = TiledFeatureLoss(self._fast_features, tiles, content_targets, self.targets_for(content.shape),
+        tiled = TiledFeatureLoss(self._fast_features, tiles, content_targets, self.targets_for(content.shape, look),
                                  s.content_weight, s.style_weight)
         pixel_terms = gatys_terms({}, {}, content_weight=0.0, style_weight=0.0, tv_weight=s.tv_weight)
         return pixel_terms + self._temporal_terms(content, temporal, temporal_weight), tiled
@@ -338,7 +374,8 @@ class Stylizer:
 
     def stylize(self, content: np.ndarray, *, iterations: int, init: np.ndarray | str = "random",
                 temporal: Sequence[TemporalTarget] = (), temporal_weight: float = 0.0, seed: int = 0,
-                callback: Callable[[Progress], None] | None = None, scale: float = 1.0) -> StylizeResult:
+                callback: Callable[[Progress], None] | None = None, scale: float = 1.0,
+                look: FrameLook | None = None) -> StylizeResult:
         """Optimise an image towards ``content``'s features and the style targets.
 
         ``init``: ``random`` (seeded noise around the mean pixel, as the authors), ``content``, or an
@@ -346,8 +383,9 @@ class Stylizer:
         weighted by ``temporal_weight`` (0 disables). ``scale`` < 1 optimises at that fraction of
         the content's size (content, init and temporal targets reduced, style targets for that
         size) and returns the result enlarged to the content's size: the coarse step of a
-        coarse-to-fine schedule, about 1/scale² cheaper per iteration. Deterministic for a fixed
-        seed on one device.
+        coarse-to-fine schedule, about 1/scale² cheaper per iteration. ``look``: this frame's
+        style blend weights or style masks (see :mod:`videostyle.looks`). Deterministic for a
+        fixed seed on one device.
         """
         content = _as_rgb(content, "content image")
         self._check_size(content.shape, "content image")
@@ -357,13 +395,13 @@ class Stylizer:
             raise UserError(f"scale must be in (0, 1] (got {scale})")
         if scale < 1:
             return self._stylize_reduced(content, scale, iterations=iterations, init=init, temporal=temporal,
-                                         temporal_weight=temporal_weight, seed=seed, callback=callback)
+                                         temporal_weight=temporal_weight, seed=seed, callback=callback, look=look)
         tile = self._check_fits(content.shape)
         started = time.perf_counter()
         if tile:
-            terms, tiled = self._tiled_parts(content, temporal, temporal_weight, tile)
+            terms, tiled = self._tiled_parts(content, temporal, temporal_weight, tile, look)
         else:
-            terms, tiled = self._terms(content, temporal, temporal_weight), None
+            terms, tiled = self._terms(content, temporal, temporal_weight, look), None
         x = self._initial_pixels(init, content, seed).contiguous().requires_grad_(True)
 
         def objective(pixels: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -385,11 +423,11 @@ class Stylizer:
         return StylizeResult(image, losses, outcome.iterations, time.perf_counter() - started, outcome.stop_reason)
 
     def _stylize_reduced(self, content: np.ndarray, scale: float, *, init: np.ndarray | str,
-                         temporal: Sequence[TemporalTarget], **kwargs) -> StylizeResult:
+                         temporal: Sequence[TemporalTarget], look: FrameLook | None, **kwargs) -> StylizeResult:
         height, width = content.shape[:2]
         size = (max(self.min_side, round(width * scale)), max(self.min_side, round(height * scale)))
-        small = reduced_target_images(content, init, temporal, size)
-        result = self.stylize(small.content, init=small.init, temporal=small.temporal, **kwargs)
+        small = reduced_target_images(content, init, temporal, size, look)
+        result = self.stylize(small.content, init=small.init, temporal=small.temporal, look=small.look, **kwargs)
         image = np.clip(resize(result.image, (width, height)), 0.0, 255.0).astype(np.float32)
         return StylizeResult(image, result.losses, result.iterations, result.seconds, result.stop_reason)
 
@@ -412,26 +450,34 @@ class Stylizer:
         return sums
 
     def losses(self, image: np.ndarray, content: np.ndarray, temporal: Sequence[TemporalTarget] = (),
-               temporal_weight: float = 0.0) -> dict[str, float]:
+               temporal_weight: float = 0.0, look: FrameLook | None = None) -> dict[str, float]:
         """The weighted loss terms of ``image`` for ``content`` (float32 network), plus ``total``."""
         image, content = _as_rgb(image, "image"), _as_rgb(content, "content image")
         if image.shape != content.shape:
             raise UserError(f"image {image.shape} and content {content.shape} differ in size")
         tile = self._check_fits(content.shape)
         if tile:
-            terms, tiled = self._tiled_parts(content, temporal, temporal_weight, tile)
+            terms, tiled = self._tiled_parts(content, temporal, temporal_weight, tile, look)
             return self._losses_of(terms, self._pixels(image), tiled)
-        return self._losses_of(self._terms(content, temporal, temporal_weight), self._pixels(image))
+        return self._losses_of(self._terms(content, temporal, temporal_weight, look), self._pixels(image))
 
     @torch.no_grad()
-    def style_distance(self, image: np.ndarray) -> float:
-        """Mean over style layers of ``‖G(image) − A‖_F / ‖A‖_F`` (A: blended style Gram); 0 = same style."""
+    def style_distance(self, image: np.ndarray, look: FrameLook | None = None) -> float:
+        """Mean over style layers of ``‖G(image) − A‖_F / ‖A‖_F`` (A: the style Gram blended by
+        ``look``'s weights, default the settings'); 0 = same style."""
         image = _as_rgb(image, "image")
         grams = self._grams(image, self.tile_for(image.shape))
-        ratios = [float(torch.linalg.norm(grams[l] - self.style_targets[l]) /
-                        torch.linalg.norm(self.style_targets[l]).clamp_min(1e-12))
-                  for l in self.style_layers]
-        return float(np.mean(ratios))
+        return _relative_distance(grams, self.targets_for(self.content_shape, look), self.style_layers)
+
+    @torch.no_grad()
+    def region_style_distance(self, image: np.ndarray, mask: np.ndarray, style_index: int) -> float:
+        """:meth:`style_distance` of the region ``mask`` (HxW in [0, 1]) of ``image`` to style image
+        ``style_index`` alone: how much that region looks like that painting."""
+        image = _as_rgb(image, "image")
+        feats = self._reference_features(image)
+        region = torch.from_numpy(np.asarray(mask, dtype=np.float32))[None, None].to(self.device)
+        grams = {layer: masked_gram(feats[layer], region) for layer in self.style_layers}
+        return _relative_distance(grams, self.style_grams(self.content_shape)[style_index], self.style_layers)
 
     @torch.no_grad()
     def content_distance(self, image: np.ndarray, content: np.ndarray) -> float:
@@ -444,3 +490,10 @@ class Stylizer:
         ratios = [float(torch.linalg.norm(ours[l].float() - theirs[l].float()) /
                         torch.linalg.norm(theirs[l].float()).clamp_min(1e-12)) for l in layers]
         return float(np.mean(ratios))
+
+
+def _relative_distance(grams: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
+                       layers: Sequence[str]) -> float:
+    ratios = [float(torch.linalg.norm(grams[l] - targets[l]) / torch.linalg.norm(targets[l]).clamp_min(1e-12))
+              for l in layers]
+    return float(np.mean(ratios))

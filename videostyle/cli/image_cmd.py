@@ -23,6 +23,8 @@ def _fmt(losses: dict[str, float]) -> str:
 @click.argument("content", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--style", "styles", multiple=True, required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Style image; repeat for a blend of several.")
+@click.option("--style-mask", "style_masks", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Region of each --style, in order: a greyscale image, white where that style applies.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Output PNG file.")
 @click.option("--size", type=int, default=512, show_default=True, help="Long side of the result in pixels.")
@@ -34,13 +36,14 @@ def _fmt(losses: dict[str, float]) -> str:
 @click.option("--preset", help="A preset shipped with videostyle (its [style] table, seed and device).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help="TOML config file.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def image(content: Path, styles: tuple[Path, ...], output: Path, size: int, iterations: int, init: str,
+def image(content: Path, styles: tuple[Path, ...], style_masks: tuple[Path, ...], output: Path, size: int, iterations: int, init: str,
           preset: str | None, config_file: Path | None, quiet: bool, overrides: dict[str, dict[str, Any]],
           learning_rate: float | None) -> None:
     """Stylize the image CONTENT with one or more --style images (Gatys et al. on VGG-19)."""
     # Imported here so `videostyle --help` and other commands don't pay for loading torch.
     from tqdm import tqdm
 
+    from videostyle.looks import FrameLook, read_mask, resize_mask
     from videostyle.memory import check_frame_fits
     from videostyle.stylize import Stylizer, resolve_device
 
@@ -52,7 +55,14 @@ def image(content: Path, styles: tuple[Path, ...], output: Path, size: int, iter
         raise UserError(f"output {output} must be a .png file")
     settings = settings_from_cli(preset, config_file, overrides, learning_rate, n_styles=len(styles))
     seed, device = settings.video.seed, settings.video.device
+    if style_masks and len(style_masks) != len(styles):
+        raise UserError(f"{len(style_masks)} style mask(s) for {len(styles)} style image(s); give one "
+                        "--style-mask per --style, in the same order")
+    if style_masks and settings.style.style_blend_weights:
+        raise UserError("--style-mask gives each style its own region; it cannot be combined with "
+                        "--style-blend-weights")
     source, style_images = load_image(content), [load_image(p) for p in styles]
+    mask_images = [read_mask(p) for p in style_masks]
     width, height = long_side_size(source.shape, size)
     # Before the frame is enlarged: a size that does not fit is one line, not an out-of-memory kill.
     check_frame_fits(height, width, settings.style, resolve_device(device), [s.shape for s in style_images])
@@ -61,7 +71,9 @@ def image(content: Path, styles: tuple[Path, ...], output: Path, size: int, iter
     if init not in ("random", "content"):
         h, w = content_image.shape[:2]
         init_value = resize(load_image(init), (w, h)).astype("float32")
+    h, w = content_image.shape[:2]
 
+    look = FrameLook(masks=tuple(resize_mask(m, (w, h)) for m in mask_images)) if mask_images else None
     stylizer = Stylizer(style_images, settings.style, content_image.shape[:2], device=device)
     with tqdm(total=iterations, unit="it", file=sys.stderr, disable=quiet, leave=False,
               desc=f"{content.name} {content_image.shape[1]}x{content_image.shape[0]}") as bar:
@@ -70,10 +82,11 @@ def image(content: Path, styles: tuple[Path, ...], output: Path, size: int, iter
             bar.set_postfix_str(f"style {progress.losses['style']:.3g} content {progress.losses['content']:.3g}",
                                 refresh=False)
 
-        result = stylizer.stylize(content_image, iterations=iterations, init=init_value, seed=seed, callback=show)
+        result = stylizer.stylize(content_image, iterations=iterations, init=init_value, seed=seed, callback=show,
+                                   look=look)
     save_image(output, result.image)
 
-    own_style = stylizer.losses(content_image, content_image)["style"]
+    own_style = stylizer.losses(content_image, content_image, look=look)["style"]
     ratio = own_style / result.losses["style"] if result.losses["style"] > 0 else float("inf")
     h, w = content_image.shape[:2]
     click.echo(

@@ -81,6 +81,10 @@ def _summary(event: UnitProgress) -> str:
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("--style", "-s", "styles", multiple=True, required=True, type=click.Path(path_type=Path),
               help="Style image (repeat for several).")
+@click.option("--style-mask", "style_masks", multiple=True, type=click.Path(path_type=Path),
+              help="Region of each --style, in order: a greyscale image (white = that style; soft edges blend) "
+                   "or an image sequence (folder or printf pattern like mask_%04d.png) numbered like the "
+                   "input's frames, for regions that move.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Output video (default: <input stem>_stylized.mp4 here).")
 @click.option("--job-dir", type=click.Path(path_type=Path),
@@ -122,7 +126,7 @@ def run_command(overrides: dict[str, dict[str, Any]], learning_rate: float | Non
         job_dir=opts["job_dir"], size=parse_size(opts["size"]) if opts["size"] else None,
         frames=parse_frame_range(opts["frame_range"]) if opts["frame_range"] else None,
         fps=opts["fps"], flow_files=opts["flow_files"], cuts=_ints(opts["cuts"], "--cuts"),
-        make_video=not opts["no_video"])
+        make_video=not opts["no_video"], style_masks=tuple(opts["style_masks"]))
     if opts["plan_only"]:
         plan = prepare(request)
         click.echo(f"planned {len(plan.units)} units in {plan.job.root}; "
