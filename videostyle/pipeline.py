@@ -27,12 +27,13 @@ from typing import Any, Callable
 
 from videostyle import __version__
 from videostyle.assemble import finish
+from videostyle.colors import ColorStats
 from videostyle.config import Settings, settings_hash
 from videostyle.errors import UserError
 from videostyle.executor import Executor, LocalExecutor
 from videostyle.flowstage import FlowPlan, plan_flows, planned_source, recorded_source
-from videostyle.framestage import (RecordedFrames, ensure_frames, find_cuts, keep_audio_copy, keep_style_copies,
-                                   probe_input, recorded_frames, repair_frames)
+from videostyle.framestage import (RecordedFrames, clip_colors, ensure_frames, find_cuts, keep_audio_copy,
+                                   keep_style_copies, probe_input, recorded_frames, repair_frames)
 from videostyle.images import load_image
 from videostyle.jobdir import JobDir, resolves_inside
 from videostyle.journal import Ledger
@@ -151,7 +152,8 @@ def plan_units(request: RunRequest, job: JobDir, output: Path, info: VideoInfo, 
     ctx = PassContext(job=job, style_key=style_key, flows=flows.store if flows else None,
                       n_frames=n_frames, settings=settings, segments=tuple(segments), anchors=tuple(anchors),
                       stylizer=cache(lambda: Stylizer(style_images, settings.style, (height, width),
-                                                      settings.video.device)))
+                                                      settings.video.device,
+                                                      color_reference=_color_reference(job, settings, n_frames))))
     records["stylize"] = {"key": style_key, "passes": last_pass(settings), "anchors": anchors,
                           "settings": dataclasses.asdict(settings), "styles": [str(p) for p in request.styles]}
     units = (flows.units if flows else []) + stylize_units(ctx)
@@ -159,6 +161,12 @@ def plan_units(request: RunRequest, job: JobDir, output: Path, info: VideoInfo, 
                    units=tuple(units), ctx=ctx, style_key=style_key, cuts=tuple(cuts),
                    check=OutputCheck(Ledger(job.root), height, width), frames_source=frames.source)
     return plan, records
+
+
+def _color_reference(job: JobDir, settings: Settings, n_frames: int) -> ColorStats | None:
+    # Read from the frames only when the colour transfer needs them (the frames key is in the
+    # style key, so the recoloured style is cached with what it was measured on).
+    return clip_colors(job, n_frames) if settings.style.color_transfer == "histogram" else None
 
 
 def _look_settings(settings: Settings) -> dict[str, Any]:
