@@ -222,3 +222,27 @@ def test_image_command_with_histogram_colours(tmp_path: Path) -> None:
     target = color_stats([load_image(content)]).mean
     assert (np.abs(color_stats([load_image(out)]).mean - target).sum()
             < np.abs(color_stats([load_image(plain)]).mean - target).sum())
+
+
+@needs_weights
+def test_a_run_holds_every_frame_to_the_style_in_the_clips_colours(tiny_clip: Path, tiny_style: Path,
+                                                                   tmp_path: Path) -> None:
+    from videostyle.framestage import clip_colors
+    from videostyle.pipeline import plan_from_job, prepare
+
+    settings = resolve_settings("preview", None, {"style": {"color_transfer": "histogram"}})
+    plan = prepare(RunRequest(input=tiny_clip, styles=(tiny_style,), settings=settings, job_dir=tmp_path / "job",
+                              output=tmp_path / "out.mp4"))
+    frames = [load_image(plan.job.frame_path(i)) for i in range(1, plan.n_frames + 1)]
+    clip = color_stats(frames)  # 5 frames: the sample is all of them
+    np.testing.assert_allclose(clip_colors(plan.job, plan.n_frames).cov, clip.cov)
+    expected = match_colors(load_image(tiny_style), clip)
+    np.testing.assert_allclose(plan.ctx.stylizer()._styles[0], expected, atol=1e-4)
+    # a worker rebuilding the plan from the folder alone gets the same style, under the same key
+    worker = plan_from_job(plan.job.root)
+    assert worker.style_key == plan.style_key
+    np.testing.assert_array_equal(worker.ctx.stylizer()._styles[0], plan.ctx.stylizer()._styles[0])
+    plain = prepare(RunRequest(input=tiny_clip, styles=(tiny_style,), settings=resolve_settings("preview"),
+                               job_dir=tmp_path / "job", output=tmp_path / "out.mp4"))
+    assert plain.style_key != plan.style_key
+    np.testing.assert_array_equal(plain.ctx.stylizer()._styles[0], load_image(tiny_style))

@@ -32,7 +32,6 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from videostyle.colors import COLOR_TRANSFERS
 from videostyle.errors import UserError
 
 STYLE_LAYERS_DEFAULT = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -174,7 +173,7 @@ class StyleSettings:
         "none", "Keep the content's colours: luminance (transfer only the style's light/dark structure) or "
         "histogram (recolour the style images to the content's colours first, a video's over the whole "
         "clip; Gatys et al. 2017).",
-        choices=COLOR_TRANSFERS, commands=BOTH, aliases=(("--original-colors", "luminance"),),
+        choices=("none", "luminance", "histogram"), commands=BOTH, aliases=(("--original-colors", "luminance"),),
         old_keys=(OldKey("original_colors", ((True, "luminance"), (False, "none"))),))
     temporal_criterion: str = setting("mse", "Temporal loss criterion.", choices=("mse", "smoothl1"))
     precision: str = setting("auto", "Run the network in float32 (no bfloat16/float16 fast path).",

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from videostyle import __version__
-from videostyle.assemble import finish
+from videostyle.assemble import finish, publish_final, side_by_side_path, write_side_by_side
 from videostyle.colors import ColorStats
 from videostyle.config import Settings, settings_hash
 from videostyle.errors import UserError
@@ -40,8 +40,8 @@ from videostyle.journal import Ledger
 from videostyle.memory import check_run_fits
 from videostyle.passes import PassContext, last_pass, needs_flow, stylize_units
 from videostyle.plan import JobPlan, RunResult
-from videostyle.request import (RunRequest, check_frames_of_clip, check_request, default_paths, load_request,
-                                request_to_json, worker_output)
+from videostyle.request import (VIDEO_SUFFIXES, RunRequest, check_frames_of_clip, check_request, default_paths,
+                                load_request, request_to_json, worker_output)
 from videostyle.shots import flow_pairs, plan_segments
 from videostyle.stylize import Stylizer
 from videostyle.units import EventCallback, StageEvent, ignore_events
@@ -51,7 +51,7 @@ from videostyle.video_io import VideoInfo
 
 log = logging.getLogger(__name__)
 
-__all__ = ["JobPlan", "RunRequest", "RunResult", "StageEvent", "plan_from_job", "prepare", "run"]
+__all__ = ["JobPlan", "RunRequest", "RunResult", "StageEvent", "plan_from_job", "prepare", "run", "side_by_side"]
 
 
 def run(request: RunRequest, on_event: EventCallback | None = None,
@@ -121,6 +121,20 @@ def plan_from_job(job_dir: Path, output: Path | None = None) -> JobPlan:
         request, job, chosen, info, frames, style_images,
         lambda: recorded_source(job, request.settings.flow.method, request.flow_files))
     return plan
+
+
+def side_by_side(job_dir: Path, output: Path | None = None) -> Path:
+    """The side-by-side video of a finished job (its input frames left, its results right), as
+    ``run --side-by-side`` makes it; by default into the job folder, beside the video's name there
+    (a job folder's word is never taken for a path outside it). Skipped when already up to date."""
+    plan = plan_from_job(job_dir)
+    path = output.absolute() if output is not None else side_by_side_path(plan.output)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UserError(f"side-by-side video {path.name} must end in {', '.join(VIDEO_SUFFIXES)}")
+    check_output_writable(path, plan.job.root)
+    republished = publish_final(plan)  # every frame must be done; final/ as a run would leave it
+    write_side_by_side(plan, path, republished=republished)
+    return path
 
 
 def extract_frames(job: JobDir, request: RunRequest, info: VideoInfo, on_extract: Callable[[], None]) -> RecordedFrames:
