@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import make_clip
 from videostyle.cli import main
 from videostyle.images import load_image
 from videostyle.video_io import frame_name, probe_video

@@ -223,7 +223,7 @@ def test_temporal_loss_pulls_reliable_pixels_only(weights):
 
 def test_original_colors_keep_content_chroma_and_stylized_luminance(weights):
     plain = _stylizer(weights).stylize(CONTENT, iterations=8, seed=1)
-    kept = _stylizer(weights, original_colors=True).stylize(CONTENT, iterations=8, seed=1)
+    kept = _stylizer(weights, color_transfer="luminance").stylize(CONTENT, iterations=8, seed=1)
     expected = original_colors(CONTENT, plain.image)
     np.testing.assert_allclose(kept.image, expected, atol=1e-3)
     inside = (expected > 1).all(axis=-1) & (expected < 254).all(axis=-1)  # not clipped

@@ -1,8 +1,9 @@
-"""The assemble stage: publish the finished frames as ``JOB/final`` and encode the video.
+"""The assemble stage: publish the finished frames as ``JOB/final`` and encode the video (and, when
+asked, the side-by-side video: the input frames left, the results right).
 
 Runs once every unit of the plan is done (by the local or Ray run, or by the farm worker that
 takes the ``finish`` lock). Nothing here is trusted for itself: ``final/`` is rebuilt unless each
-of its frames is the very file of its verified result, and the video is encoded again unless it
+of its frames is the very file of its verified result, and a video is encoded again unless it
 still has the byte size recorded when it was encoded for this style key.
 """
 
@@ -19,7 +20,7 @@ from videostyle.framestage import input_identity
 from videostyle.plan import JobPlan, RunResult
 from videostyle.units import EventCallback, StageEvent, ignore_events
 from videostyle.verify import file_size, same_content
-from videostyle.video_io import assemble_video
+from videostyle.video_io import assemble_side_by_side, assemble_video
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +32,53 @@ def finish(plan: JobPlan, emit: EventCallback = ignore_events) -> RunResult:
     if request.make_video and (republished or not video_is_current(plan)):
         emit(StageEvent("assemble", 1))
         assemble_video(plan.job.final_dir, plan.n_frames, plan.info, plan.output,
-                       audio_source=audio_source(plan),
-                       first=request.frames[0] if request.frames else 1)
-        plan.job.update_manifest(output=str(plan.output),
-                                 video_output={"key": plan.style_key, "path": str(plan.output),
-                                               "bytes": file_size(plan.output)})
+                       audio_source=audio_source(plan), first=_first_frame(plan))
+        plan.job.update_manifest(output=str(plan.output), video_output=_encoded(plan, plan.output))
+    side = side_by_side_path(plan.output) if request.side_by_side else None
+    if side is not None:
+        write_side_by_side(plan, side, emit, republished)
     return RunResult(job_dir=plan.job.root, output=plan.output if request.make_video else None,
-                     final_dir=plan.job.final_dir, n_frames=plan.n_frames)
+                     final_dir=plan.job.final_dir, n_frames=plan.n_frames, side_by_side=side)
 
 
 def video_is_current(plan: JobPlan) -> bool:
     """The video at the plan's output was encoded from this style key and is still whole."""
-    encoded = plan.job.read_manifest().get("video_output", {})
-    return (encoded.get("key") == plan.style_key and encoded.get("path") == str(plan.output)
-            and file_size(plan.output) == encoded.get("bytes"))
+    return _is_current(plan, "video_output", plan.output)
+
+
+def side_by_side_path(output: Path) -> Path:
+    """Where ``run --side-by-side`` writes the comparison video: beside the output, as MP4."""
+    return output.with_name(f"{output.stem}_side_by_side.mp4")
+
+
+def write_side_by_side(plan: JobPlan, path: Path, emit: EventCallback = ignore_events,
+                       republished: bool = False) -> None:
+    """Encode the job's input frames (left) beside its final frames (right) into ``path``, at the
+    video's frame rate and with its audio, unless ``path`` already holds that video whole.
+    ``final/`` must be published (``republished``: it just was, so anything older is stale)."""
+    if not republished and _is_current(plan, "side_by_side_output", path):
+        return
+    emit(StageEvent("side-by-side", 1))
+    assemble_side_by_side(plan.job.frames_dir, plan.job.final_dir, plan.n_frames, plan.info, path,
+                          audio_source=audio_source(plan), first=_first_frame(plan))
+    plan.job.update_manifest(side_by_side_output=_encoded(plan, path))
+
+
+def _first_frame(plan: JobPlan) -> int:
+    return plan.request.frames[0] if plan.request.frames else 1
+
+
+def _encoded(plan: JobPlan, path: Path) -> dict[str, object]:
+    """What the manifest records of a video just encoded, to know it again (see :func:`_is_current`)."""
+    return {"key": plan.style_key, "path": str(path), "bytes": file_size(path)}
+
+
+def _is_current(plan: JobPlan, record: str, path: Path) -> bool:
+    """The video at ``path`` is the one the manifest's ``record`` says was encoded from this style
+    key, and still has its byte size."""
+    encoded = plan.job.read_manifest().get(record, {})
+    return (isinstance(encoded, dict) and encoded.get("key") == plan.style_key
+            and encoded.get("path") == str(path) and file_size(path) == encoded.get("bytes"))
 
 
 def audio_source(plan: JobPlan) -> Path | None:

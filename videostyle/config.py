@@ -54,6 +54,8 @@ class Spec:
     exclusive. ``flag_value``: the option is a bare flag that sets this value (``--float32``).
     ``noun``: what the value is, for "unknown <noun>" messages. ``rule``: any further check.
     ``metavar``: the option's placeholder in ``--help`` (default: from the type).
+    ``aliases``: further bare flags, each setting one value (``("--original-colors", "luminance")``).
+    ``old_keys``: names older versions wrote in TOML/JSON (job folders keep them), see :class:`OldKey`.
     """
 
     help: str
@@ -67,6 +69,23 @@ class Spec:
     noun: str = ""
     rule: Rule | None = None
     metavar: str = ""
+    aliases: tuple[tuple[str, Any], ...] = ()
+    old_keys: tuple[OldKey, ...] = ()
+
+
+@dataclass(frozen=True)
+class OldKey:
+    """A key an older version wrote for a setting, and the value each of its values means now."""
+
+    name: str
+    values: tuple[tuple[Any, Any], ...]  # (old value, new value)
+
+    def convert(self, value: Any, label: str) -> Any:
+        for old, new in self.values:
+            if type(value) is type(old) and value == old:  # strict: 1 is not True
+                return new
+        allowed = " or ".join(json.dumps(old) for old, _ in self.values)
+        raise UserError(f"{label} must be {allowed} (got {value!r})")
 
 
 def setting(default: Any, help: str, **spec: Any) -> Any:
@@ -151,8 +170,12 @@ class StyleSettings:
     tol_loss_relative_interval: int = setting(50, "Iterations over which --tol-loss-relative is measured.",
                                               minimum=1, commands=BOTH)
     normalize_gradients: bool = setting(False, "L1-normalise each loss term's gradient.", commands=BOTH)
-    original_colors: bool = setting(False, "Keep the content's colours; transfer only luminance structure.",
-                                    commands=BOTH)
+    color_transfer: str = setting(
+        "none", "Keep the content's colours: luminance (transfer only the style's light/dark structure) or "
+        "histogram (recolour the style images to the content's colours first, a video's over the whole "
+        "clip; Gatys et al. 2017).",
+        choices=("none", "luminance", "histogram"), commands=BOTH, aliases=(("--original-colors", "luminance"),),
+        old_keys=(OldKey("original_colors", ((True, "luminance"), (False, "none"))),))
     temporal_criterion: str = setting("mse", "Temporal loss criterion.", choices=("mse", "smoothl1"))
     precision: str = setting("auto", "Run the network in float32 (no bfloat16/float16 fast path).",
                              choices=("auto", "float32"), flags=("--float32",), flag_value="float32", commands=BOTH)
@@ -450,13 +473,29 @@ def override(obj: T, values: dict[str, Any], section: str = "", source: str = ""
     section = section or next(name for name, cls in SECTIONS.items() if isinstance(obj, cls))
     where = f"{source}: " if source else ""
     clean: dict[str, Any] = {}
-    for key, value in values.items():
+    for key, value in _renamed(values, section, where).items():
         if value is None:
             continue
         if key not in names:
             raise UserError(f"{where}unknown setting [{section}] {key!r}{did_you_mean(key, sorted(names))}")
         clean[key] = check_value(declared(section, key), value, f"{where}[{section}] {key}")
     return replace(obj, **clean)  # type: ignore[type-var]
+
+
+def _renamed(values: dict[str, Any], section: str, where: str) -> dict[str, Any]:
+    """``values`` with keys older versions wrote (``original_colors = true``) under today's names
+    and values, so TOML files and job folders made by them still read."""
+    old_keys = {old.name: (decl, old) for decl in declarations() if decl.section == section
+                for old in decl.spec.old_keys}
+    renamed = {key: value for key, value in values.items() if key not in old_keys}
+    for key, value in values.items():
+        if key not in old_keys or value is None:
+            continue
+        decl, old = old_keys[key]
+        if renamed.get(decl.name) is not None:
+            raise UserError(f"{where}[{section}] {key} is the old name of {decl.name}; give only {decl.name}")
+        renamed[decl.name] = old.convert(value, f"{where}[{section}] {key} (now {decl.name})")
+    return renamed
 
 
 def with_learning_rate(settings: Settings, rate: float) -> Settings:

@@ -38,11 +38,24 @@ FlowProvider = Callable[[int, np.ndarray, np.ndarray], PairFlow]
 
 
 @dataclass
+class OtherResult:
+    """Another stylized result measured beside the output (``eval --against``): on the same input
+    frames and the same flows, so its numbers compare with the output's frame by frame."""
+
+    output: str
+    n_frames: int  # of its frames, how many were measured
+    warping: metrics.WarpingError
+    style_distance: list[float] = field(default_factory=list)
+    content_distance: list[float] = field(default_factory=list)
+
+
+@dataclass
 class EvalReport:
     """Everything ``videostyle eval`` measured. Distances are NaN when not measured.
 
     ``output_warping`` / ``input_warping`` are the warping errors of the stylized frames and of
     the unstylized input (the floor: what the flow cannot explain); frame numbers are 1-based.
+    ``against``: other results measured the same way (see :class:`OtherResult`).
     """
 
     output: str
@@ -56,6 +69,7 @@ class EvalReport:
     style_distance: list[float] = field(default_factory=list)
     content_distance: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    against: list[OtherResult] = field(default_factory=list)
 
     @property
     def mean_style_distance(self) -> float:
@@ -258,13 +272,16 @@ def evaluate(output: str | Path, input: str | Path | None = None,
              styles: Sequence[str | Path] = (), flow_dir: str | Path | None = None,
              flow_method: str = "deepflow", settings: StyleSettings | None = None,
              device: str = "auto", distances: bool = True,
-             stylizer_factory: Callable[..., object] | None = None) -> EvalReport:
+             stylizer_factory: Callable[..., object] | None = None,
+             against: Sequence[str | Path] = ()) -> EvalReport:
     """Measure a stylized result against its input (see module doc for what ``output`` may be).
 
     ``input`` defaults to the job's extracted frames when ``output`` is in a job folder.
     Flows: ``flow_dir`` if given, else the job's flows for these frames, else estimated on the
     input with ``flow_method``. ``distances`` needs at least one style image; it loads VGG-19.
     ``stylizer_factory`` (tests, benchmarks) replaces ``videostyle.stylize.Stylizer``.
+    ``against``: other results (video, frame folder or job folder) measured in the same pass, on
+    the same input and flows (each flow is read or estimated once), resized to the output's size.
     """
     output = Path(output)
     job = find_job_root(output) if output.exists() else None
@@ -291,31 +308,93 @@ def evaluate(output: str | Path, input: str | Path | None = None,
 
     provider, flow_source = _choose_flows(flow_dir, job, input, size, flow_method, notes)
     stylizer = _make_stylizer(styles, settings, size, device, stylizer_factory) if distances else None
-
-    out_pairs: list[metrics.PairWarpingError] = []
-    in_pairs: list[metrics.PairWarpingError] = []
-    style_d: list[float] = []
-    content_d: list[float] = []
-    prev_out = prev_in = None
+    main = _Track(output, stylizer)
+    others = [_Track(Path(other), stylizer, iter_frames(Path(other))) for other in against]
+    floor = _Track(input, None)
     n = 0
     for out_frame, in_frame in _zip_frames(first_out, out_iter, first_in, in_iter, notes):
         n += 1
         in_frame = resize(in_frame, size)
-        if prev_out is not None:
-            flw, weights = provider(n, in_frame, prev_in)
-            out_pairs.append(metrics.pair_warping_error(out_frame, prev_out, flw, weights, frame=n))
-            in_pairs.append(metrics.pair_warping_error(in_frame, prev_in, flw, weights, frame=n))
-        if stylizer is not None:
-            style_d.extend(metrics.style_distances([out_frame], stylizer))
-            content_d.extend(metrics.content_distances([out_frame], [in_frame], stylizer))
-        prev_out, prev_in = out_frame, in_frame
+        prev_in = floor.previous
+        flow_of_pair = _once(lambda: provider(n, in_frame, prev_in)) if prev_in is not None else None
+        main.add(n, out_frame, in_frame, flow_of_pair)
+        floor.add(n, in_frame, in_frame, flow_of_pair)
+        for other in others:
+            other.add_next(n, size, in_frame, flow_of_pair, notes)
     if n < 2:
         raise UserError("need at least two frames to measure temporal consistency")
+    for other in others:
+        other.finish(n, notes)
     return EvalReport(output=str(output), input=str(input), styles=[str(s) for s in styles],
                       size=size, n_frames=n, flow_source=flow_source,
-                      output_warping=metrics.summarize_pairs(out_pairs),
-                      input_warping=metrics.summarize_pairs(in_pairs),
-                      style_distance=style_d, content_distance=content_d, notes=notes)
+                      output_warping=metrics.summarize_pairs(main.pairs),
+                      input_warping=metrics.summarize_pairs(floor.pairs),
+                      style_distance=main.style_d, content_distance=main.content_d, notes=notes,
+                      against=[other.result() for other in others])
+
+
+def _once(compute: Callable[[], PairFlow]) -> Callable[[], PairFlow]:
+    """``compute`` called at most once however often it is asked: one flow serves every result."""
+    box: list[PairFlow] = []
+
+    def get() -> PairFlow:
+        if not box:
+            box.append(compute())
+        return box[0]
+
+    return get
+
+
+@dataclass
+class _Track:
+    """One sequence of frames being measured: its warping error pair by pair, its distances."""
+
+    path: Path
+    stylizer: object | None
+    frames: Iterator[np.ndarray] | None = None  # pulled by add_next (the --against results)
+    previous: np.ndarray | None = None
+    pairs: list[metrics.PairWarpingError] = field(default_factory=list)
+    style_d: list[float] = field(default_factory=list)
+    content_d: list[float] = field(default_factory=list)
+    count: int = 0
+    ended: bool = False
+
+    def add(self, n: int, frame: np.ndarray, in_frame: np.ndarray,
+            pair_flow: Callable[[], PairFlow] | None) -> None:
+        """Frame ``n`` (1-based) of this sequence, beside input frame ``n``."""
+        if self.previous is not None and pair_flow is not None:
+            flw, weights = pair_flow()
+            self.pairs.append(metrics.pair_warping_error(frame, self.previous, flw, weights, frame=n))
+        if self.stylizer is not None:
+            self.style_d.extend(metrics.style_distances([frame], self.stylizer))
+            self.content_d.extend(metrics.content_distances([frame], [in_frame], self.stylizer))
+        self.previous, self.count = frame, n
+
+    def add_next(self, n: int, size: tuple[int, int], in_frame: np.ndarray,
+                 pair_flow: Callable[[], PairFlow] | None, notes: list[str]) -> None:
+        """Pull this sequence's frame ``n``, at the output's ``size``, and measure it."""
+        frame = None if self.ended or self.frames is None else next(self.frames, None)
+        if frame is None:
+            self.ended = True
+            return
+        if (frame.shape[1], frame.shape[0]) != size:
+            if n == 1:
+                notes.append(f"{self.path} is {frame.shape[1]}x{frame.shape[0]}, the output "
+                             f"{size[0]}x{size[1]}: its frames resized to the output size")
+            frame = resize(frame, size)
+        self.add(n, frame, in_frame, pair_flow)
+
+    def finish(self, n: int, notes: list[str]) -> None:
+        if self.count < 2:
+            notes.append(f"{self.path} has fewer than two frames: no warping error for it")
+        elif self.count < n:
+            notes.append(f"{self.path} has {self.count} frames, the output {n}: measured its {self.count}")
+        elif self.frames is not None and next(self.frames, None) is not None:
+            notes.append(f"{self.path} has more frames than the output; measured its first {n}")
+
+    def result(self) -> OtherResult:
+        return OtherResult(str(self.path), self.count, metrics.summarize_pairs(self.pairs),
+                           self.style_d, self.content_d)
 
 
 def _choose_flows(flow_dir: Path | None, job: Path | None, input: Path, size: tuple[int, int],
@@ -362,26 +441,29 @@ def _zip_frames(first_out, out_iter, first_in, in_iter, notes: list[str]):
 
 def report_to_dict(report: EvalReport) -> dict:
     """A JSON-ready dict (NaN becomes null)."""
-    def pairs(w: metrics.WarpingError) -> list[dict]:
-        return [asdict(p) for p in w.pairs]
-
     data = {
         "output": report.output, "input": report.input, "styles": report.styles,
         "size": list(report.size), "n_frames": report.n_frames, "flow_source": report.flow_source,
-        "warping_error": {
-            "output": {"mean_abs": report.output_warping.mean_abs,
-                       "mean_squared": report.output_warping.mean_squared,
-                       "per_frame": pairs(report.output_warping)},
-            "input": {"mean_abs": report.input_warping.mean_abs,
-                      "mean_squared": report.input_warping.mean_squared,
-                      "per_frame": pairs(report.input_warping)},
-        },
-        "style_distance": {"mean": report.mean_style_distance, "per_frame": report.style_distance},
-        "content_distance": {"mean": report.mean_content_distance,
-                             "per_frame": report.content_distance},
+        "warping_error": {"output": _warping_dict(report.output_warping),
+                          "input": _warping_dict(report.input_warping)},
+        **_distances_dict(report.style_distance, report.content_distance),
+        "against": [{"output": other.output, "n_frames": other.n_frames,
+                     "warping_error": _warping_dict(other.warping),
+                     **_distances_dict(other.style_distance, other.content_distance)}
+                    for other in report.against],
         "notes": report.notes,
     }
     return _nan_to_none(data)
+
+
+def _warping_dict(warping: metrics.WarpingError) -> dict:
+    return {"mean_abs": warping.mean_abs, "mean_squared": warping.mean_squared,
+            "per_frame": [asdict(p) for p in warping.pairs]}
+
+
+def _distances_dict(style: list[float], content: list[float]) -> dict:
+    return {"style_distance": {"mean": metrics.nanmean(style), "per_frame": style},
+            "content_distance": {"mean": metrics.nanmean(content), "per_frame": content}}
 
 
 def format_table(report: EvalReport) -> str:
@@ -390,21 +472,25 @@ def format_table(report: EvalReport) -> str:
     head = ["frame", "warp err", "input warp err", "reliable %"]
     if has_d:
         head += ["style dist", "content dist"]
+    head += [f"[{k}] warp err" for k in range(1, len(report.against) + 1)]
     rows = []
     pair_by_frame = {p.frame: (p, q) for p, q in zip(report.output_warping.pairs,
                                                      report.input_warping.pairs)}
+    others = [{p.frame: p.mean_abs for p in other.warping.pairs} for other in report.against]
     for t in range(1, report.n_frames + 1):
         p, q = pair_by_frame.get(t, (None, None))
         row = [str(t), _f(p.mean_abs if p else None), _f(q.mean_abs if q else None),
                _f(100 * p.reliable_fraction if p else None, 1)]
         if has_d:
             row += [_f(report.style_distance[t - 1], 4), _f(report.content_distance[t - 1], 4)]
-        rows.append(row)
+        rows.append(row + [_f(other.get(t)) for other in others])
     mean = ["mean", _f(report.output_warping.mean_abs), _f(report.input_warping.mean_abs),
             _f(100 * metrics.nanmean([p.reliable_fraction for p in report.output_warping.pairs]), 1)]
     if has_d:
         mean += [_f(report.mean_style_distance, 4), _f(report.mean_content_distance, 4)]
+    mean += [_f(other.warping.mean_abs) for other in report.against]
     lines = [f"output: {report.output}", f"input:  {report.input}",
+             *[f"[{k}] against: {other.output}" for k, other in enumerate(report.against, start=1)],
              f"size {report.size[0]}x{report.size[1]}, {report.n_frames} frames, "
              f"flows: {report.flow_source}",
              "warping error: mean |O_t - warp(O_t-1)| over reliable pixels, 0..255, RGB mean "

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from flow.atomic import atomic_write_bytes
+from videostyle.colors import ColorStats, color_stats, sample_frames
 from videostyle.errors import UserError
 from videostyle.jobdir import STYLE_COPY, JobDir, inside_job
 from videostyle.config import VideoSettings, settings_hash
@@ -202,6 +203,16 @@ def keep_audio_copy(job: JobDir, input_path: Path, info: VideoInfo) -> None:
     if info.is_video and info.has_audio and not job.audio_copy.is_file():
         if not copy_audio(input_path, job.audio_copy):
             log.warning("could not copy the audio of %s into the job folder", input_path)
+
+
+# ---------------------------------------------------------------- colours
+
+
+def clip_colors(job: JobDir, n_frames: int) -> ColorStats:
+    """The colours of the job's frames (mean, covariance) over a fixed sample of them, for the
+    ``histogram`` colour transfer: the planner and every worker read the same frames, so all
+    stylize towards the same recoloured style (see :func:`videostyle.colors.sample_frames`)."""
+    return color_stats(load_image(job.frame_path(i)) for i in sample_frames(n_frames))
 
 
 # ---------------------------------------------------------------- scene cuts

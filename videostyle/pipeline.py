@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from videostyle import __version__
-from videostyle.assemble import finish
+from videostyle.assemble import finish, publish_final, side_by_side_path, write_side_by_side
+from videostyle.colors import ColorStats
 from videostyle.config import Settings, settings_hash
 from videostyle.errors import UserError
 from videostyle.executor import Executor, LocalExecutor
 from videostyle.flowstage import FlowPlan, plan_flows, planned_source, recorded_source
-from videostyle.framestage import (RecordedFrames, ensure_frames, find_cuts, keep_audio_copy, keep_style_copies,
-                                   probe_input, recorded_frames, repair_frames)
+from videostyle.framestage import (RecordedFrames, clip_colors, ensure_frames, find_cuts, keep_audio_copy,
+                                   keep_style_copies, probe_input, recorded_frames, repair_frames)
 from videostyle.images import load_image
 from videostyle.jobdir import JobDir, resolves_inside
 from videostyle.journal import Ledger
@@ -41,8 +42,8 @@ from videostyle.maskstage import MaskStore, check_mask_frames, job_masks, keep_m
 from videostyle.memory import check_run_fits
 from videostyle.passes import PassContext, last_pass, needs_flow, stylize_units
 from videostyle.plan import JobPlan, RunResult
-from videostyle.request import (RunRequest, check_frames_of_clip, check_request, default_paths, job_frame_count,
-                                load_request, request_to_json, worker_output)
+from videostyle.request import (VIDEO_SUFFIXES, RunRequest, check_frames_of_clip, check_request, default_paths,
+                                job_frame_count, load_request, request_to_json, worker_output)
 from videostyle.shots import flow_pairs, plan_segments
 from videostyle.stylize import Stylizer
 from videostyle.units import EventCallback, StageEvent, ignore_events
@@ -52,7 +53,7 @@ from videostyle.video_io import VideoInfo
 
 log = logging.getLogger(__name__)
 
-__all__ = ["JobPlan", "RunRequest", "RunResult", "StageEvent", "plan_from_job", "prepare", "run"]
+__all__ = ["JobPlan", "RunRequest", "RunResult", "StageEvent", "plan_from_job", "prepare", "run", "side_by_side"]
 
 
 def run(request: RunRequest, on_event: EventCallback | None = None,
@@ -129,6 +130,20 @@ def plan_from_job(job_dir: Path, output: Path | None = None) -> JobPlan:
     return plan
 
 
+def side_by_side(job_dir: Path, output: Path | None = None) -> Path:
+    """The side-by-side video of a finished job (its input frames left, its results right), as
+    ``run --side-by-side`` makes it; by default into the job folder, beside the video's name there
+    (a job folder's word is never taken for a path outside it). Skipped when already up to date."""
+    plan = plan_from_job(job_dir)
+    path = output.absolute() if output is not None else side_by_side_path(plan.output)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UserError(f"side-by-side video {path.name} must end in {', '.join(VIDEO_SUFFIXES)}")
+    check_output_writable(path, plan.job.root)
+    republished = publish_final(plan)  # every frame must be done; final/ as a run would leave it
+    write_side_by_side(plan, path, republished=republished)
+    return path
+
+
 def extract_frames(job: JobDir, request: RunRequest, info: VideoInfo, on_extract: Callable[[], None]) -> RecordedFrames:
     """The frames stage at the request's size and range (see ``framestage.ensure_frames``)."""
     return ensure_frames(job, request.input, info, request.size, request.width or request.settings.video.width or None,
@@ -159,7 +174,8 @@ def plan_units(request: RunRequest, job: JobDir, output: Path, info: VideoInfo, 
     ctx = PassContext(job=job, style_key=style_key, flows=flows.store if flows else None,
                       n_frames=n_frames, settings=settings, segments=tuple(segments), anchors=tuple(anchors),
                       stylizer=cache(lambda: Stylizer(style_images, settings.style, (height, width),
-                                                      settings.video.device)),
+                                                      settings.video.device,
+                                                      color_reference=_color_reference(job, settings, n_frames))),
                       look=partial(frame_look, parse_keyframes(settings.video.style_blend_keyframes),
                                    masks.load if masks else None))
     records["stylize"] = {"key": style_key, "passes": last_pass(settings), "anchors": anchors,
@@ -169,6 +185,12 @@ def plan_units(request: RunRequest, job: JobDir, output: Path, info: VideoInfo, 
                    units=tuple(units), ctx=ctx, style_key=style_key, cuts=tuple(cuts),
                    check=OutputCheck(Ledger(job.root), height, width), frames_source=frames.source)
     return plan, records
+
+
+def _color_reference(job: JobDir, settings: Settings, n_frames: int) -> ColorStats | None:
+    # Read from the frames only when the colour transfer needs them (the frames key is in the
+    # style key, so the recoloured style is cached with what it was measured on).
+    return clip_colors(job, n_frames) if settings.style.color_transfer == "histogram" else None
 
 
 def _look_settings(settings: Settings) -> dict[str, Any]:

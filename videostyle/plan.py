@@ -50,3 +50,4 @@ class RunResult:
     output: Path | None
     final_dir: Path
     n_frames: int
+    side_by_side: Path | None = None  # the input | result comparison video, when asked for

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from videostyle.colors import original_colors
+from videostyle.colors import ColorStats, original_colors, styles_in_colors
 from videostyle.config import StyleSettings
 from videostyle.device import Precision, choose_precision, resolve_device, stylization_device
 from videostyle.errors import UserError
@@ -143,11 +143,14 @@ class Stylizer:
     ``vgg_weights``: already loaded weights (:func:`videostyle.vgg.load_weights`) to share between
     stylizers; by default ``settings.weights`` is read. ``tile``: None (a frame is evaluated in
     tiles only when it does not fit the device's memory whole, see :mod:`videostyle.memory`), 0
-    (never) or the tile core in pixels (always; see :mod:`videostyle.tiles`).
+    (never) or the tile core in pixels (always; see :mod:`videostyle.tiles`). ``color_reference``:
+    the colours the style images take when ``settings.color_transfer`` is ``histogram`` (of the
+    content image, or of the whole clip, see :func:`videostyle.colors.color_stats`).
     """
 
     def __init__(self, styles: Sequence[np.ndarray], settings: StyleSettings, content_shape: tuple[int, int],
-                 device: str = "auto", *, vgg_weights: VGGWeights | None = None, tile: int | None = None) -> None:
+                 device: str = "auto", *, vgg_weights: VGGWeights | None = None, tile: int | None = None,
+                 color_reference: ColorStats | None = None) -> None:
         validate_style_settings(settings, len(styles))
         self.settings = settings
         self.device = stylization_device(device)
@@ -162,7 +165,8 @@ class Stylizer:
         self.min_side = 2 ** sum(1 for n in LAYER_NAMES[: LAYER_NAMES.index(self.vgg.last_layer)] if n.startswith("pool"))
         self.content_shape = tuple(content_shape)
         self._check_size(self.content_shape, "content image")
-        self._styles = [_as_rgb(style, "style image") for style in styles]
+        self._styles = styles_in_colors([_as_rgb(style, "style image") for style in styles],
+                                        settings.color_transfer, color_reference)
         self.halo = halo_for(self.vgg.last_layer)
         self._tile_setting = tile
         self._tile_by_shape: dict[tuple[int, int], int] = {}  # 0: whole frame
@@ -418,7 +422,7 @@ class Stylizer:
         result = x.detach().clamp(0.0, 255.0)
         losses = self._losses_of(terms, result, tiled)
         image = result[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
-        if self.settings.original_colors:
+        if self.settings.color_transfer == "luminance":
             image = original_colors(content, image)
         return StylizeResult(image, losses, outcome.iterations, time.perf_counter() - started, outcome.stop_reason)
 

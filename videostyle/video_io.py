@@ -226,14 +226,30 @@ def assemble_video(frames_dir: Path, n_frames: int, info: VideoInfo, output: Pat
                    audio_source: Path | None, first: int = 1, crf: int = 18) -> None:
     """Encode ``frames_dir``/frame_%05d.png into an H.264/yuv420p MP4 at the input's frame rate,
     with the input's audio (the same time range) when it has any; written atomically."""
-    fps = Fraction(info.fps)
+    _encode_atomically(_frames_input(frames_dir, info), n_frames, info, output, audio_source, first, crf)
+
+
+def assemble_side_by_side(left_dir: Path, right_dir: Path, n_frames: int, info: VideoInfo, output: Path,
+                          audio_source: Path | None, first: int = 1, crf: int = 18) -> None:
+    """As :func:`assemble_video`, with each frame of ``left_dir`` beside (left of) the frame of the
+    same number in ``right_dir``: a comparison video twice as wide. Both folders' frames must have
+    one height (the job's input frames and results are at the working size)."""
+    video = ffmpeg.filter([_frames_input(left_dir, info), _frames_input(right_dir, info)], "hstack", inputs=2)
+    _encode_atomically(video, n_frames, info, output, audio_source, first, crf)
+
+
+def _frames_input(frames_dir: Path, info: VideoInfo) -> ffmpeg.nodes.FilterableStream:
+    return ffmpeg.input(str(frames_dir / FRAME_PATTERN), framerate=info.fps, start_number=1)
+
+
+def _encode_atomically(video: ffmpeg.nodes.FilterableStream, n_frames: int, info: VideoInfo, output: Path,
+                       audio_source: Path | None, first: int, crf: int) -> None:
     with replacing(output, suffix=f".tmp{output.suffix or '.mp4'}") as tmp:
-        _encode(frames_dir, n_frames, info, tmp, audio_source, first, crf, fps)
+        _encode(video, n_frames, info, tmp, audio_source, first, crf, Fraction(info.fps))
 
 
-def _encode(frames_dir: Path, n_frames: int, info: VideoInfo, tmp: Path, audio_source: Path | None,
-            first: int, crf: int, fps: Fraction) -> None:
-    video = ffmpeg.input(str(frames_dir / FRAME_PATTERN), framerate=info.fps, start_number=1)
+def _encode(video: ffmpeg.nodes.FilterableStream, n_frames: int, info: VideoInfo, tmp: Path,
+            audio_source: Path | None, first: int, crf: int, fps: Fraction) -> None:
     # yuv420p needs even sizes; pad by one pixel rather than fail on odd user-supplied frames
     video = video.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
     streams = [video]

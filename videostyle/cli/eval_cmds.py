@@ -25,9 +25,15 @@ from videostyle.cli.group import main
 @click.option("--no-distances", is_flag=True,
               help="Skip the style/content distances (no VGG; temporal error only).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+@click.option("--against", "others", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Another result (video, frame folder or job folder) to measure the same way, on the "
+                   "same input and flows (repeat for several).")
+@click.option("--plot", type=click.Path(path_type=Path),
+              help="Also draw the warping error per frame into this .png, .pdf or .svg file.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
 def eval_command(output: Path, input_: Path | None, styles: tuple[Path, ...], flow_dir: Path | None,
-                 flow_method: str, no_distances: bool, device: str, as_json: bool) -> None:
+                 flow_method: str, no_distances: bool, device: str, others: tuple[Path, ...],
+                 plot: Path | None, as_json: bool) -> None:
     """Measure a stylized OUTPUT (video, frame folder or job folder) against its input.
 
     Prints per frame: the temporal warping error (Lai et al. 2018: mean |O_t - warp(O_t-1)| over
@@ -35,13 +41,18 @@ def eval_command(output: Path, input_: Path | None, styles: tuple[Path, ...], fl
     the style and content distances (relative Gram / relu4_2 differences).
     """
     from videostyle.evaluate import evaluate, format_table, report_to_dict
+    from videostyle.plots import check_plot_path, plot_flicker
 
+    if plot is not None:
+        check_plot_path(plot)  # before the evaluation, which can take long
     report = evaluate(output, input_, styles=styles, flow_dir=flow_dir, flow_method=flow_method,
-                      device=device, distances=not no_distances)
+                      device=device, distances=not no_distances, against=others)
     if as_json:
         click.echo(json.dumps(report_to_dict(report), indent=2, allow_nan=False))
     else:
         click.echo(format_table(report))
+    if plot is not None:
+        click.echo(f"wrote {plot_flicker(report, plot)}", err=as_json)
     if math.isnan(report.output_warping.mean_abs):
         click.echo("warning: no pair had reliable pixels; the warping error is undefined", err=True)
 

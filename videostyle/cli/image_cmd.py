@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from videostyle.cli.group import main
+from videostyle.colors import color_stats
 from videostyle.cli.settings_options import settings_from_cli, settings_options
 from videostyle.errors import UserError
 from videostyle.images import load_image, long_side_size, resize, save_image
@@ -74,7 +75,9 @@ def image(content: Path, styles: tuple[Path, ...], style_masks: tuple[Path, ...]
     h, w = content_image.shape[:2]
 
     look = FrameLook(masks=tuple(resize_mask(m, (w, h)) for m in mask_images)) if mask_images else None
-    stylizer = Stylizer(style_images, settings.style, content_image.shape[:2], device=device)
+    # histogram colour transfer: the style takes the colours of the picture as it is stylized
+    stylizer = Stylizer(style_images, settings.style, content_image.shape[:2], device=device,
+                        color_reference=color_stats([content_image]))
     with tqdm(total=iterations, unit="it", file=sys.stderr, disable=quiet, leave=False,
               desc=f"{content.name} {content_image.shape[1]}x{content_image.shape[0]}") as bar:
         def show(progress: Progress) -> None:

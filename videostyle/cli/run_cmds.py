@@ -13,7 +13,7 @@ from videostyle.cli.settings_options import settings_from_cli, settings_options
 from videostyle.config import check_value, declared
 from videostyle.errors import UserError
 from videostyle.executor import Executor, LocalExecutor
-from videostyle.pipeline import RunRequest, prepare, run
+from videostyle.pipeline import RunRequest, prepare, run, side_by_side
 from videostyle.ray_engine import RayExecutor
 from videostyle.units import StageEvent, UnitProgress
 from videostyle.status import job_status
@@ -110,6 +110,9 @@ def _summary(event: UnitProgress) -> str:
 @click.option("--plan-only", is_flag=True,
               help="Prepare the job folder (frames, cuts, plan) for `videostyle work` and stop.")
 @click.option("--no-video", is_flag=True, help="Stop after the final frames; do not encode a video.")
+@click.option("--side-by-side", is_flag=True,
+              help="Also write <output stem>_side_by_side.mp4 beside the output: the input frames left, the "
+                   "stylized frames right.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def run_command(overrides: dict[str, dict[str, Any]], learning_rate: float | None, **opts: Any) -> None:
     """Stylize a video (or image sequence) INPUT; run again to resume.
@@ -126,7 +129,8 @@ def run_command(overrides: dict[str, dict[str, Any]], learning_rate: float | Non
         job_dir=opts["job_dir"], size=parse_size(opts["size"]) if opts["size"] else None,
         frames=parse_frame_range(opts["frame_range"]) if opts["frame_range"] else None,
         fps=opts["fps"], flow_files=opts["flow_files"], cuts=_ints(opts["cuts"], "--cuts"),
-        make_video=not opts["no_video"], style_masks=tuple(opts["style_masks"]))
+        make_video=not opts["no_video"], style_masks=tuple(opts["style_masks"]),
+        side_by_side=opts["side_by_side"])
     if opts["plan_only"]:
         plan = prepare(request)
         click.echo(f"planned {len(plan.units)} units in {plan.job.root}; "
@@ -142,11 +146,22 @@ def run_command(overrides: dict[str, dict[str, Any]], learning_rate: float | Non
         printer.close()
     if result.output:
         click.echo(f"wrote {result.output} ({result.n_frames} frames); frames in {result.final_dir}")
+        if result.side_by_side:
+            click.echo(f"wrote {result.side_by_side} (input | stylized)")
     else:
         click.echo(f"final frames in {result.final_dir} ({result.n_frames} frames)")
 
 
 run_command.name = "run"
+
+
+@main.command("side-by-side")
+@click.argument("job_dir", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Video to write (default: <video name>_side_by_side.mp4 in the job folder).")
+def side_by_side_command(job_dir: Path, output: Path | None) -> None:
+    """Encode a finished job's input frames (left) beside its stylized frames (right)."""
+    click.echo(f"wrote {side_by_side(job_dir, output)} (input | stylized)")
 
 
 @main.command()

@@ -1,7 +1,8 @@
 """Command-line options made from the settings' declarations in :mod:`videostyle.config`.
 
 ``@settings_options("run")`` adds one option per setting the command offers, with the declared
-flag, help, default and allowed values; a bad value is refused while the command line is read, by
+flag, help, default and allowed values, and a bare flag per declared alias (``--original-colors``
+for ``--color-transfer luminance``); a bad value is refused while the command line is read, by
 the same check as TOML files and the Python API, as one line (``error: --passes must be ...``).
 The command receives the given values as ``overrides`` (``{"style": {...}, "video": {...}}``,
 options not given left out) and the optimiser-neutral ``--learning-rate`` as ``learning_rate``.
@@ -19,6 +20,7 @@ import click
 
 from videostyle.config import (Declared, Settings, declarations, declared, parse_text, resolve_settings, validate,
                                with_learning_rate)
+from videostyle.errors import UserError
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -57,6 +59,29 @@ def _default_text(decl: Declared) -> str:
     return f" [default: {shown or 'none'}]"
 
 
+def _alias_dest(decl: Declared, k: int) -> str:
+    return f"{_dest(decl)}__alias{k}"
+
+
+def _alias_options(decl: Declared) -> list[Decorator]:
+    """A bare flag per alias (``--original-colors``), each with its own destination, so that
+    giving it beside the setting's own option can be told apart (see :func:`_given_value`)."""
+    return [click.option(flag, _alias_dest(decl, k), flag_value=value, default=None,
+                         help=f"Same as {decl.flags[0]} {value}.")
+            for k, (flag, value) in enumerate(decl.spec.aliases)]
+
+
+def _given_value(decl: Declared, kwargs: dict[str, Any]) -> Any:
+    """The value the command line gives ``decl`` through its option or an alias; None if neither."""
+    given = [(decl.flags[0], kwargs.pop(_dest(decl)))]
+    given += [(flag, kwargs.pop(_alias_dest(decl, k))) for k, (flag, _) in enumerate(decl.spec.aliases)]
+    given = [(flag, value) for flag, value in given if value is not None]
+    if len({value for _, value in given}) > 1:
+        raise UserError(f"{' and '.join(flag for flag, _ in given)} ask for different values of "
+                        f"{decl.flags[0]}; give one")
+    return given[0][1] if given else None
+
+
 def _option(decl: Declared) -> Decorator:
     flag, help_text = decl.flags[0], decl.spec.help + _default_text(decl)
     if decl.spec.flag_value is not None:
@@ -79,13 +104,14 @@ def settings_options(command: str) -> Decorator:
         def wrapper(**kwargs: Any) -> Any:
             overrides: dict[str, dict[str, Any]] = {}
             for decl in offered:
-                value = kwargs.pop(_dest(decl))
+                value = _given_value(decl, kwargs)
                 if value is not None:
                     overrides.setdefault(decl.section, {})[decl.name] = value
             return f(overrides=overrides, **kwargs)
 
         for decl in reversed(offered):
-            wrapper = _option(decl)(wrapper)
+            for option in reversed([_option(decl), *_alias_options(decl)]):
+                wrapper = option(wrapper)
         return click.option("--learning-rate", type=SettingType(_rate_decl()), default=None,
                             help=LEARNING_RATE_HELP)(wrapper)
 
