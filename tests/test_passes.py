@@ -34,7 +34,7 @@ class RecordingStylizer:
     calls: list[Call] = field(default_factory=list)
 
     def stylize(self, content, *, iterations, init="random", temporal=(), temporal_weight=0.0, seed=0,
-                callback=None, scale=1.0):
+                callback=None, scale=1.0, look=None):
         self.calls.append(Call(float(content.mean()), init if isinstance(init, str) else "array",
                                len(temporal), iterations, scale))
         image = np.clip(content.astype(np.float32) * 0.5 + 60, 0, 255)
