@@ -11,6 +11,8 @@ are written atomically. No command-line code here: the CLI checks the path with
 
 from __future__ import annotations
 
+import dataclasses
+
 import importlib.util
 import math
 import os
@@ -82,10 +84,10 @@ def short_names(paths: Sequence[str]) -> list[str]:
 
 def plot_flicker(report: EvalReport, path: Path) -> Path:
     """Draw the warping error per frame of ``report`` into ``path`` (.png, .pdf or .svg)."""
-    curves = flicker_curves(report)
-    means = ", ".join(f"{c.label} {_number(c.mean)}" for c in curves)
+    # The means go into the legend: in the title, long result names ran off the figure.
+    curves = [dataclasses.replace(c, label=f"{c.label} (mean {_number(c.mean)})") for c in flicker_curves(report)]
     title = f"Warping error per frame ({report.size[0]}x{report.size[1]}, flows: {report.flow_source})"
-    plot_curves(curves, path, f"{title}\nmeans: {means}")
+    plot_curves(curves, path, title)
     return path
 
 
