@@ -131,3 +131,16 @@ def test_authors_file_names() -> None:
     assert flow.reliable_file_name(2, 1) == "reliable_2_1.pgm"
     with pytest.raises(flow.FlowError):
         flow.flow_file_name(3, 3)
+
+
+def test_atomic_writes_get_the_mode_of_any_new_file(tmp_path):
+    import os
+
+    from flow.atomic import atomic_write_bytes
+
+    before = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "a.bin", b"x")
+    finally:
+        os.umask(before)
+    assert (tmp_path / "a.bin").stat().st_mode & 0o777 == 0o644
