@@ -11,10 +11,10 @@ import pytest
 import flow
 from flow.synthetic import Motion, endpoint_error, make_pair
 
-METHODS = ["deepflow", "dis", "dis_fine", "tvl1", "farneback"]
+METHODS = ["deepflow", "dis", "dis_fine", "dis_dense", "tvl1", "farneback"]
 # Mean endpoint error bounds on visible pixels, 2-3x what each method measured on this pair
-# (deepflow 0.19, dis 0.26, dis_fine 0.15, tvl1 0.13, farneback 0.84 px).
-MAX_EPE = {"deepflow": 0.4, "dis": 0.5, "dis_fine": 0.35, "tvl1": 0.4, "farneback": 1.6}
+# (deepflow 0.19, dis 0.26, dis_fine 0.15, dis_dense 0.12, tvl1 0.13, farneback 0.84 px).
+MAX_EPE = {"deepflow": 0.4, "dis": 0.5, "dis_fine": 0.35, "dis_dense": 0.3, "tvl1": 0.4, "farneback": 1.6}
 # Background: 2 degree rotation plus (4, -2.5) px; a disc moving (-2, 4) px over it.
 MOTION = Motion(shift=(4.0, -2.5), rotation_deg=2.0, disc_radius=14.0, disc_shift=(-2.0, 4.0))
 
@@ -122,3 +122,17 @@ def test_deepflow_is_close_to_the_authors_flow_on_their_frames() -> None:
     ours = flow.estimate_flow(frames[0], frames[1], "deepflow")
     theirs = flow.read_flo(example / "deepflow" / "forward_3_4.flo")
     assert endpoint_error(ours, theirs) < 0.15  # measured 0.06 px mean over the 4 pairs
+
+
+@pytest.mark.skipif(not (SHARED / "photos").is_dir(), reason="../shared/data is absent")
+def test_dis_dense_follows_a_fast_disc_that_dis_fine_loses() -> None:
+    # temporal_bench's `pan` clip: a photo panned past, a disc from another sliding 25 px a frame
+    from flow.synthetic import CameraPath, camera_clip
+
+    photos = [cv2.cvtColor(cv2.imread(str(SHARED / "photos" / name)), cv2.COLOR_BGR2RGB)
+              for name in ("tubingen.jpg", "golden_gate.jpg")]
+    path = CameraPath(pan=(0.3, 0.0), disc_speed=(25.0, 0.0), disc_start=(0.02, 0.45))
+    clip = camera_clip(photos[0], photos[1], 3, (192, 108), path, seed=3)
+    errors = {method: endpoint_error(flow.estimate_flow(clip.frames[2], clip.frames[1], method), clip.backward[2],
+                                     clip.visible[2]) for method in ("dis_fine", "dis_dense")}
+    assert errors["dis_dense"] < 0.75 * errors["dis_fine"], errors
