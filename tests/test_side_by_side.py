@@ -43,9 +43,11 @@ def test_run_writes_input_left_and_result_right(finished: dict[str, Path]) -> No
     third = frames_of(finished["side"])[2].astype(float)
     job = finished["job"]
     source, result = load_image(job / "frames" / frame_name(3)), load_image(job / "final" / frame_name(3))
-    # H.264 is lossy: each half is near its own frame and far from the other
-    assert np.abs(third[:, :64] - source).mean() < 8 < np.abs(third[:, :64] - result).mean()
-    assert np.abs(third[:, 64:] - result).mean() < 8 < np.abs(third[:, 64:] - source).mean()
+    # H.264 is lossy (more so on stylized texture at this size): each half is much nearer its own
+    # frame than the other one
+    left, right = third[:, :64], third[:, 64:]
+    assert np.abs(left - source).mean() < 0.5 * np.abs(left - result).mean()
+    assert np.abs(right - result).mean() < 0.5 * np.abs(right - source).mean()
 
 
 def test_run_again_keeps_the_side_by_side_video(finished: dict[str, Path]) -> None:
