@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from videostyle.config import COLOR_TRANSFERS
 from videostyle.errors import UserError
 
-COLOR_TRANSFERS = ("none", "luminance", "histogram")
 # Covariance eigenvalues are floored at this (grey levels squared, i.e. a standard deviation of one
 # grey level) before Sigma_s^-1/2 is taken: a flat or nearly flat style image would otherwise be
 # blown up to noise along the directions it does not vary in.

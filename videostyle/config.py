@@ -38,6 +38,7 @@ from videostyle.looks import check_keyframes, keyframes_problem, parse_keyframes
 STYLE_LAYERS_DEFAULT = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 SPEC = "videostyle.setting"  # the metadata key of a field's declaration
 RUN, IMAGE = "run", "image"  # commands that offer settings as options
+COLOR_TRANSFERS = ("none", "luminance", "histogram")  # see videostyle.colors
 
 # A rule returns what is wrong with a (type-checked) value, or None when it is fine.
 Rule = Callable[[Any], str | None]
@@ -174,7 +175,7 @@ class StyleSettings:
         "none", "Keep the content's colours: luminance (transfer only the style's light/dark structure) or "
         "histogram (recolour the style images to the content's colours first, a video's over the whole "
         "clip; Gatys et al. 2017).",
-        choices=("none", "luminance", "histogram"), commands=BOTH, aliases=(("--original-colors", "luminance"),),
+        choices=COLOR_TRANSFERS, commands=BOTH, aliases=(("--original-colors", "luminance"),),
         old_keys=(OldKey("original_colors", ((True, "luminance"), (False, "none"))),))
     temporal_criterion: str = setting("mse", "Temporal loss criterion.", choices=("mse", "smoothl1"))
     precision: str = setting("auto", "Run the network in float32 (no bfloat16/float16 fast path).",

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from videostyle.errors import UserError
@@ -126,8 +125,23 @@ def frame_look(keys: tuple[Keyframe, ...], masks_at: Callable[[int], tuple[np.nd
 # ---------------------------------------------------------------- masks
 
 
+def check_masks_fit_styles(n_masks: int, n_styles: int, blended: bool) -> None:
+    """Masks give each style its own region: one per style, and no blend of the styles besides
+    (``blended``: blend weights or keyframes are set)."""
+    if not n_masks:
+        return
+    if n_masks != n_styles:
+        raise UserError(f"{n_masks} style mask(s) for {n_styles} style image(s); give one --style-mask "
+                        "per --style, in the same order")
+    if blended:
+        raise UserError("--style-mask gives each style its own region; it cannot be combined with "
+                        "--style-blend-weights or --style-blend-keyframes")
+
+
 def read_mask(path: Path) -> np.ndarray:
     """A mask file as HxW float32 in [0, 1] (a colour image counts by its grey level)."""
+    import cv2  # here, not at the top: the settings import this module for the keyframes alone
+
     data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else np.zeros(0, np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
     if image is None:
@@ -138,6 +152,8 @@ def read_mask(path: Path) -> np.ndarray:
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``mask`` at ``size`` (W, H): area filter when shrinking, linear when growing (no overshoot)."""
+    import cv2
+
     w, h = size
     if mask.shape == (h, w):
         return mask.astype(np.float32)

@@ -25,7 +25,7 @@ from flow.atomic import atomic_write_bytes
 from videostyle.config import settings_hash
 from videostyle.errors import UserError
 from videostyle.jobdir import JobDir, inside_job
-from videostyle.looks import read_mask, resize_mask
+from videostyle.looks import check_masks_fit_styles, read_mask, resize_mask
 from videostyle.verify import file_digest, file_size, frame_is_intact
 from videostyle.video_io import is_image_sequence, list_sequence
 
@@ -49,11 +49,7 @@ class MaskInput:
 
 def mask_inputs(paths: Sequence[Path], n_styles: int) -> list[MaskInput]:
     """The masks as given, every file read once (before any work): one per style image."""
-    if not paths:
-        return []
-    if len(paths) != n_styles:
-        raise UserError(f"{len(paths)} style mask(s) for {n_styles} style image(s); give one --style-mask "
-                        "per --style, in the same order")
+    check_masks_fit_styles(len(paths), n_styles, blended=False)
     inputs = []
     for path in paths:
         path = Path(path)

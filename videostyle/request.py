@@ -13,7 +13,7 @@ from videostyle.config import Settings, from_dict, validate
 from videostyle.errors import UserError
 from videostyle.jobdir import JobDir, inside_job
 from videostyle.framestage import verified_style_copies
-from videostyle.looks import check_keyframes, parse_keyframes
+from videostyle.looks import check_keyframes, check_masks_fit_styles, parse_keyframes
 
 
 @dataclass(frozen=True)
@@ -70,16 +70,10 @@ def check_request(request: RunRequest) -> None:
 def check_style_masks(request: RunRequest) -> None:
     """Masks give each style its region: one per style, and no blend of the styles besides."""
     masks = request.style_masks
-    if not masks:
-        return
     if not all(isinstance(m, Path) for m in masks):
         raise UserError(f"style_masks must be file paths (got {masks!r})")
-    if len(masks) != len(request.styles):
-        raise UserError(f"{len(masks)} style mask(s) for {len(request.styles)} style image(s); give one "
-                        "--style-mask per --style, in the same order")
-    if request.settings.video.style_blend_keyframes or request.settings.style.style_blend_weights:
-        raise UserError("--style-mask gives each style its own region; it cannot be combined with "
-                        "--style-blend-weights or --style-blend-keyframes")
+    blended = bool(request.settings.video.style_blend_keyframes or request.settings.style.style_blend_weights)
+    check_masks_fit_styles(len(masks), len(request.styles), blended)
 
 
 def _is_int(value: Any) -> bool:

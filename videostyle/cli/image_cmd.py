@@ -44,7 +44,7 @@ def image(content: Path, styles: tuple[Path, ...], style_masks: tuple[Path, ...]
     # Imported here so `videostyle --help` and other commands don't pay for loading torch.
     from tqdm import tqdm
 
-    from videostyle.looks import FrameLook, read_mask, resize_mask
+    from videostyle.looks import FrameLook, check_masks_fit_styles, read_mask, resize_mask
     from videostyle.memory import check_frame_fits
     from videostyle.stylize import Stylizer, resolve_device
 
@@ -56,28 +56,23 @@ def image(content: Path, styles: tuple[Path, ...], style_masks: tuple[Path, ...]
         raise UserError(f"output {output} must be a .png file")
     settings = settings_from_cli(preset, config_file, overrides, learning_rate, n_styles=len(styles))
     seed, device = settings.video.seed, settings.video.device
-    if style_masks and len(style_masks) != len(styles):
-        raise UserError(f"{len(style_masks)} style mask(s) for {len(styles)} style image(s); give one "
-                        "--style-mask per --style, in the same order")
-    if style_masks and settings.style.style_blend_weights:
-        raise UserError("--style-mask gives each style its own region; it cannot be combined with "
-                        "--style-blend-weights")
+    check_masks_fit_styles(len(style_masks), len(styles), blended=bool(settings.style.style_blend_weights))
     source, style_images = load_image(content), [load_image(p) for p in styles]
     mask_images = [read_mask(p) for p in style_masks]
     width, height = long_side_size(source.shape, size)
     # Before the frame is enlarged: a size that does not fit is one line, not an out-of-memory kill.
     check_frame_fits(height, width, settings.style, resolve_device(device), [s.shape for s in style_images])
     content_image = resize(source, (width, height))
+    h, w = content_image.shape[:2]
     init_value: Any = init
     if init not in ("random", "content"):
-        h, w = content_image.shape[:2]
         init_value = resize(load_image(init), (w, h)).astype("float32")
-    h, w = content_image.shape[:2]
 
     look = FrameLook(masks=tuple(resize_mask(m, (w, h)) for m in mask_images)) if mask_images else None
     # histogram colour transfer: the style takes the colours of the picture as it is stylized
+    reference = color_stats([content_image]) if settings.style.color_transfer == "histogram" else None
     stylizer = Stylizer(style_images, settings.style, content_image.shape[:2], device=device,
-                        color_reference=color_stats([content_image]))
+                        color_reference=reference)
     with tqdm(total=iterations, unit="it", file=sys.stderr, disable=quiet, leave=False,
               desc=f"{content.name} {content_image.shape[1]}x{content_image.shape[0]}") as bar:
         def show(progress: Progress) -> None:
