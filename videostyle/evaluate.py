@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 
 import cv2
@@ -316,7 +317,8 @@ def evaluate(output: str | Path, input: str | Path | None = None,
         n += 1
         in_frame = resize(in_frame, size)
         prev_in = floor.previous
-        flow_of_pair = _once(lambda: provider(n, in_frame, prev_in)) if prev_in is not None else None
+        # one flow per pair, read or estimated on first use, serves every result measured
+        flow_of_pair = cache(lambda: provider(n, in_frame, prev_in)) if prev_in is not None else None
         main.add(n, out_frame, in_frame, flow_of_pair)
         floor.add(n, in_frame, in_frame, flow_of_pair)
         for other in others:
@@ -331,18 +333,6 @@ def evaluate(output: str | Path, input: str | Path | None = None,
                       input_warping=metrics.summarize_pairs(floor.pairs),
                       style_distance=main.style_d, content_distance=main.content_d, notes=notes,
                       against=[other.result() for other in others])
-
-
-def _once(compute: Callable[[], PairFlow]) -> Callable[[], PairFlow]:
-    """``compute`` called at most once however often it is asked: one flow serves every result."""
-    box: list[PairFlow] = []
-
-    def get() -> PairFlow:
-        if not box:
-            box.append(compute())
-        return box[0]
-
-    return get
 
 
 @dataclass
