@@ -10,16 +10,15 @@ still has the byte size recorded when it was encoded for this style key.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from pathlib import Path
 
 from videostyle.errors import UserError
-from videostyle.jobdir import read_json, write_json
+from videostyle.jobdir import JobDir, read_json, write_json
 from videostyle.framestage import input_identity
 from videostyle.plan import JobPlan, RunResult
 from videostyle.units import EventCallback, StageEvent, ignore_events
-from videostyle.verify import file_size, same_content
+from videostyle.verify import file_digest, file_size, same_content
 from videostyle.video_io import assemble_side_by_side, assemble_video
 
 log = logging.getLogger(__name__)
@@ -95,11 +94,13 @@ def audio_source(plan: JobPlan) -> Path | None:
 
 
 def publish_final(plan: JobPlan) -> bool:
-    """Make JOB/final hold the finished frames (hard links where possible, else copies).
+    """Make JOB/final hold the finished frames, as copies of the verified results.
 
-    ``final/`` is never trusted for itself: each of its frames must be the very file of its
-    verified result (or hold the same bytes), else the folder is built again. Returns whether it
-    was (so the video is encoded again).
+    Copies, not links: a frame retouched in ``final/`` must never change the cached pass it came
+    from. ``final/`` is never trusted for itself: each of its frames must hold its result's bytes,
+    else the folder is built again; frames edited there since it was published are kept, moved
+    aside to ``final.edited-N/`` with a note, never deleted. Returns whether it was rebuilt (so
+    the video is encoded again).
     """
     job = plan.job
     sources = plan.final_frames
@@ -107,21 +108,42 @@ def publish_final(plan: JobPlan) -> bool:
         if not plan.check(src):
             raise UserError(f"frame {i} is not stylized yet or its result is damaged ({src}); "
                             "run the job again to finish it")
-    if read_json(job.final_marker).get("key") == plan.style_key and all(
+    marker = read_json(job.final_marker)
+    if marker.get("key") == plan.style_key and all(
             same_content(job.final_path(i), src) for i, src in enumerate(sources, start=1)):
         return False
     staging = job.final_staging_dir()
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     for i, src in enumerate(sources, start=1):
-        target = staging / job.final_path(i).name
-        try:
-            os.link(src, target)
-        except OSError:
-            shutil.copyfile(src, target)
-    if job.final_dir.is_symlink() or job.final_dir.is_file():
+        shutil.copyfile(src, staging / job.final_path(i).name)
+    _keep_edited_final(job, marker)
+    if job.final_dir.is_file():
         job.final_dir.unlink()
     shutil.rmtree(job.final_dir, ignore_errors=True)
     staging.rename(job.final_dir)
-    write_json(job.final_marker, {"key": plan.style_key, "frames": plan.n_frames})
+    digests = [file_digest(job.final_path(i)) for i in range(1, plan.n_frames + 1)]
+    write_json(job.final_marker, {"key": plan.style_key, "frames": plan.n_frames, "digests": digests})
     return True
+
+
+def _keep_edited_final(job: JobDir, marker: dict[str, object]) -> None:
+    """Move ``final/`` aside when a frame in it is not what was published there (the user edited
+    or added it); a ``final/`` with no record of what was published is kept too."""
+    if not job.final_dir.is_dir():
+        return
+    published = marker.get("digests")
+    files = sorted(p for p in job.final_dir.iterdir())
+    if isinstance(published, list) and len(files) == len(published) and all(
+            p.name == job.final_path(i).name and file_digest(p) == d
+            for i, (p, d) in enumerate(zip(files, published), start=1)):
+        return
+    if not files:
+        return
+    n = 1
+    while (job.root / f"final.edited-{n}").exists():
+        n += 1
+    aside = job.root / f"final.edited-{n}"
+    job.final_dir.rename(aside)
+    log.warning("note: final/ held frames that differ from what was published there (edited by hand?); "
+                "kept them in %s", aside)

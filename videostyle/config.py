@@ -32,6 +32,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from videostyle import __version__
 from videostyle.errors import UserError
 from videostyle.looks import check_keyframes, keyframes_problem, parse_keyframes
 
@@ -433,6 +434,17 @@ def validate(settings: Settings, n_styles: int | None = None) -> None:
 
 
 T = TypeVar("T")
+
+
+# Bumped when a stage's results change for the same inputs and settings (a new algorithm, a file
+# format): its cache key changes with it, so a resumed job never mixes results of old and new code.
+# The package version is in every key as well.
+STAGE_FORMATS = {"frames": 2, "cuts": 2, "flow": 2, "masks": 2, "stylize": 2}
+
+
+def stage_key(stage: str, *parts: Any) -> str:
+    """The cache key of one stage's results: what they were made from, by which code."""
+    return settings_hash(stage, STAGE_FORMATS[stage], __version__, *parts)
 
 
 def settings_hash(*parts: Any) -> str:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 import flow
-from videostyle.config import settings_hash
+from videostyle.config import stage_key
 from videostyle.errors import UserError
 from videostyle.images import load_image
 from videostyle.jobdir import JobDir
@@ -72,7 +72,7 @@ def plan_flows(job: JobDir, frames_key: str, source: str, pairs: list[tuple[int,
                flow_files: Path | None) -> FlowPlan:
     """The units that make the flows and masks of ``pairs`` from the job's frames (or bring the
     user's ``flow_files``); ``source`` says which (see ``planned_source``, ``recorded_source``)."""
-    key = settings_hash("flow", frames_key, source)
+    key = stage_key("flow", frames_key, source)
     store = FlowStore(job.flow_dir(key))
     units = flow_units(store, pairs, lambda i: load_image(job.frame_path(i)), method, flow_files)
     return FlowPlan(store, units, {"key": key, "method": source, "pairs": [list(p) for p in pairs]})

@@ -24,7 +24,7 @@ from flow.atomic import atomic_write_bytes
 from videostyle.colors import ColorStats, color_stats, sample_frames
 from videostyle.errors import UserError
 from videostyle.jobdir import STYLE_COPY, JobDir, inside_job
-from videostyle.config import VideoSettings, settings_hash
+from videostyle.config import VideoSettings, stage_key
 from videostyle.images import load_image
 from videostyle.shots import detect_cuts
 from videostyle.verify import file_digest, file_identity, file_size, frame_is_intact
@@ -39,16 +39,18 @@ class RecordedFrames:
 
     info: VideoInfo
     count: int
-    key: str
+    key: str  # what the frames are: a hash of their contents (the flows' and styles' keys build on it)
     width: int
     height: int
     first: int  # the input frame that is frame 1
     source: str  # identity of the input they were extracted from (see input_identity)
     sizes: tuple[int, ...] | None  # byte size of each frame file; None in jobs older than the record
+    made_from: str = ""  # what produced them: input identity, size, range, code (see ensure_frames)
 
     def to_json(self) -> dict[str, Any]:
         return {"key": self.key, "count": self.count, "size": [self.width, self.height], "first": self.first,
-                "source": self.source, "bytes": list(self.sizes) if self.sizes is not None else None}
+                "source": self.source, "bytes": list(self.sizes) if self.sizes is not None else None,
+                "made_from": self.made_from}
 
 
 def recorded_frames(job: JobDir) -> RecordedFrames | None:
@@ -66,7 +68,9 @@ def recorded_frames(job: JobDir) -> RecordedFrames | None:
     sizes = frames.get("bytes")
     if not (isinstance(sizes, list) and len(sizes) == count and _positive_ints(*sizes)):
         sizes = None
-    return RecordedFrames(info, count, key, width, height, first, source, tuple(sizes) if sizes else None)
+    made_from = frames.get("made_from", "")
+    return RecordedFrames(info, count, key, width, height, first, source, tuple(sizes) if sizes else None,
+                          made_from if isinstance(made_from, str) else "")
 
 
 def _positive_ints(*values: Any) -> bool:
@@ -101,16 +105,22 @@ def ensure_frames(job: JobDir, input_path: Path, info: VideoInfo, size: tuple[in
     work_size = output_size((info.width, info.height), size, width)
     first, last = frames or (1, None)
     identity = input_identity(input_path)
-    key = settings_hash("frames", identity, work_size, first, last, info.fps)
+    made_from = stage_key("frames", identity, work_size, first, last, info.fps)
     recorded = recorded_frames(job)
-    if recorded is not None and recorded.key == key:
+    if recorded is not None and recorded.made_from == made_from:
         return repair_frames(job, recorded, input_path)
     on_extract()
     count = extract_frames(input_path, info, job.frames_dir, work_size, first, last)
-    made = RecordedFrames(info, count, key, work_size[0], work_size[1], first, identity,
-                          tuple(_frame_bytes(job, count)))
+    made = RecordedFrames(info, count, frames_content_key(job, count), work_size[0], work_size[1], first,
+                          identity, tuple(_frame_bytes(job, count)), made_from)
     job.update_manifest(input=str(input_path.absolute()), video=dataclasses.asdict(info), frames=made.to_json())
     return made
+
+
+def frames_content_key(job: JobDir, count: int) -> str:
+    """What the job's frames are, by their bytes: a re-exported input that decodes to other pixels
+    under the same name, size and length gets other flows and stylized passes, never the old ones."""
+    return stage_key("frames", [file_digest(job.frame_path(i)) for i in range(1, count + 1)])
 
 
 def _frame_bytes(job: JobDir, count: int) -> list[int]:
@@ -140,8 +150,9 @@ def repair_frames(job: JobDir, recorded: RecordedFrames, input_path: Path) -> Re
     for i in damaged:
         extract_frame(input_path, recorded.info, job.frame_path(i), (recorded.width, recorded.height),
                       recorded.first + i - 1)
-    repaired = dataclasses.replace(recorded, sizes=tuple(_frame_bytes(job, recorded.count)))
-    if repaired.sizes != recorded.sizes:
+    repaired = dataclasses.replace(recorded, sizes=tuple(_frame_bytes(job, recorded.count)),
+                                   key=frames_content_key(job, recorded.count))
+    if repaired != recorded:
         job.update_manifest(frames=repaired.to_json())
     return repaired
 
@@ -225,7 +236,7 @@ def find_cuts(job: JobDir, given: tuple[int, ...] | None, video: VideoSettings, 
         return sorted(c for c in set(given) if c > 1)
     if video.scene_cuts == "off":
         return []
-    key = settings_hash("cuts", frames_key, video.cut_threshold)
+    key = stage_key("cuts", frames_key, video.cut_threshold)
     recorded = job.read_manifest().get("cuts", {})
     if recorded.get("key") == key:
         return list(recorded["frames"])

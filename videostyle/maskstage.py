@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from flow.atomic import atomic_write_bytes
-from videostyle.config import settings_hash
+from videostyle.config import stage_key
 from videostyle.errors import UserError
 from videostyle.jobdir import JobDir, inside_job
 from videostyle.looks import check_masks_fit_styles, read_mask, resize_mask
@@ -100,7 +100,7 @@ class MaskStore:
 def masks_key(inputs: Sequence[MaskInput], size: tuple[int, int], first: int, count: int) -> str:
     files = [[file_digest(mask.file_for(first, i)) for i in range(1, count + 1)] if mask.sequence
              else [file_digest(mask.files[0])] for mask in inputs]
-    return settings_hash("masks", files, size)
+    return stage_key("masks", files, size)
 
 
 def keep_masks(job: JobDir, inputs: Sequence[MaskInput], size: tuple[int, int], first: int,

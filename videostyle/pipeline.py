@@ -25,20 +25,19 @@ from functools import cache, partial
 from pathlib import Path
 from typing import Any, Callable
 
-from videostyle import __version__
 from videostyle.assemble import finish, publish_final, side_by_side_path, write_side_by_side
 from videostyle.colors import ColorStats
-from videostyle.config import Settings, settings_hash
+from videostyle.config import Settings, stage_key
 from videostyle.errors import UserError
 from videostyle.executor import Executor, LocalExecutor
 from videostyle.flowstage import FlowPlan, plan_flows, planned_source, recorded_source
-from videostyle.framestage import (RecordedFrames, clip_colors, ensure_frames, find_cuts, keep_audio_copy,
-                                   keep_style_copies, probe_input, recorded_frames, repair_frames)
+from videostyle.framestage import (RecordedFrames, clip_colors, ensure_frames, find_cuts, input_identity,
+                                   keep_audio_copy, keep_style_copies, probe_input, recorded_frames, repair_frames)
 from videostyle.images import load_image
 from videostyle.jobdir import JobDir, resolves_inside
 from videostyle.journal import Ledger
 from videostyle.looks import frame_look, parse_keyframes
-from videostyle.maskstage import MaskStore, check_mask_frames, job_masks, keep_masks, mask_inputs, note_mask_sizes
+from videostyle.maskstage import MaskInput, MaskStore, check_mask_frames, job_masks, keep_masks, mask_inputs, note_mask_sizes
 from videostyle.memory import check_run_fits
 from videostyle.passes import PassContext, last_pass, needs_flow, stylize_units
 from videostyle.plan import JobPlan, RunResult
@@ -47,6 +46,8 @@ from videostyle.request import (VIDEO_SUFFIXES, RunRequest, check_frames_of_clip
 from videostyle.shots import flow_pairs, plan_segments
 from videostyle.stylize import Stylizer
 from videostyle.units import EventCallback, StageEvent, ignore_events
+from videostyle.userfiles import (check_inputs_outside_job, check_job_folder_is_ours, check_job_is_of_this_input,
+                                  check_output_is_not_an_input, check_output_is_ours, input_files)
 from videostyle.verify import OutputCheck, file_digest, file_identity
 from videostyle.vgg import weights_file
 from videostyle.video_io import VideoInfo
@@ -80,6 +81,7 @@ def prepare(request: RunRequest, emit: EventCallback | None = None) -> JobPlan:
     style_images, weights = check_before_any_work(request, job)
     mask_files = mask_inputs(request.style_masks, len(request.styles))
     info = probe_input(request.input, request.fps)  # a missing or unreadable input leaves no job folder
+    check_user_files(request, job, output, mask_files)
     settings = request.settings
     check_run_fits((info.width, info.height), request.size, request.width or settings.video.width or None, settings)
     check_frames_of_clip(request, info.n_frames)
@@ -168,7 +170,7 @@ def plan_units(request: RunRequest, job: JobDir, output: Path, info: VideoInfo, 
         flows = plan_flows(job, frames_key, flow_source(), flow_pairs(segments, sorted(offsets)),
                            settings.flow.method, request.flow_files)
         records["flow"] = flows.record
-    style_key = settings_hash(__version__, frames_key, flows.store.root.name if flows else None,
+    style_key = stage_key("stylize", frames_key, flows.store.root.name if flows else None,
                               settings.style, _look_settings(settings), cuts,
                               [file_digest(p) for p in request.styles], masks.root.name if masks else None)
     ctx = PassContext(job=job, style_key=style_key, flows=flows.store if flows else None,
@@ -215,6 +217,20 @@ def check_before_any_work(request: RunRequest, job: JobDir) -> tuple[list[Any], 
     weights = weights_file(request.settings.style.weights)
     check_job_layout(job)
     return style_images, weights
+
+
+def check_user_files(request: RunRequest, job: JobDir, output: Path, masks: list[MaskInput]) -> None:
+    """Nothing the user handed over is written over (see ``videostyle.userfiles``)."""
+    inputs = [*input_files(request.input), *request.styles, *(file for mask in masks for file in mask.files)]
+    check_job_folder_is_ours(job.root)
+    check_inputs_outside_job(job.root, inputs)
+    check_job_is_of_this_input(job, request.input, input_identity(request.input))
+    manifest = job.read_manifest()
+    videos = [(output, "video_output")] if request.make_video else []
+    videos += [(side_by_side_path(output), "side_by_side_output")] if request.side_by_side else []
+    for path, record in videos:
+        check_output_is_not_an_input(path, inputs)
+        check_output_is_ours(path, job.root, manifest.get(record), request.overwrite)
 
 
 def prepare_job_folder(job: JobDir, output: Path, make_video: bool) -> None:

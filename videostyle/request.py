@@ -33,6 +33,7 @@ class RunRequest:
     cuts: tuple[int, ...] | None = None  # frames that start a new shot; None detects them
     make_video: bool = True
     side_by_side: bool = False  # also <output stem>_side_by_side.mp4: input frames left, results right
+    overwrite: bool = False  # replace an existing output that this job did not write
     # One per style, in order: an image, or an image sequence numbered like the input's frames
     # (see videostyle.looks).
     style_masks: tuple[Path, ...] = ()
@@ -62,6 +63,8 @@ def check_request(request: RunRequest) -> None:
         raise UserError(f"cuts must be frame numbers from 1 (got {request.cuts!r})")
     if request.side_by_side and not request.make_video:
         raise UserError("the side-by-side video needs the video; drop --no-video (or later: videostyle side-by-side JOB)")
+    if not isinstance(request.overwrite, bool):
+        raise UserError(f"overwrite must be True or False (got {request.overwrite!r})")
     if request.flow_files is not None and not isinstance(request.flow_files, Path):
         raise UserError(f"flow_files must be a folder path (got {request.flow_files!r})")
     check_style_masks(request)
@@ -146,6 +149,7 @@ def request_from_json(data: dict[str, Any]) -> RunRequest:
                           width=data.get("width"), frames=_tuple(data.get("frames")),
                           fps=data.get("fps", "25/1"), cuts=_tuple(data.get("cuts")),
                           make_video=data.get("make_video", True), side_by_side=data.get("side_by_side", False),
+                          overwrite=data.get("overwrite", False) is True,
                           style_masks=tuple(Path(p) for p in data.get("style_masks", [])), **paths)
     except (KeyError, TypeError) as exc:
         raise UserError(f"the job folder's request is incomplete ({exc}); run `videostyle run` again") from None

@@ -8,7 +8,7 @@ cached file is checked before it is trusted, and anything that fails is made aga
 * an extracted frame: the byte size recorded in ``job.json`` and the size in its PNG header. This
   is cheap enough for every worker start; a frame with no recorded size is decoded whole;
 * a style image copy: the content hash its name carries;
-* a final frame: the very file of the verified result (a hard link), or one with equal bytes;
+* a final frame: a copy holding the verified result's bytes;
 * the video: the byte size recorded when it was encoded.
 """
 

@@ -85,8 +85,19 @@ def output_size(source: tuple[int, int], size: tuple[int, int] | None, width: in
     return max(2, w - w % 2), max(2, h - h % 2)
 
 
+SEQUENCE_PATTERN = re.compile(r"%0?(\d*)d")  # the printf field of a name like shot.%04d.png
+
+
 def is_image_sequence(path: Path) -> bool:
-    return path.is_dir() or "%" in path.name
+    """A folder of images, or a printf pattern (``shot.%04d.png``) that is not itself a file: a
+    name is data, so ``100%.mp4`` is a video."""
+    return path.is_dir() or (SEQUENCE_PATTERN.search(path.name) is not None and not path.is_file())
+
+
+def ffmpeg_path(path: Path) -> str:
+    """``path`` as ffmpeg must read it: absolute, behind the ``file:`` protocol, so a name such as
+    ``concat:x.mp4`` or ``http:clip.mp4`` is a file here and never another protocol."""
+    return f"file:{Path(path).absolute()}"
 
 
 def probe_video(path: Path) -> VideoInfo:
@@ -96,10 +107,10 @@ def probe_video(path: Path) -> VideoInfo:
     if path.is_dir():
         raise UserError(f"{path} is a folder; pass a video file or an image sequence pattern")
     try:
-        reader = imageio_ffmpeg.read_frames(str(path))
+        reader = imageio_ffmpeg.read_frames(ffmpeg_path(path))
         meta = next(reader)
         reader.close()
-        n_frames, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+        n_frames, _ = imageio_ffmpeg.count_frames_and_secs(ffmpeg_path(path))
     except (OSError, RuntimeError, StopIteration, ValueError) as exc:
         raise UserError(f"cannot read {path} as a video: {_last_line(str(exc))}") from None
     if n_frames < 1:
@@ -120,8 +131,10 @@ def list_sequence(path: Path) -> list[Path]:
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     else:
-        regex = re.compile(re.sub(r"%0?(\d*)d", lambda m: r"(\d{%s,})" % (m[1] or 1),
-                                  re.escape(path.name).replace(r"\%", "%")))
+        if len(SEQUENCE_PATTERN.findall(path.name)) != 1:
+            raise UserError(f"{path.name} is not an image sequence pattern: give one printf field like %04d")
+        regex = re.compile(SEQUENCE_PATTERN.sub(lambda m: r"(\d{%s,})" % (m[1] or 1),
+                                                re.escape(path.name).replace(r"\%", "%"), count=1))
         parent = path.parent if str(path.parent) else Path(".")
         candidates = [p for p in parent.iterdir() if regex.fullmatch(p.name)] if parent.is_dir() else []
         files = sorted(candidates, key=lambda p: int(regex.fullmatch(p.name)[1]))  # type: ignore[index]
@@ -185,11 +198,11 @@ def extract_frame(source: Path, info: VideoInfo, target: Path, size: tuple[int, 
 
 
 def _extract_video(source: Path, out_dir: Path, size: tuple[int, int], first: int, last: int) -> None:
-    stream = ffmpeg.input(str(source))
+    stream = ffmpeg.input(ffmpeg_path(source))
     # select keeps exact frame indices (seeking by time can be off by one at odd frame rates)
     video = stream.video.filter("select", f"between(n,{first - 1},{last - 1})")
     video = video.filter("scale", size[0], size[1], flags="area")
-    out = ffmpeg.output(video, str(out_dir / FRAME_PATTERN), start_number=1, fps_mode="passthrough")
+    out = ffmpeg.output(video, ffmpeg_path(out_dir / FRAME_PATTERN), start_number=1, fps_mode="passthrough")
     run_ffmpeg(out, f"extracting frames from {source}")
 
 
@@ -215,7 +228,7 @@ def copy_audio(source: Path, target: Path) -> bool:
     codec), atomically; False if ffmpeg cannot."""
     try:
         with replacing(target, suffix=".tmp.mka") as tmp:
-            run_ffmpeg(ffmpeg.input(str(source)).output(str(tmp), map="0:a:0", acodec="copy", vn=None),
+            run_ffmpeg(ffmpeg.input(ffmpeg_path(source)).output(ffmpeg_path(tmp), map="0:a:0", acodec="copy", vn=None),
                        "copying the audio")
         return True
     except UserError:
@@ -239,7 +252,7 @@ def assemble_side_by_side(left_dir: Path, right_dir: Path, n_frames: int, info: 
 
 
 def _frames_input(frames_dir: Path, info: VideoInfo) -> ffmpeg.nodes.FilterableStream:
-    return ffmpeg.input(str(frames_dir / FRAME_PATTERN), framerate=info.fps, start_number=1)
+    return ffmpeg.input(ffmpeg_path(frames_dir / FRAME_PATTERN), framerate=info.fps, start_number=1)
 
 
 def _encode_atomically(video: ffmpeg.nodes.FilterableStream, n_frames: int, info: VideoInfo, output: Path,
@@ -257,12 +270,12 @@ def _encode(video: ffmpeg.nodes.FilterableStream, n_frames: int, info: VideoInfo
                   r=info.fps, **{"frames:v": n_frames})
     if audio_source is not None and info.has_audio:
         start = float((first - 1) / fps)
-        audio = ffmpeg.input(str(audio_source), ss=start, t=float(n_frames / fps)).audio
+        audio = ffmpeg.input(ffmpeg_path(audio_source), ss=start, t=float(n_frames / fps)).audio
         streams.append(audio)
         try:
-            run_ffmpeg(ffmpeg.output(*streams, str(tmp), acodec="copy", **kwargs), "encoding the video")
+            run_ffmpeg(ffmpeg.output(*streams, ffmpeg_path(tmp), acodec="copy", **kwargs), "encoding the video")
         except UserError:
             # Some audio codecs (PCM, Vorbis) cannot go into MP4 as they are; AAC always can.
-            run_ffmpeg(ffmpeg.output(*streams, str(tmp), acodec="aac", **kwargs), "encoding the video")
+            run_ffmpeg(ffmpeg.output(*streams, ffmpeg_path(tmp), acodec="aac", **kwargs), "encoding the video")
     else:
-        run_ffmpeg(ffmpeg.output(video, str(tmp), **kwargs), "encoding the video")
+        run_ffmpeg(ffmpeg.output(video, ffmpeg_path(tmp), **kwargs), "encoding the video")

@@ -113,6 +113,8 @@ def _summary(event: UnitProgress) -> str:
 @click.option("--side-by-side", is_flag=True,
               help="Also write <output stem>_side_by_side.mp4 beside the output: the input frames left, the "
                    "stylized frames right.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing output video that this job did not write (refused otherwise).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def run_command(overrides: dict[str, dict[str, Any]], learning_rate: float | None, **opts: Any) -> None:
     """Stylize a video (or image sequence) INPUT; run again to resume.
@@ -130,7 +132,7 @@ def run_command(overrides: dict[str, dict[str, Any]], learning_rate: float | Non
         frames=parse_frame_range(opts["frame_range"]) if opts["frame_range"] else None,
         fps=opts["fps"], flow_files=opts["flow_files"], cuts=_ints(opts["cuts"], "--cuts"),
         make_video=not opts["no_video"], style_masks=tuple(opts["style_masks"]),
-        side_by_side=opts["side_by_side"])
+        side_by_side=opts["side_by_side"], overwrite=opts["overwrite"])
     if opts["plan_only"]:
         plan = prepare(request)
         click.echo(f"planned {len(plan.units)} units in {plan.job.root}; "

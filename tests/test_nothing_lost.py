@@ -1,0 +1,166 @@
+"""A user's files are sacred: no option, name or leftover folder makes a run destroy what it did
+not write (the nothing-lost issue), and a re-exported input never gets the old clip's result."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import make_clip
+from videostyle.cli import main
+from videostyle.images import load_image, save_image
+from videostyle.video_io import frame_name, is_image_sequence, probe_video
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+FAST = ["--flow", "dis", "--passes", "1", "--iterations", "2", "--coarse-passes", "0", "--init", "content",
+        "--style-layers", "relu1_1", "--content-layers", "relu2_2", "--width", "32", "-q"]
+
+
+def invoke(*args: str | Path):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): digest(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def refused(result, *words: str) -> None:
+    assert result.exit_code == 2, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("error:") and "Traceback" not in result.output, result.output
+    assert all(w in line for w in words), line
+
+
+def test_a_sequence_in_the_job_folders_frames_is_refused_and_kept(tiny_clip: Path, tiny_style: Path,
+                                                                   tmp_path: Path, monkeypatch) -> None:
+    shot = tmp_path / "shot"
+    (shot / "frames").mkdir(parents=True)
+    for i in range(1, 4):
+        save_image(shot / "frames" / f"shot_{i:04d}.png", load_image(tiny_style))
+    before = tree_digest(shot)
+    monkeypatch.chdir(shot)
+    refused(invoke("run", "frames/shot_%04d.png", "--fps", "10", "--style", tiny_style, "--job-dir", ".", *FAST),
+            "not empty")
+    assert tree_digest(shot) == before
+    # a job folder of its own is fine; a job whose frames/ holds the input is refused
+    assert invoke("run", "frames/shot_%04d.png", "--fps", "10", "--style", tiny_style, "--job-dir", "job",
+                  "--no-video", *FAST).exit_code == 0
+    job_frames = tree_digest(shot / "job" / "frames")
+    refused(invoke("run", "job/frames/frame_%05d.png", "--style", tiny_style, "--job-dir", "job", "--no-video",
+                   *FAST), "lies in frames/")
+    assert tree_digest(shot / "job" / "frames") == job_frames
+    assert {k: v for k, v in tree_digest(shot).items() if not k.startswith("job/")} == before
+
+
+def test_the_output_may_not_be_an_input(tiny_clip: Path, tiny_style: Path, tmp_path: Path) -> None:
+    clip = shutil.copy(tiny_clip, tmp_path / "in.mp4")
+    style = shutil.copy(tiny_style, tmp_path / "style.mp4")  # a style image with a video's name
+    link = tmp_path / "link.mp4"
+    link.symlink_to(clip)
+    before = digest(Path(clip))
+    for output, what in ((clip, "in.mp4"), (link, "in.mp4"), (tmp_path / "sub" / ".." / "in.mp4", "in.mp4"),
+                         (style, "style.mp4")):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        refused(invoke("run", clip, "--style", style, "--job-dir", tmp_path / "job", "-o", output, *FAST),
+                "is one of the inputs", what)
+    assert digest(Path(clip)) == before and not (tmp_path / "job").exists()
+
+
+def test_a_non_empty_folder_that_is_not_a_job_is_refused(tiny_clip: Path, tiny_style: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "P"
+    (folder / "frames").mkdir(parents=True)
+    (folder / "frames" / "keep.txt").write_text("mine")
+    (folder / "final").mkdir()
+    (folder / "final" / "grade.png").write_bytes(b"x")
+    before = tree_digest(folder)
+    refused(invoke("run", tiny_clip, "--style", tiny_style, "--job-dir", folder, "--no-video", *FAST),
+            "not empty and not a videostyle job")
+    assert tree_digest(folder) == before
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert invoke("run", tiny_clip, "--style", tiny_style, "--job-dir", empty, "--no-video", *FAST).exit_code == 0
+
+
+def test_a_reexported_input_gets_its_own_result_not_the_old_one(tiny_style: Path, tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    clip = make_clip(tmp_path / "clip.mp4", audio=False)
+    assert invoke("run", clip, "--style", tiny_style, *FAST).exit_code == 0
+    old_video = digest(tmp_path / "clip_stylized.mp4")
+    old_final = tree_digest(tmp_path / "clip.videostyle" / "final")
+    # the same name, length and size, other pictures (the test pattern mirrored)
+    os.remove(clip)
+    make_clip(tmp_path / "plain.mp4", audio=False)
+    import subprocess
+
+    from videostyle.video_io import ffmpeg_exe
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-y", "-i", tmp_path / "plain.mp4", "-vf", "hflip",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", clip], check=True)
+    result = invoke("run", clip, "--style", tiny_style, *FAST)
+    assert result.exit_code == 0, result.output
+    assert digest(tmp_path / "clip_stylized.mp4") != old_video
+    new_final = tree_digest(tmp_path / "clip.videostyle" / "final")
+    assert all(new_final[name] != old_final[name] for name in old_final)
+
+
+def test_another_input_of_the_same_name_is_refused_with_the_fix(tiny_clip: Path, tiny_style: Path,
+                                                                tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = shutil.copy(tiny_clip, tmp_path / "a" / "clip.mp4")
+    make_clip(tmp_path / "b" / "clip.mp4", size="48x48", audio=False)
+    assert invoke("run", first, "--style", tiny_style, *FAST, "--no-video").exit_code == 0
+    refused(invoke("run", tmp_path / "b" / "clip.mp4", "--style", tiny_style, *FAST, "--no-video"),
+            "another input", "--job-dir")
+
+
+def test_final_is_copies_and_hand_edits_there_are_never_lost(tiny_clip: Path, tiny_style: Path,
+                                                              tmp_path: Path) -> None:
+    job = tmp_path / "job"
+    args = ["run", tiny_clip, "--style", tiny_style, "--job-dir", job, "--no-video", *FAST]
+    assert invoke(*args).exit_code == 0
+    final = job / "final" / frame_name(2)
+    (cached,) = (job / "stylized").glob(f"*/pass_01/{frame_name(2)}")
+    cached_before = digest(cached)
+    save_image(final, load_image(final) // 2)  # a retouch in final/
+    edited = digest(final)
+    assert digest(cached) == cached_before  # the cache is not the retouched file
+    assert invoke(*args, "--style-weight", "1e3").exit_code == 0  # a new look republishes final/
+    assert digest(job / "final.edited-1" / frame_name(2)) == edited
+    assert digest(job / "final" / frame_name(2)) != edited
+
+
+def test_an_output_this_job_did_not_write_is_kept_unless_overwrite(tiny_clip: Path, tiny_style: Path,
+                                                                   tmp_path: Path) -> None:
+    output = tmp_path / "out.mp4"
+    output.write_bytes(b"someone's edit")
+    args = ["run", tiny_clip, "--style", tiny_style, "--job-dir", tmp_path / "job", "-o", output, *FAST]
+    refused(invoke(*args), "already exists and was not written by this job", "--overwrite")
+    assert output.read_bytes() == b"someone's edit"
+    assert invoke(*args, "--overwrite").exit_code == 0
+    assert probe_video(output).n_frames == 5
+    assert invoke(*args).exit_code == 0  # its own output, on the next run, is replaced without a word
+
+
+def test_file_names_are_data(tiny_clip: Path, tiny_style: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    percent = Path(shutil.copy(tiny_clip, tmp_path / "100%.mp4"))
+    protocol = Path(shutil.copy(tiny_clip, tmp_path / "concat:x.mp4"))
+    assert not is_image_sequence(percent) and is_image_sequence(tmp_path / "shot_%04d.png")
+    for clip in (Path("100%.mp4"), Path("concat:x.mp4")):
+        result = invoke("run", clip, "--style", tiny_style, "--job-dir", tmp_path / f"job_{clip.stem[:3]}",
+                        "-o", tmp_path / f"out_{clip.stem[:3]}.mp4", *FAST)
+        assert result.exit_code == 0, result.output
+        assert probe_video(tmp_path / f"out_{clip.stem[:3]}.mp4").n_frames == 5
+    assert percent.is_file() and protocol.is_file()

@@ -1,0 +1,107 @@
+"""What a run must never destroy: the files the user handed over, a folder that is not a job, and
+an output videostyle did not write.
+
+A job writes into its folder and into its one output, and replaces both freely; everything else
+on the user's disk is read-only to it. So before the first write the planner checks, in one line
+each, that the output is not one of the inputs (whatever path names it), that the job folder is
+empty, new or a videostyle job of this same input, and that an existing output was written by
+this job (or the user said ``--overwrite``). The model is git's: a command that would destroy
+work it did not make refuses and says how to go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from videostyle.errors import UserError
+from videostyle.jobdir import MANIFEST, JobDir
+from videostyle.verify import file_size
+from videostyle.video_io import is_image_sequence, list_sequence
+
+log = logging.getLogger(__name__)
+
+
+def input_files(path: Path) -> list[Path]:
+    """The files an input names: the video, or every image of a sequence (none when missing)."""
+    if is_image_sequence(path):
+        try:
+            return list_sequence(path)
+        except UserError:
+            return []
+    return [path] if path.exists() else []
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """``a`` and ``b`` are one file (hard link, symbolic link, other spelling), or the same path."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(os.path.abspath(a)) == Path(os.path.abspath(b))
+
+
+def check_output_is_not_an_input(output: Path, inputs: Iterable[Path]) -> None:
+    """The video to write is none of the user's inputs (the clip, a style image, a mask)."""
+    for path in inputs:
+        if same_file(output, path):
+            raise UserError(f"output {output} is one of the inputs ({path}); give another -o so it is not "
+                            "overwritten")
+
+
+def check_inputs_outside_job(job_root: Path, inputs: Iterable[Path]) -> None:
+    """No input lies in a folder the job rewrites (a sequence in ``JOB/frames`` would be replaced
+    by the extracted frames)."""
+    owned = [entry for entry in JobDir(job_root).entries() if entry.name not in (MANIFEST,)]
+    for path in inputs:
+        real = Path(os.path.realpath(path))
+        for entry in owned:
+            if real == Path(os.path.realpath(entry)) or real.is_relative_to(os.path.realpath(entry)):
+                raise UserError(f"input {path} lies in {entry.relative_to(job_root)}/ of the job folder {job_root}, "
+                                "which the job rewrites; give another --job-dir")
+
+
+def check_job_folder_is_ours(job_root: Path) -> None:
+    """The job folder is new, empty, or a videostyle job (its ``job.json``): never a user's folder
+    whose ``frames/`` or ``final/`` the job would replace."""
+    if not job_root.exists() or JobDir(job_root).exists():
+        return
+    if not job_root.is_dir():
+        raise UserError(f"job folder {job_root} is a file; give --job-dir a new or empty folder")
+    if any(job_root.iterdir()):
+        raise UserError(f"job folder {job_root} is not empty and not a videostyle job; give --job-dir a new or "
+                        "empty folder (a job folder's files are replaced as the job runs)")
+
+
+def check_job_is_of_this_input(job: JobDir, input_path: Path, identity: str) -> None:
+    """A job folder holds the job of one input: another clip that happens to have the same file
+    name (run from the same folder) is refused, not mixed with it. The same path with new content
+    (a re-export) is this input, changed: its frames are extracted again."""
+    manifest = job.read_manifest()
+    recorded_path = manifest.get("input")
+    frames = manifest.get("frames")
+    recorded_identity = frames.get("source") if isinstance(frames, dict) else None
+    if not isinstance(recorded_path, str) or not isinstance(recorded_identity, str):
+        return
+    if recorded_identity == identity or same_file(Path(recorded_path), input_path):
+        return
+    raise UserError(f"job folder {job.root} holds the job of another input ({recorded_path}); give this one "
+                    "its own --job-dir")
+
+
+def check_output_is_ours(output: Path, job_root: Path, recorded: object, overwrite: bool) -> None:
+    """An existing output is replaced only when this job wrote it (its manifest records that path
+    at that byte size, or it lies in the job folder, which is the job's own), or with
+    ``overwrite``; said either way before it is replaced."""
+    if not output.exists():
+        return
+    ours = ((isinstance(recorded, dict) and recorded.get("path") == str(output)
+             and recorded.get("bytes") == file_size(output))
+            or (JobDir(job_root).exists() and output.absolute().is_relative_to(job_root.absolute())))
+    if ours:
+        return
+    if not overwrite:
+        raise UserError(f"output {output} already exists and was not written by this job; give another -o, "
+                        "remove it, or pass --overwrite")
+    log.warning("note: %s exists and was not written by this job; it will be replaced (--overwrite)", output)
