@@ -43,7 +43,7 @@ def plan_job(clip: Path, style: Path, job: Path) -> None:
 
 
 def _lock_of(job: Path, pid: int) -> bool:
-    for lock in (job / "locks").glob("*.lock"):
+    for lock in (job / "locks").glob("*/*.lock"):
         try:
             if json.loads(lock.read_text()).get("pid") == pid:
                 return True

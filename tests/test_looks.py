@@ -307,20 +307,20 @@ def test_image_command_with_masks(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "1 style mask(s) for 2" in bad.output
 
 
-def test_a_worker_uses_the_jobs_masks_and_remakes_damaged_ones(tiny_clip: Path, tmp_path: Path) -> None:
+def test_a_worker_uses_the_jobs_masks_and_a_replan_remakes_damaged_ones(tiny_clip: Path, tmp_path: Path) -> None:
     red, blue = _red_blue(tmp_path / "in")
     left, right = _masks(tmp_path / "in" / "masks", 64, 48)
     job = tmp_path / "job"
-    planned = _invoke("run", tiny_clip, "--style", red, "--style", blue, "--style-mask", left, "--style-mask", right,
-                      "--job-dir", job, "--plan-only", *RUN_FAST, "--frames", "1-2", "--passes", "1")
+    args = ["run", tiny_clip, "--style", red, "--style", blue, "--style-mask", left, "--style-mask", right,
+            "--job-dir", job, "--plan-only", *RUN_FAST, "--frames", "1-2", "--passes", "1"]
+    planned = _invoke(*args)
     assert planned.exit_code == 0, planned.output
     kept = sorted((job / "masks").rglob("*.png"))
     kept[0].write_bytes(b"damaged")
+    again = _invoke("work", job, "--until-done")  # a worker reads no mask outside the job folder
+    assert again.exit_code == 2 and "style masks are damaged or missing; plan the job again" in again.output
+    assert len(again.output.strip().splitlines()) == 1
+    assert _invoke(*args).exit_code == 0  # the planner, where the masks are, makes them again
+    assert read_mask(kept[0])[:, :20].min() > 0.99
     worked = _invoke("work", job, "--until-done")
     assert worked.exit_code == 0, worked.output
-    assert read_mask(kept[0])[:, :20].min() > 0.99  # made again from the original
-    kept[0].write_bytes(b"damaged")
-    left.unlink()
-    again = _invoke("work", job, "--until-done")
-    assert again.exit_code == 2 and "style masks are damaged or missing" in again.output
-    assert len(again.output.strip().splitlines()) == 1

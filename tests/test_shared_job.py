@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from videostyle.cli import main
+from videostyle.errors import UserError
 
 FAST = ["--flow", "dis", "--passes", "1", "--iterations", "2", "--style-layers", "relu1_1",
         "--content-layers", "relu1_2", "--width", "32", "-q"]
@@ -103,8 +104,39 @@ def test_standard_entries_linked_out_of_the_job_are_refused(job: Path, tmp_path:
     elsewhere.mkdir()
     (elsewhere / "keep.txt").write_text("mine")
     (job / "final").symlink_to(elsewhere)
-    one_line_error(invoke("work", job, "--until-done"), "the job folder's final is a symbolic link leading outside it")
+    one_line_error(invoke("work", job, "--until-done"), "the job folder holds a symbolic link, final ->")
     assert (elsewhere / "keep.txt").read_text() == "mine"
+
+
+def test_a_link_at_any_depth_is_refused_by_the_plan_and_right_before_each_write(job: Path, tmp_path: Path) -> None:
+    """A link deep in the folder (a pass folder, a flow folder) is refused when the plan is read;
+    one planted after that (a worker keeps its plan for hours) is refused right before the write."""
+    from videostyle.executor import run_claimed
+    from videostyle.jobdir import try_lock
+    from videostyle.pipeline import plan_from_job
+
+    elsewhere = tmp_path / "home"
+    elsewhere.mkdir()
+    plan = plan_from_job(job)
+    unit = next(u for u in plan.units if u.stage == "stylize")
+    pass_dir = unit.outputs[0].parent
+    pass_dir.parent.mkdir(parents=True, exist_ok=True)
+    pass_dir.symlink_to(elsewhere, target_is_directory=True)
+    one_line_error(invoke("work", job), f"the job folder holds a symbolic link, {pass_dir.relative_to(job)} ->")
+    lock = try_lock(plan.job.locks_dir, unit.name)
+    with pytest.raises(UserError, match="is a symbolic link; refusing to write through it"):
+        run_claimed(unit, lock, plan.job)
+    pass_dir.unlink()
+    journal = job / "journal"
+    journal.mkdir(exist_ok=True)
+    record_elsewhere = tmp_path / "records"
+    record_elsewhere.mkdir()
+    journal.rename(tmp_path / "journal.real")
+    journal.symlink_to(record_elsewhere, target_is_directory=True)  # swapped after the plan's check
+    lock = try_lock(plan.job.locks_dir, unit.name)
+    with pytest.raises(UserError, match="journal is a symbolic link"):
+        run_claimed(unit, lock, plan.job)
+    assert list(elsewhere.iterdir()) == [] and list(record_elsewhere.iterdir()) == []
 
 
 def test_weights_and_flow_files_named_by_the_job_are_checked(job: Path, tmp_path: Path, tiny_clip: Path,
@@ -138,10 +170,17 @@ def _dead_pid() -> int:
 
 
 def test_plan_shows_a_unit_whose_local_worker_died_as_ready(job: Path) -> None:
-    """`plan` and the workers use one rule: a fresh lock of a dead process on this host is dead."""
-    lock = job / "locks" / "pass_01__frame_00001.lock"
-    lock.parent.mkdir(exist_ok=True)
+    """`plan` and the workers use one rule: a fresh lock of a dead process of this machine and
+    process namespace is dead at once."""
+    from videostyle.jobdir import process_identity
+
+    folder = job / "locks" / "pass_01__frame_00001"
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / "00000001.lock"
     for pid, state in ((_dead_pid(), "ready"), (os.getpid(), "running")):
-        lock.write_text(json.dumps({"token": "t", "host": socket.gethostname(), "pid": pid, "time": time.time()}))
+        holder = {**process_identity(), "token": "t", "ttl": 600, "pid": pid}
+        if pid != os.getpid():
+            holder["start"] = "0"
+        lock.write_text(json.dumps(holder))
         listing = invoke("plan", job).output.splitlines()
         assert f"{state:8} pass_01/frame_00001" in listing, listing

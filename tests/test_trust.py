@@ -126,9 +126,9 @@ def test_an_unrecorded_result_is_not_trusted(copy_of: Path, reference: Path, tin
     target, donor = stylized(job, f"pass_01/{frame_name(5)}"), stylized(job, f"pass_01/{frame_name(1)}")
     assert donor.read_bytes() != target.read_bytes()
     shutil.copyfile(donor, target)  # the right shape, not its result
-    lines = [line for line in (job / "journal.jsonl").read_text().splitlines()
-             if json.loads(line)["unit"] != "pass_01/frame_00005"]
-    (job / "journal.jsonl").write_text("\n".join(lines) + "\n")
+    (record,) = (job / "journal").glob("pass_01__frame_00005~*.json")
+    assert json.loads(record.read_text())["unit"] == "pass_01/frame_00005"
+    record.unlink()
     assert run_job(tiny_clip, tiny_style, job).exit_code == 0
     assert target.read_bytes() == stylized(reference, f"pass_01/{frame_name(5)}").read_bytes()
 
@@ -158,38 +158,48 @@ def planned(tiny_clip: Path, tiny_style: Path, tmp_path: Path) -> tuple[Path, Pa
     return job, clip, style
 
 
-def test_a_worker_re_extracts_a_damaged_frame(planned: tuple[Path, Path, Path]) -> None:
-    job, _, _ = planned
+def test_a_worker_reads_no_input_outside_the_job_and_says_to_plan_again(planned: tuple[Path, Path, Path]) -> None:
+    """A worker trusts nothing the job folder says of paths outside it: a damaged frame is not
+    re-extracted from ``request.input`` (which anyone with write access could point anywhere);
+    planning again, where the input is, repairs it."""
+    job, clip, style = planned
     good = (job / "frames" / frame_name(2)).read_bytes()
     truncate_in_place(job / "frames" / frame_name(2), 100)
     result = invoke("work", job)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2
+    assert result.output == (f"error: the job's frame frames/{frame_name(2)} is damaged or missing; a worker reads "
+                             "nothing outside the job folder: plan it again with `videostyle run ... --plan-only` "
+                             "where the input is\n")
+    replanned = invoke("run", clip, "--style", style, "--job-dir", job, "-o", job / "out.mp4", *FAST, "--plan-only")
+    assert replanned.exit_code == 0, replanned.output
     assert (job / "frames" / frame_name(2)).read_bytes() == good
 
 
-def test_a_worker_without_the_input_says_so_in_one_line(planned: tuple[Path, Path, Path]) -> None:
-    job, clip, _ = planned
-    truncate_in_place(job / "frames" / frame_name(2), 100)
-    clip.unlink()
-    result = invoke("work", job)
-    assert result.exit_code == 2
-    assert result.output == (f"error: the job's frame frames/{frame_name(2)} is damaged or missing and the input "
-                             f"{clip} is not on this machine to extract it again; run `videostyle run` where the "
-                             "input is\n")
-
-
-def test_a_worker_repairs_a_style_copy_or_says_the_original_is_gone(planned: tuple[Path, Path, Path]) -> None:
-    job, _, style = planned
+def test_a_worker_never_copies_a_style_from_outside_the_job(planned: tuple[Path, Path, Path]) -> None:
+    job, clip, style = planned
     (copy,) = (job / "styles").iterdir()
     truncate_in_place(copy, 20)
-    assert invoke("work", job).exit_code == 0
-    assert hashlib.sha256(copy.read_bytes()).hexdigest()[:16] in copy.name
-    truncate_in_place(copy, 20)
-    style.unlink()
     result = invoke("work", job)
     assert result.exit_code == 2
-    assert result.output.startswith(f"error: the job's copy of a style image (styles/{copy.name}) is damaged or "
-                                    f"missing and the original {style} is not on this machine or has changed")
+    assert result.output.startswith(f"error: the job's copy of a style image (styles/{copy.name}, of {style.name}) "
+                                    "is damaged or missing; plan the job again")
+    assert invoke("run", clip, "--style", style, "--job-dir", job, "-o", job / "out.mp4", *FAST,
+                  "--plan-only").exit_code == 0
+    assert hashlib.sha256(copy.read_bytes()).hexdigest()[:16] in copy.name
+
+
+def test_a_worker_of_a_job_without_a_frames_record_extracts_nothing(planned: tuple[Path, Path, Path],
+                                                                    tmp_path: Path) -> None:
+    job, _, _ = planned
+    manifest = json.loads((job / "job.json").read_text())
+    secret = tmp_path / "secret.mp4"
+    shutil.copyfile(planned[1], secret)
+    manifest.pop("frames")
+    manifest["request"]["input"] = str(secret)  # someone with write access points it elsewhere
+    (job / "job.json").write_text(json.dumps(manifest))
+    result = invoke("plan", job)
+    assert result.exit_code == 2 and "has no record of its frames" in result.output
+    assert len(list((job / "frames").iterdir())) == 5
 
 
 def test_flow_files_at_the_source_size_are_rescaled_to_the_work_size(tiny_clip: Path, tiny_style: Path,

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from videostyle.errors import UserError
-from videostyle.jobdir import JobDir, read_json, write_json
+from videostyle.jobdir import JobDir, check_no_link_on_the_way, read_json, write_json
 from videostyle.framestage import input_identity
 from videostyle.plan import JobPlan, RunResult
 from videostyle.units import EventCallback, StageEvent, ignore_events
@@ -84,7 +84,7 @@ def audio_source(plan: JobPlan) -> Path | None:
     """The input when this machine sees it, else the job folder's copy of its audio."""
     if not plan.info.is_video:
         return None
-    if plan.request.input.is_file() and input_identity(plan.request.input) == plan.frames_source:
+    if plan.reads_input and plan.request.input.is_file() and input_identity(plan.request.input) == plan.frames_source:
         return plan.request.input
     copy = plan.job.audio_copy
     if plan.info.has_audio and not copy.is_file():
@@ -113,6 +113,8 @@ def publish_final(plan: JobPlan) -> bool:
             same_content(job.final_path(i), src) for i, src in enumerate(sources, start=1)):
         return False
     staging = job.final_staging_dir()
+    for path in (staging, job.final_dir, job.final_marker):
+        check_no_link_on_the_way(job.root, path)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     for i, src in enumerate(sources, start=1):

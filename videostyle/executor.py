@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
-from videostyle.jobdir import JobDir, Lock, try_lock
+from videostyle.jobdir import JobDir, Lock, check_no_link_on_the_way, try_lock
 from videostyle.journal import record_done
 from videostyle.plan import JobPlan
 from videostyle.units import EventCallback, OutputCheck, StageEvent, Unit, UnitProgress, UnitResult, is_done
@@ -42,11 +42,21 @@ def claim(unit: Unit, job: JobDir, check: OutputCheck, lock_ttl: float) -> Lock 
 
 
 def run_claimed(unit: Unit, lock: Lock, job: JobDir) -> UnitResult:
-    """Do a claimed unit, record its outputs in the journal while it is still locked, release it."""
+    """Do a claimed unit, record its outputs in the journal while it is still locked, release it.
+
+    Its outputs are checked to lead nowhere outside the job just before it runs (the folder may
+    have changed since the plan was made), and its claim is checked to be still its own before the
+    record: a worker that paused past its lock's lifetime was replaced, and records nothing."""
     try:
         log.debug("running %s", unit.name)
+        for path in unit.outputs:
+            check_no_link_on_the_way(job.root, path)
         start = time.monotonic()
         result = unit.work() or UnitResult()
+        if not lock.still_held():
+            log.warning("%s: another worker took this unit over while this one worked (paused past the "
+                        "lock's lifetime?); its result is not recorded", unit.name)
+            return result
         record_done(job.root, unit.name, time.monotonic() - start, unit.outputs,
                     iterations=result.iterations, stop_reason=result.stop_reason)
         return result

@@ -39,7 +39,7 @@ def unit_states(plan: JobPlan, lock_ttl: float = 600.0) -> list[UnitState]:
     for unit in plan.units:
         if unit.name in done:
             state = "done"
-        elif lock_is_live(plan.job.lock_path(unit.name), lock_ttl):
+        elif lock_is_live(plan.job.locks_dir, unit.name, lock_ttl):
             state = "running"
         elif all(n in done for n in unit.needs):
             state = "ready"

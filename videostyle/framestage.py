@@ -23,7 +23,7 @@ from typing import Any
 from flow.atomic import atomic_write_bytes
 from videostyle.colors import ColorStats, color_stats, sample_frames
 from videostyle.errors import UserError
-from videostyle.jobdir import STYLE_COPY, JobDir, inside_job
+from videostyle.jobdir import STYLE_COPY, JobDir, check_no_link_on_the_way, inside_job
 from videostyle.config import VideoSettings, stage_key
 from videostyle.images import load_image
 from videostyle.shots import detect_cuts
@@ -110,6 +110,7 @@ def ensure_frames(job: JobDir, input_path: Path, info: VideoInfo, size: tuple[in
     if recorded is not None and recorded.made_from == made_from:
         return repair_frames(job, recorded, input_path)
     on_extract()
+    check_no_link_on_the_way(job.root, job.frames_dir)
     count = extract_frames(input_path, info, job.frames_dir, work_size, first, last)
     made = RecordedFrames(info, count, frames_content_key(job, count), work_size[0], work_size[1], first,
                           identity, tuple(_frame_bytes(job, count)), made_from)
@@ -133,13 +134,17 @@ def damaged_frames(job: JobDir, recorded: RecordedFrames) -> list[int]:
                                    recorded.sizes[i - 1] if recorded.sizes else None)]
 
 
-def repair_frames(job: JobDir, recorded: RecordedFrames, input_path: Path) -> RecordedFrames:
-    """Check every frame; re-extract the damaged or missing ones from the input."""
+def repair_frames(job: JobDir, recorded: RecordedFrames, input_path: Path | None) -> RecordedFrames:
+    """Check every frame; re-extract the damaged or missing ones from the input (the planner's;
+    a worker, ``input_path`` None, reads nothing outside the job folder and stops)."""
     damaged = damaged_frames(job, recorded)
     if not damaged:
         return recorded
     where = job.frame_path(damaged[0]).relative_to(job.root).as_posix()
     where += f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
+    if input_path is None:
+        raise UserError(f"the job's frame {where} is damaged or missing; a worker reads nothing outside the job "
+                        "folder: plan it again with `videostyle run ... --plan-only` where the input is")
     if not _input_is_here(input_path):
         raise UserError(f"the job's frame {where} is damaged or missing and the input {input_path} is not on "
                         "this machine to extract it again; run `videostyle run` where the input is")
@@ -184,8 +189,7 @@ def keep_style_copies(job: JobDir, styles: Sequence[Path]) -> list[str]:
 
 
 def verified_style_copies(job: JobDir, names: Any, originals: Sequence[Path]) -> tuple[Path, ...]:
-    """A worker's style images: the job's copies, each checked against the hash in its name (and
-    copied again from the original when that is here and unchanged)."""
+    """A worker's style images: the job's copies, each checked against the hash in its name."""
     if not (isinstance(names, list) and len(names) == len(originals) and all(isinstance(n, str) for n in names)):
         raise UserError("the job folder's list of style copies does not match its style images; "
                         "run `videostyle run` again")
@@ -193,20 +197,17 @@ def verified_style_copies(job: JobDir, names: Any, originals: Sequence[Path]) ->
 
 
 def _verified_copy(job: JobDir, name: str, original: Path) -> Path:
+    """A style copy that hashes to the digest in its name. A worker never reads the original
+    (the job folder's word for where it is may point anywhere): the planner copies it again."""
     copy = inside_job(job.root, name, "style copy")
     match = STYLE_COPY.fullmatch(name)
     if match is None:
         raise UserError(f"the job folder names a style copy {name!r}, not a file styles/N_<hash>.<ext>; "
                         "run `videostyle run` again")
-    digest = match[1]
-    if copy.is_file() and file_digest(copy) == digest:
+    if copy.is_file() and file_digest(copy) == match[1]:
         return copy
-    if original.is_file() and file_digest(original) == digest:
-        log.warning("the job's copy %s of %s was damaged or missing; copied again", name, original)
-        atomic_write_bytes(copy, original.read_bytes())
-        return copy
-    raise UserError(f"the job's copy of a style image ({name}) is damaged or missing and the original "
-                    f"{original} is not on this machine or has changed; run `videostyle run` where it is")
+    raise UserError(f"the job's copy of a style image ({name}, of {original.name}) is damaged or missing; "
+                    "plan the job again with `videostyle run ... --plan-only` where the styles are")
 
 
 def keep_audio_copy(job: JobDir, input_path: Path, info: VideoInfo) -> None:

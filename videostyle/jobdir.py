@@ -9,11 +9,11 @@ Layout (frames numbered from 1, flow files named as the authors' scripts name th
     JOB/stylized/<key>/pass_01/frame_00001.png  each pass's results
     JOB/stylized/<key>/anchors/frame_00003.png  anchor frames (one result for every pass)
     JOB/final/frame_00001.png, JOB/final.json   the frames of the finished video, their style key
-    JOB/locks/<unit>.lock                       who is working on what (expires); a unit is named
-                                                by its output's place: pass_01/frame_00001
+    JOB/locks/<unit>/00000001.lock              who is working on what (numbered claims that expire);
+                                                a unit is named by its output's place: pass_01/frame_00001
     JOB/styles/0_<digest>.jpg, JOB/audio.mka    the style images and the input's audio, for workers
 
-    JOB/journal.jsonl                           each finished unit and its files' byte sizes
+    JOB/journal/<unit>~<token>.json             each finished unit and its files' byte sizes
 
 Only data formats live here (images, .flo, .pgm, JSON, the audio stream as it was), so a folder
 can be shared between machines.
@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import threading
 import time
 import uuid
@@ -65,12 +64,40 @@ def inside_job(root: Path, name: str, what: str) -> Path:
     path = root / relative
     if not resolves_inside(path, root):
         raise UserError(f"the job folder's {what} {name} leads outside it (a symbolic link); refusing to use it")
+    check_no_link_on_the_way(root, path)
     return path
 
 
 def resolves_inside(path: Path, root: Path) -> bool:
     """``path``, symbolic links followed, is ``root`` or lies under it."""
     return path.resolve().is_relative_to(root.resolve())
+
+
+def check_no_link_on_the_way(root: Path, path: Path) -> None:
+    """Nothing between the job folder ``root`` and ``path`` (``path`` included) is a symbolic
+    link: checked right before a write, so a link planted in a shared folder after the plan was
+    checked still cannot send a worker's write elsewhere."""
+    try:
+        relative = Path(path).absolute().relative_to(Path(root).absolute())
+    except ValueError:
+        raise UserError(f"{path} is not inside the job folder {root}; refusing to write there") from None
+    current = Path(root).absolute()
+    for part in relative.parts:
+        current = current / part
+        if current.is_symlink():
+            raise UserError(f"the job folder's {current.relative_to(root)} is a symbolic link; refusing to write "
+                            "through it (remove it, or plan the job again)")
+
+
+def check_tree_has_no_links(root: Path) -> None:
+    """No entry anywhere in the job folder is a symbolic link (a frame, a pass folder, a flow):
+    a job writes and reads only its own files."""
+    for folder, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            path = Path(folder) / name
+            if path.is_symlink():
+                raise UserError(f"the job folder holds a symbolic link, {path.relative_to(root)} -> "
+                                f"{os.readlink(path)}; a job folder holds only its own files (remove it)")
 
 
 STYLE_COPY = re.compile(r"styles/\d+_([0-9a-f]{16})\.[A-Za-z0-9]{1,5}")  # a style copy's name in the job
@@ -104,14 +131,20 @@ class JobDir:
 
     def update_manifest(self, **entries: Any) -> dict[str, Any]:
         """Merge ``entries`` into the manifest (read, update, atomic write)."""
+        check_no_link_on_the_way(self.root, self.manifest_path)
         manifest = self.read_manifest()
         manifest.update(entries)
         write_json(self.manifest_path, manifest)
         return manifest
 
     @property
+    def journal_dir(self) -> Path:
+        """A record file per finished unit with its files' sizes (see ``videostyle.journal``)."""
+        return self.root / "journal"
+
+    @property
     def journal_path(self) -> Path:
-        """Append-only: a line per finished unit with its files' sizes (see ``videostyle.journal``)."""
+        """The one journal file of jobs made by older versions (read, never written)."""
         return self.root / "journal.jsonl"
 
     def create(self) -> None:
@@ -151,6 +184,7 @@ class JobDir:
         return self.root / "locks"
 
     def lock_path(self, unit: str) -> Path:
+        """The folder of ``unit``'s claims (see ``try_lock``)."""
         return lock_path(self.locks_dir, unit)
 
     @property
@@ -205,99 +239,211 @@ class JobDir:
 
     def entries(self) -> tuple[Path, ...]:
         """Every entry the job writes into or deletes (for the check that none leads outside)."""
-        return (self.manifest_path, self.journal_path, self.final_marker, self.frames_dir, self.flow_root,
+        return (self.manifest_path, self.journal_path, self.journal_dir, self.final_marker, self.frames_dir, self.flow_root,
                 self.stylized_root, self.final_dir, self.locks_dir, self.styles_dir, self.audio_copy,
                 self.masks_root)
+
+
+# ---------------------------------------------------------------- locks
+#
+# A unit's lock is a folder ``locks/<unit>/`` of numbered claims: ``N.lock`` is claim number N,
+# written once and then only touched by its holder's heartbeat; ``N.free`` says claim N was given
+# back. The unit is held by the highest-numbered claim when that is a ``.lock`` still alive. To
+# claim, a worker creates the next number with ``link()``, which fails when the name exists, on
+# NFS as locally: of several workers that find the unit free (or its holder dead), exactly one
+# gets the number, and there is no moment when two hold it. A holder that paused past its
+# lifetime finds a higher number before it publishes, and gives up (``Lock.still_held``).
+#
+# Ages are measured on the file server's clock: a lock's age is the difference between its mtime
+# and the mtime of a probe file the worker touches just then, both set by the server, so a client
+# whose clock runs fast or slow neither takes live locks nor keeps dead ones. Each claim stores
+# its own lifetime. The owner is a random token; the process id is only used to see at once that a
+# holder in this very process namespace and boot is gone (so a killed local run resumes without
+# waiting), never across hosts or containers, whose PIDs mean nothing here.
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _pid_namespace() -> str:
+    try:
+        stat = os.stat("/proc/self/ns/pid")
+    except OSError:
+        return ""
+    return f"{stat.st_dev}:{stat.st_ino}"
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22): a PID reused
+    by another process has another."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return ""
+    return fields[19] if len(fields) > 19 else ""
+
+
+def process_identity() -> dict[str, Any]:
+    """Who this process is, well enough to tell on this machine whether it still runs."""
+    return {"boot": _boot_id(), "pidns": _pid_namespace(), "pid": os.getpid(), "start": _start_time(os.getpid())}
+
+
+def _identity_is_gone(holder: dict[str, Any]) -> bool:
+    """The holder ran in this boot and PID namespace and its process no longer runs (with the
+    same start time). Anything else (another host, another container) is not known to be gone."""
+    here = process_identity()
+    if not (here["boot"] and here["pidns"]) or (holder.get("boot"), holder.get("pidns")) != (here["boot"], here["pidns"]):
+        return False
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    return _start_time(pid) != holder.get("start")
+
+
+def server_now(folder: Path) -> float:
+    """The file server's time: the mtime of a probe file it has just created in ``folder``."""
+    probe = folder / f".clock-{uuid.uuid4().hex}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+        os.utime(probe)  # no times given: the server sets its own
+        return probe.stat().st_mtime
+    except OSError:
+        return time.time()
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+_CLAIM = re.compile(r"(\d{8})\.(lock|free)")
+
+
+def _claims(folder: Path) -> list[tuple[int, str]]:
+    """The claims in a unit's lock folder, (number, "lock" | "free"), highest last."""
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted((int(m[1]), m[2]) for m in map(_CLAIM.fullmatch, names) if m)
+
+
+def _claim_path(folder: Path, number: int, kind: str = "lock") -> Path:
+    return folder / f"{number:08d}.{kind}"
 
 
 @dataclass
 class Lock:
     """An exclusive claim on one unit of work, kept alive by a heartbeat until released."""
 
-    path: Path
+    folder: Path
+    number: int
     token: str
     ttl: float
     _stop: threading.Event
     _thread: threading.Thread | None = None
+    lost: bool = False
+
+    @property
+    def path(self) -> Path:
+        return _claim_path(self.folder, self.number)
 
     def start_heartbeat(self) -> None:
         def beat() -> None:
-            while not self._stop.wait(self.ttl / 3):
+            while not self._stop.wait(self.ttl / 4):
                 try:
                     os.utime(self.path)
                 except FileNotFoundError:
+                    self.lost = True
                     return
 
         self._thread = threading.Thread(target=beat, daemon=True)
         self._thread.start()
 
+    def still_held(self) -> bool:
+        """This claim is still the unit's: its file holds our token and no later claim exists
+        (a worker paused past its lifetime has been replaced, and must not publish)."""
+        if self.lost or read_json(self.path).get("token") != self.token:
+            return False
+        return all(number <= self.number for number, _kind in _claims(self.folder))
+
     def release(self) -> None:
         self._stop.set()
         if self._thread:
             self._thread.join()
-        if read_json(self.path).get("token") == self.token:
-            try:
-                self.path.unlink()
-            except FileNotFoundError:
-                pass
+        if not self.still_held():
+            return
+        try:
+            os.close(os.open(_claim_path(self.folder, self.number, "free"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            pass
+        self.path.unlink(missing_ok=True)
 
 
 def try_lock(locks_dir: Path, unit: str, ttl: float = 600.0) -> Lock | None:
-    """Claim ``unit``, or return None if a live worker holds it.
-
-    A lock whose file has not been touched for ``ttl`` seconds belongs to a dead worker: it is
-    moved aside by rename (atomic, so only one of several contenders wins) and claimed afresh.
-    """
-    locks_dir.mkdir(parents=True, exist_ok=True)
-    path = lock_path(locks_dir, unit)
+    """Claim ``unit``, or return None if a live worker holds it (see the notes above)."""
+    folder = lock_path(locks_dir, unit)
+    check_no_link_on_the_way(locks_dir.parent, folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    check_no_link_on_the_way(locks_dir.parent, folder)
     token = uuid.uuid4().hex
-    body = json.dumps({"token": token, "host": socket.gethostname(), "pid": os.getpid(),
-                       "time": time.time()}).encode()
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            if lock_is_live(path, ttl):
-                return None
-            try:
-                os.rename(path, path.with_name(f"{path.name}.stale-{token}"))
-                os.unlink(path.with_name(f"{path.name}.stale-{token}"))
-            except FileNotFoundError:
-                pass  # another worker removed it first; try to create again
-            continue
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(body)
-        lock = Lock(path=path, token=token, ttl=ttl, _stop=threading.Event())
-        lock.start_heartbeat()
-        return lock
-    return None
+    claims = _claims(folder)
+    top = claims[-1] if claims else (0, "free")
+    if top[1] == "lock" and claim_is_live(_claim_path(folder, top[0]), ttl, server_now(folder)):
+        return None
+    number = top[0] + 1
+    body = json.dumps({"token": token, "ttl": ttl, "time": time.time(), **process_identity()}).encode()
+    draft = folder / f".draft-{token}"
+    fd = os.open(draft, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o644)
+    try:
+        os.write(fd, body)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(draft, _claim_path(folder, number))  # fails when the name exists: one winner
+    except FileExistsError:
+        return None
+    finally:
+        draft.unlink(missing_ok=True)
+    _forget_older_claims(folder, number)
+    lock = Lock(folder=folder, number=number, token=token, ttl=ttl, _stop=threading.Event())
+    lock.start_heartbeat()
+    return lock
+
+
+def _forget_older_claims(folder: Path, number: int) -> None:
+    for older, kind in _claims(folder):
+        if older < number:
+            _claim_path(folder, older, kind).unlink(missing_ok=True)
 
 
 def lock_path(locks_dir: Path, unit: str) -> Path:
-    return locks_dir / (unit.replace("/", "__") + ".lock")
+    """The lock folder of ``unit`` (a unit's name may hold a ``/``)."""
+    return locks_dir / unit.replace("/", "__")
 
 
-def lock_is_live(path: Path, ttl: float) -> bool:
-    """The one rule for whether a lock's holder still works on its unit (claiming and listing
-    alike): its heartbeat touched the file within ``ttl`` seconds, and, when it ran on this host,
-    its process still exists (a killed local run resumes without waiting)."""
+def claim_is_live(path: Path, default_ttl: float, now: float) -> bool:
+    """A claim's holder still works: its heartbeat touched the file within the lifetime the claim
+    stores (``default_ttl`` for claims without one), on the server's clock ``now``, and it is
+    not a process of this machine and namespace that is gone."""
     try:
-        age = time.time() - path.stat().st_mtime
+        mtime = path.stat().st_mtime
     except FileNotFoundError:
         return False
-    if age > ttl:
-        return False
     holder = read_json(path)
-    if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
-        return _process_alive(holder["pid"])
-    return True
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    ttl = holder.get("ttl", default_ttl)
+    ttl = ttl if isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and ttl > 0 else default_ttl
+    if now - mtime > ttl:
         return False
-    except PermissionError:
-        return True
-    return True
+    return not _identity_is_gone(holder)
+
+
+def lock_is_live(locks_dir: Path, unit: str, ttl: float) -> bool:
+    """The one rule for whether a unit is held (claiming and listing alike)."""
+    folder = lock_path(locks_dir, unit)
+    claims = _claims(folder)
+    if not claims or claims[-1][1] != "lock":
+        return False
+    return claim_is_live(_claim_path(folder, claims[-1][0]), ttl, server_now(folder))

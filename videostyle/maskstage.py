@@ -121,20 +121,16 @@ def keep_masks(job: JobDir, inputs: Sequence[MaskInput], size: tuple[int, int], 
 
 
 def job_masks(job: JobDir, given: Sequence[Path], size: tuple[int, int], first: int, count: int) -> MaskStore | None:
-    """A worker's masks: the job's, when every file is as recorded; else made again from the
-    originals (when they are on this machine)."""
+    """A worker's masks: the job's, when every file is as recorded. A worker reads nothing outside
+    the job folder (its record of where the originals are may point anywhere), so damaged masks
+    are made again by planning the job again."""
     if not given:
         return None
     recorded = _recorded_store(job, size)
     if recorded is not None and len(recorded.sequence) == len(given) and _intact(job, recorded, count):
         return recorded
-    try:
-        inputs = mask_inputs(given, len(given))
-    except UserError as exc:
-        raise UserError(f"the job's style masks are damaged or missing and cannot be made again here ({exc}); "
-                        "run `videostyle run` where the masks are") from None
-    log.warning("the job's style masks were damaged or missing; made again from %s", ", ".join(map(str, given)))
-    return keep_masks(job, inputs, size, first, count)
+    raise UserError("the job's style masks are damaged or missing; plan the job again with "
+                    "`videostyle run ... --plan-only` where the masks are")
 
 
 def _recorded_store(job: JobDir, size: tuple[int, int]) -> MaskStore | None:

@@ -34,7 +34,7 @@ from videostyle.flowstage import FlowPlan, plan_flows, planned_source, recorded_
 from videostyle.framestage import (RecordedFrames, clip_colors, ensure_frames, find_cuts, input_identity,
                                    keep_audio_copy, keep_style_copies, probe_input, recorded_frames, repair_frames)
 from videostyle.images import load_image
-from videostyle.jobdir import JobDir, resolves_inside
+from videostyle.jobdir import JobDir, check_tree_has_no_links
 from videostyle.journal import Ledger
 from videostyle.looks import frame_look, parse_keyframes
 from videostyle.maskstage import MaskInput, MaskStore, check_mask_frames, job_masks, keep_masks, mask_inputs, note_mask_sizes
@@ -120,16 +120,18 @@ def plan_from_job(job_dir: Path, output: Path | None = None) -> JobPlan:
     style_images, weights = check_before_any_work(request, job)
     check_same_weights(job, weights)
     recorded = recorded_frames(job)
-    info = recorded.info if recorded else probe_input(request.input, request.fps)
+    if recorded is None:
+        raise UserError(f"the job folder {job.root} has no record of its frames; a worker reads nothing outside "
+                        "it: plan the job again with `videostyle run ... --plan-only` where the input is")
+    info = recorded.info
+    check_run_fits((info.width, info.height), (recorded.width, recorded.height), None, request.settings)
     prepare_job_folder(job, chosen, request.make_video)
-    # a job planned before the frames were recorded in full: extracted as the planner would
-    frames = (repair_frames(job, recorded, request.input) if recorded
-              else extract_frames(job, request, info, on_extract=lambda: None))
+    frames = repair_frames(job, recorded, None)
     masks = job_masks(job, request.style_masks, (frames.width, frames.height), frames.first, frames.count)
     plan, _planner_records = plan_units(
         request, job, chosen, info, frames, style_images, masks,
         lambda: recorded_source(job, request.settings.flow.method, request.flow_files))
-    return plan
+    return dataclasses.replace(plan, reads_input=False)
 
 
 def side_by_side(job_dir: Path, output: Path | None = None) -> Path:
@@ -240,12 +242,12 @@ def prepare_job_folder(job: JobDir, output: Path, make_video: bool) -> None:
 
 
 def check_job_layout(job: JobDir) -> None:
-    """Every entry the job writes into or deletes stays inside the job folder: a share's user who
-    turned ``final`` into a link to their home must not make a worker write or delete there."""
-    for path in job.entries():
-        if path.is_symlink() and not resolves_inside(path, job.root):
-            raise UserError(f"the job folder's {path.name} is a symbolic link leading outside it "
-                            f"(to {os.readlink(path)}); refusing to write there")
+    """Nothing in the job folder is a symbolic link, at any depth: a share's user who turned
+    ``final`` or ``stylized/<key>/pass_01`` into a link to their home must not make a worker write
+    or delete there, nor ``frames/frame_00001.png`` into a link make it read any image. (Each
+    write checks its own path again, just before it is made.)"""
+    if job.root.is_dir():
+        check_tree_has_no_links(job.root)
 
 
 def check_same_weights(job: JobDir, weights: Path) -> None:

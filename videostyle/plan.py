@@ -32,6 +32,7 @@ class JobPlan:
     cuts: tuple[int, ...]
     check: OutputCheck  # whether a unit's output may be trusted (see videostyle.verify)
     frames_source: str = ""  # identity of the input the frames came from (see framestage.input_identity)
+    reads_input: bool = True  # False for a worker's plan: nothing outside the job folder is read
 
     @cached_property
     def units_by_critical_path(self) -> tuple[Unit, ...]:

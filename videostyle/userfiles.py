@@ -96,10 +96,11 @@ def check_output_is_ours(output: Path, job_root: Path, recorded: object, overwri
     ``overwrite``; said either way before it is replaced."""
     if not output.exists():
         return
-    ours = ((isinstance(recorded, dict) and recorded.get("path") == str(output)
-             and recorded.get("bytes") == file_size(output))
-            or (JobDir(job_root).exists() and output.absolute().is_relative_to(job_root.absolute())))
-    if ours:
+    if JobDir(job_root).exists() and output.absolute().is_relative_to(job_root.absolute()):
+        return
+    if isinstance(recorded, dict) and recorded.get("path") == str(output):
+        if recorded.get("bytes") != file_size(output):
+            log.warning("note: %s changed since this job wrote it; it is written again", output)
         return
     if not overwrite:
         raise UserError(f"output {output} already exists and was not written by this job; give another -o, "
