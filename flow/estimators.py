@@ -68,7 +68,11 @@ class _OpenCVEstimator(ABC):
         grey_a, grey_b = _pad_to_min_side(grey_a), _pad_to_min_side(grey_b)
         if self._engine is None:
             self._engine = self._create()
-        flw = self._compute(grey_a, grey_b)
+        try:
+            flw = self._compute(grey_a, grey_b)
+        except cv2.error as exc:  # e.g. "Insufficient memory": one line, not OpenCV's traceback
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "OpenCV error"
+            raise FlowError(f"{self.name} flow failed on {width}x{height} frames: {reason}") from None
         flw = np.ascontiguousarray(flw[:height, :width], dtype=np.float32)
         # Defensive: a NaN from a degenerate solve must not reach the consistency check.
         return np.nan_to_num(flw, nan=0.0, posinf=0.0, neginf=0.0)

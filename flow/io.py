@@ -11,6 +11,7 @@ floats like their C++ ``(char)value``: clipped to 0..255, then truncated toward 
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -28,17 +29,20 @@ _MAX_SIDE = 1 << 16
 def read_flo(path: str | Path) -> np.ndarray:
     """Read a Middlebury ``.flo`` file as HxWx2 float32 (u, v); FlowError if missing/malformed."""
     path = Path(path)
-    data = _read_bytes(path, "flow file")
-    if len(data) < _FLO_HEADER or data[:4] != FLO_TAG:
+    head, size = _read_head(path, "flow file")
+    if len(head) < _FLO_HEADER or head[:4] != FLO_TAG:
         raise FlowError(f"{path} is not a Middlebury .flo file (no PIEH tag)")
-    width, height = (int(v) for v in np.frombuffer(data, dtype="<i4", count=2, offset=4))
+    width, height = (int(v) for v in np.frombuffer(head, dtype="<i4", count=2, offset=4))
     if not (0 < width <= _MAX_SIDE and 0 < height <= _MAX_SIDE):
         raise FlowError(f"{path}: implausible flow size {width}x{height}")
     expected = _FLO_HEADER + 8 * width * height
-    if len(data) != expected:
-        what = "truncated" if len(data) < expected else "has trailing data"
-        raise FlowError(f"{path} is {what}: {len(data)} bytes, expected {expected} for "
+    if size != expected:  # checked before the file is read: a header is no reason to allocate
+        what = "truncated" if size < expected else "has trailing data"
+        raise FlowError(f"{path} is {what}: {size} bytes, expected {expected} for "
                         f"a {width}x{height} flow")
+    data = _read_bytes(path, "flow file")
+    if len(data) != expected:
+        raise FlowError(f"{path} changed while it was read")
     values = np.frombuffer(data, dtype="<f4", offset=_FLO_HEADER)
     return values.reshape(height, width, 2).astype(np.float32)
 
@@ -57,14 +61,22 @@ def read_pgm(path: str | Path) -> np.ndarray:
     Values are returned as stored, not rescaled by maxval (the authors' reader ignores it too).
     """
     path = Path(path)
-    data = _read_bytes(path, "PGM file")
-    magic = data[:2]
+    head, size = _read_head(path, "PGM file")
+    magic = head[:2]
     if magic not in (b"P5", b"P2"):
         raise FlowError(f"{path} is not a PGM file (no P5/P2 tag)")
-    (width, height, maxval), pos = _pgm_header_fields(data, path)
+    (width, height, maxval), pos = _pgm_header_fields(head, path)
     if not (0 < width <= _MAX_SIDE and 0 < height <= _MAX_SIDE and 0 < maxval <= 255):
         raise FlowError(f"{path}: unsupported PGM size {width}x{height} or maxval {maxval}")
     count = width * height
+    # at most 3 digits and a separator a pixel (plain), plus room for comments: anything longer
+    # is not this picture, and is refused before it is read
+    largest = pos + 1 + (count if magic == b"P5" else 4 * count + 4096)
+    if magic == b"P5" and size < pos + 1 + count:
+        raise FlowError(f"{path} is truncated: {max(0, size - pos - 1)} of {count} pixels")
+    if size > largest:
+        raise FlowError(f"{path} is {size} bytes, not a {width}x{height} PGM")
+    data = _read_bytes(path, "PGM file")
     if magic == b"P2":
         try:
             values = np.array([int(token) for token in data[pos:].split()[:count]], dtype=np.int64)
@@ -153,6 +165,22 @@ def reliable_file_name(t: int, s: int) -> str:
     if t == s:
         raise FlowError(f"no flow from frame {t} to itself")
     return f"reliable_{t}_{s}.pgm"
+
+
+_HEAD = 4096  # enough for any header we read (a PGM's may hold comments)
+
+
+def _read_head(path: Path, what: str) -> tuple[bytes, int]:
+    """The first bytes of a file and its size, without reading the rest."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(_HEAD), os.fstat(fh.fileno()).st_size
+    except FileNotFoundError:
+        raise FlowError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise FlowError(f"{what} {path} is a directory") from None
+    except PermissionError:
+        raise FlowError(f"cannot read {what} {path}: permission denied") from None
 
 
 def _read_bytes(path: Path, what: str) -> bytes:

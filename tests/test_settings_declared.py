@@ -111,7 +111,10 @@ def test_declared_choices_match_what_the_code_accepts() -> None:
     ("style", {"style_layers": "relu1_1"}, "style.style_layers must be a list of strings"),
     ("style", {"content_layers": ("relu9_9",)}, "unknown VGG-19 layer 'relu9_9'"),
     ("style", {"optimizer": "sgd"}, "style.optimizer must be one of: lbfgs, adam"),
-    ("flow", {"long_term": (1, 0)}, "flow.long_term must be at least 1 (got 0)"),
+    ("flow", {"long_term": (1, 0)}, "flow.long_term must be at least 1 and at most 1000 (got 0)"),
+    ("video", {"passes": 1_000_000_000}, "video.passes must be at most 1000 (got 1000000000)"),
+    ("video", {"iterations": 10**12}, "video.iterations must be at most 100000"),
+    ("video", {"width": 1_000_000}, "video.width must be at most 16384"),
 ])
 def test_settings_built_in_python_are_checked_by_the_same_declarations(section: str, values: dict[str, Any],
                                                                        message: str) -> None:

@@ -36,6 +36,13 @@ from videostyle import __version__
 from videostyle.errors import UserError
 from videostyle.looks import check_keyframes, keyframes_problem, parse_keyframes
 
+# Upper bounds of the settings that size work: far above any real use (the paper runs 15 passes of
+# 100 iterations, 2000 for a first frame; frames come up to 8K), low enough that no typo or edited
+# job folder asks for years of work or memory no machine has.
+MAX_PASSES = 1000
+MAX_ITERATIONS = 100_000
+MAX_SIDE = 16384
+MAX_FRAMES = 1_000_000
 STYLE_LAYERS_DEFAULT = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 SPEC = "videostyle.setting"  # the metadata key of a field's declaration
 RUN, IMAGE = "run", "image"  # commands that offer settings as options
@@ -157,7 +164,7 @@ class StyleSettings:
         (), "One weight per --style image, comma-separated, e.g. 3,1 (empty: equal).",
         minimum=0, rule=_not_all_zero, commands=BOTH)
     style_scale: float = setting(1.0, "Style image long side relative to the frame's.", minimum=0, above=True,
-                                 commands=BOTH)
+                                 maximum=8, commands=BOTH)
     pooling: str = setting("max", "VGG-19 pooling.", choices=("max", "avg"), commands=BOTH)
     optimizer: str = setting("lbfgs", "Optimiser.", choices=("lbfgs", "adam"), commands=BOTH)
     # Each optimiser has its own rate, so switching optimiser keeps a sensible step; the CLI's
@@ -170,7 +177,7 @@ class StyleSettings:
         1e-4, "Stop when the loss changed by less than this fraction over the interval (0 disables).",
         minimum=0, commands=BOTH)
     tol_loss_relative_interval: int = setting(50, "Iterations over which --tol-loss-relative is measured.",
-                                              minimum=1, commands=BOTH)
+                                              minimum=1, maximum=MAX_ITERATIONS, commands=BOTH)
     normalize_gradients: bool = setting(False, "L1-normalise each loss term's gradient.", commands=BOTH)
     color_transfer: str = setting(
         "none", "Keep the content's colours: luminance (transfer only the style's light/dark structure) or "
@@ -197,7 +204,7 @@ class FlowSettings:
                           noun="flow method")
     # Frame offsets J for long-term consistency; (1,) is short-term only.
     long_term: tuple[int, ...] = setting((1,), "Single-pass: frame offsets of the temporal loss, e.g. 1,10,20,40.",
-                                         minimum=1, rule=_not_empty)
+                                         minimum=1, maximum=MAX_PASSES, rule=_not_empty)
 
 
 @dataclass(frozen=True)
@@ -205,13 +212,18 @@ class VideoSettings:
     """How frames are stylized over time (Ruder et al.; option names follow the authors' scripts)."""
 
     algorithm: str = setting("multipass", "Temporal algorithm.", choices=("multipass", "singlepass"))
-    passes: int = setting(15, "Multi-pass: number of passes, directions alternating.", minimum=1)
+    passes: int = setting(15, "Multi-pass: number of passes, directions alternating.", minimum=1,
+                          maximum=MAX_PASSES)
     # Offered by `run --iterations N` (multi-pass) or `--iterations FIRST,REST` (single-pass).
-    iterations: int = setting(100, "Multi-pass: iterations per frame and pass.", minimum=1, commands=frozenset())
-    iterations_first: int = setting(2000, "Single-pass: iterations of the first frame.", minimum=1)
-    iterations_rest: int = setting(1000, "Single-pass: iterations of the other frames.", minimum=1)
+    iterations: int = setting(100, "Multi-pass: iterations per frame and pass.", minimum=1,
+                              maximum=MAX_ITERATIONS, commands=frozenset())
+    iterations_first: int = setting(2000, "Single-pass: iterations of the first frame.", minimum=1,
+                                    maximum=MAX_ITERATIONS)
+    iterations_rest: int = setting(1000, "Single-pass: iterations of the other frames.", minimum=1,
+                                   maximum=MAX_ITERATIONS)
     temporal_weight: float = setting(5e2, "Temporal loss weight.", minimum=0)
-    temporal_from: int = setting(8, "Multi-pass: first pass (1-based) with the temporal loss.", minimum=1)
+    temporal_from: int = setting(8, "Multi-pass: first pass (1-based) with the temporal loss.", minimum=1,
+                                 maximum=MAX_PASSES)
     # The authors' blendWeight and blendWeight_lastPass.
     blend_weight: float = setting(1.0, "Multi-pass: weight of the warped neighbour in the pass direction "
                                        "in a frame's start.", minimum=0)
@@ -225,7 +237,7 @@ class VideoSettings:
                               "moves with the scene.", choices=("independent", "propagate"))
     coarse_passes: int = setting(0, "Multi-pass: the first N passes optimise at --coarse-scale of the working "
                                     "size (about 1/scale² cheaper per iteration), later ones refine at full size.",
-                                 minimum=0)
+                                 minimum=0, maximum=MAX_PASSES)
     coarse_scale: float = setting(0.5, "Multi-pass: size of the coarse passes, relative to the working size.",
                                   minimum=0.1, maximum=1)
     init_rest: str = setting("prev_warped", "Single-pass: start of the frames after the first.",
@@ -235,7 +247,7 @@ class VideoSettings:
     seed: int = setting(0, "Seed of the random starts.", minimum=0, maximum=2**32 - 1, commands=BOTH)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N.", rule=_device_name, commands=BOTH)
     width: int = setting(0, "Work at this width, keeping the aspect ratio (0: the input's size).",
-                         rule=_zero_or_at_least(16, "the input's size"))
+                         rule=_zero_or_at_least(16, "the input's size"), maximum=MAX_SIDE)
     scene_cuts: str = setting("auto", "Detect scene cuts (auto) or treat the clip as one shot (off).",
                               choices=("auto", "off"))
     cut_threshold: float = setting(0.5, "Cut detection threshold on the cut score.", minimum=0, above=True,
@@ -245,7 +257,7 @@ class VideoSettings:
             "'1:1,0;120:0,1' fades from the first style to the second; linear between keyframes, constant "
             "outside; keyframes on consecutive frames switch at once.", rule=keyframes_problem, metavar="KEYFRAMES")
     segment_length: int = setting(0, "Split shots longer than this into segments stylized in parallel "
-                                     "(0: never).", rule=_zero_or_at_least(2, "no splitting"))
+                                     "(0: never).", rule=_zero_or_at_least(2, "no splitting"), maximum=MAX_FRAMES)
 
 
 @dataclass(frozen=True)

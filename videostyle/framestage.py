@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,22 @@ def probe_input(input_path: Path, fps: str) -> VideoInfo:
     return probe_video(input_path)
 
 
+# A PNG frame takes at most about its raw size (3 bytes a pixel, noise-like pictures); real footage
+# compresses to a half or a third of it, so this bound refuses only what cannot fit.
+PNG_BYTES_PER_PIXEL = 3
+
+
+def check_disk_for_frames(job: JobDir, count: int, size: tuple[int, int]) -> None:
+    """The frames fit on the job folder's disk before one is extracted (a small video can decode
+    to more PNG than the disk holds), said in one line with both figures."""
+    needed = count * size[0] * size[1] * PNG_BYTES_PER_PIXEL
+    existing = job.root if job.root.exists() else next(p for p in job.root.parents if p.exists())
+    free = shutil.disk_usage(existing).free
+    if needed > free:
+        raise UserError(f"{count} frames of {size[0]}x{size[1]} need up to {needed / 1e9:.1f} GB for PNG frames, "
+                        f"{free / 1e9:.1f} GB free on {existing}; free some space, or give --width or --frames")
+
+
 def ensure_frames(job: JobDir, input_path: Path, info: VideoInfo, size: tuple[int, int] | None,
                   width: int | None, frames: tuple[int, int | None] | None,
                   on_extract: Callable[[], None]) -> RecordedFrames:
@@ -109,6 +126,7 @@ def ensure_frames(job: JobDir, input_path: Path, info: VideoInfo, size: tuple[in
     recorded = recorded_frames(job)
     if recorded is not None and recorded.made_from == made_from:
         return repair_frames(job, recorded, input_path)
+    check_disk_for_frames(job, (last or info.n_frames) - first + 1, work_size)
     on_extract()
     check_no_link_on_the_way(job.root, job.frames_dir)
     count = extract_frames(input_path, info, job.frames_dir, work_size, first, last)

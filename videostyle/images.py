@@ -1,4 +1,5 @@
-"""Image files: loading with clear errors, atomic PNG writes, resizing.
+"""Image files: loading with clear errors (sizes checked from the header first), atomic PNG
+writes, resizing.
 
 Images in memory are HxWx3 RGB numpy arrays: uint8, or float32 in 0..255.
 """
@@ -9,16 +10,44 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import PIL.Image
 
 from flow.atomic import atomic_write_bytes
 from videostyle.errors import UserError
 
 
+# 16384 x 8192: above any frame or painting this tool works with (a 16K panorama), and what a
+# decoded image of that size takes (384 MiB as RGB) fits a small machine. A file claiming more is
+# refused from its header, before a byte of pixels is decoded (a tiny PNG can claim 65535 x 65535).
+# Below Pillow's own decompression-bomb limit, so that limit never speaks first.
+MAX_IMAGE_PIXELS = 1 << 27
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from an image file's header, without decoding it (Pillow reads headers
+    lazily); None when Pillow does not know the format. Raises UserError for a header claiming
+    more than ``MAX_IMAGE_PIXELS``."""
+    try:
+        with PIL.Image.open(path) as image:
+            size = image.size
+    except PIL.Image.DecompressionBombError:
+        size = None  # past Pillow's own limit, which lies above ours
+    except (PIL.UnidentifiedImageError, OSError, ValueError):
+        return None
+    if size is None or size[0] * size[1] > MAX_IMAGE_PIXELS:
+        claimed = f" is {size[0]}x{size[1]}," if size else ""
+        raise UserError(f"image {path}{claimed} claims more than the {MAX_IMAGE_PIXELS:,} pixels videostyle "
+                        "reads; scale it down first")
+    return size
+
+
 def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as HxWx3 uint8 RGB; a missing or unreadable file is a UserError."""
+    """Read an image file as HxWx3 uint8 RGB; a missing or unreadable file, or one whose header
+    claims more than ``MAX_IMAGE_PIXELS``, is a UserError."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"image not found: {path}")
+    image_size(path)
     data = np.fromfile(str(path), dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:

@@ -9,7 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from videostyle.config import Settings, from_dict, validate
+from videostyle.config import MAX_FRAMES, MAX_SIDE, Settings, from_dict, validate
 from videostyle.errors import UserError
 from videostyle.jobdir import JobDir, inside_job
 from videostyle.framestage import verified_style_copies
@@ -52,10 +52,11 @@ def check_request(request: RunRequest) -> None:
     validate(request.settings, len(request.styles))
     if not request.styles:
         raise UserError("at least one --style image is needed")
-    if request.size is not None and not (_is_pair_of_ints(request.size) and min(request.size) >= 16):
-        raise UserError(f"size must be (width, height), each at least 16 (got {request.size!r})")
-    if request.width is not None and not (_is_int(request.width) and request.width >= 16):
-        raise UserError(f"width must be a whole number of at least 16 (got {request.width!r})")
+    if request.size is not None and not (_is_pair_of_ints(request.size) and 16 <= min(request.size)
+                                         and max(request.size) <= MAX_SIDE):
+        raise UserError(f"size must be (width, height), each from 16 to {MAX_SIDE} (got {request.size!r})")
+    if request.width is not None and not (_is_int(request.width) and 16 <= request.width <= MAX_SIDE):
+        raise UserError(f"width must be a whole number from 16 to {MAX_SIDE} (got {request.width!r})")
     if request.frames is not None:
         check_frame_range(request.frames)
     parse_fps(request.fps)
@@ -102,6 +103,9 @@ def check_frames_of_clip(request: RunRequest, n_frames: int) -> None:
         raise UserError(f"frame range {first}-{last} ends after the last frame: the clip has {n_frames} "
                         f"frames (give {first}-{n_frames} or {first}-)")
     count = job_frame_count(request, n_frames)
+    if count > MAX_FRAMES:
+        raise UserError(f"the job would have {count:,} frames, more than the {MAX_FRAMES:,} videostyle takes; "
+                        "give a --frames range")
     bad = [c for c in request.cuts or () if c > count]
     if bad:
         raise UserError(f"cut frame(s) {bad} outside the clip's frames 1-{count}")

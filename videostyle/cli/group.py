@@ -8,6 +8,7 @@ import sys
 import click
 
 from videostyle import __version__
+from flow.errors import FlowError
 from videostyle.errors import UserError
 
 
@@ -17,8 +18,12 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except UserError as exc:
+        except (UserError, FlowError) as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except MemoryError:
+            click.echo("error: out of memory; finished work is kept: work at a smaller --width, or free memory",
+                       err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted; finished work is kept, run the same command to resume", err=True)
