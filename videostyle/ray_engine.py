@@ -135,7 +135,7 @@ def run_units_on_ray(plan: JobPlan, engine: RayExecutor, emit: EventCallback) ->
         if is_done(unit, plan.check):
             continue
         deps = [refs[n] for n in unit.needs if n in refs]
-        task = remote.options(**unit_resources(unit, gpus))
+        task = remote.options(name=unit.name, **unit_resources(unit, gpus))  # named in Ray's task list
         refs[unit.name] = task.remote(job_dir, unit.name, engine.lock_ttl, *deps)
     pending = list(refs.values())
     done_count = len(plan.units) - len(pending)
