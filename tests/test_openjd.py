@@ -136,6 +136,9 @@ def test_openjd_runs_the_whole_job_as_a_local_run_would(tiny_clip: Path, tiny_st
     assert ran.returncode == 0 and "Session ended successfully" in log, log
     assert log.count("Worker(INT) = ") == 2 and "openjd_progress: 100.0" in log
     assert "openjd_status: did 0 unit(s); job finished" in log  # the encode step found every unit done
+    # the worker tasks left the video to the encode step (--no-finish): it is encoded once, there
+    assert log.count("openjd_status: encoding the video") == 1
+    assert log.index("openjd_status: encoding the video") > log.index(f"Running step '{FINISH_STEP}'")
 
     local = invoke("work", alone, "--until-done", "--progress", "none")
     assert local.exit_code == 0, local.output
