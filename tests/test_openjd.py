@@ -62,6 +62,16 @@ def test_useful_parallelism_is_the_widest_level_of_the_plan() -> None:
     assert useful_parallelism([]) == 1
 
 
+@pytest.mark.parametrize("device, gpus", [("cuda", 1), ("cuda:1", 1), ("auto", 0), ("cpu", 0)])
+def test_a_job_set_to_stylize_on_cuda_asks_for_a_gpu_host(device: str, gpus: int) -> None:
+    from types import SimpleNamespace
+
+    from videostyle.openjd import default_gpus
+
+    plan = SimpleNamespace(request=SimpleNamespace(settings=SimpleNamespace(video=SimpleNamespace(device=device))))
+    assert default_gpus(plan) == gpus  # type: ignore[arg-type]
+
+
 def test_the_bundle_describes_the_planned_job(tiny_clip: Path, tiny_style: Path, tmp_path: Path) -> None:
     job = tmp_path / "bundle" / "job"
     plan(tiny_clip, tiny_style, job)
