@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -160,6 +161,17 @@ def test_openjd_runs_the_whole_job_as_a_local_run_would(tiny_clip: Path, tiny_st
     from videostyle.video_io import probe_video
     info = probe_video(job / "tiny_stylized.mp4")
     assert (info.n_frames, info.has_audio) == (5, True)
+
+    # the share mounted elsewhere on this worker: the farm's path mapping rewrites the PATH parameters
+    mounted = tmp_path / "mounted"
+    mounted.mkdir()
+    job.rename(mounted / "job")
+    rules = json.dumps({"version": "pathmapping-1.0", "path_mapping_rules": [
+        {"source_path_format": "POSIX", "source_path": "/mnt/share", "destination_path": str(mounted)}]})
+    ran = openjd("run", tmp_path / "bundle" / "template.yaml", "--step", FINISH_STEP, "-p", "JobDir=/mnt/share/job",
+                 "-p", "Output=/mnt/share/job/mapped.mp4", "--path-mapping-rules", rules, tmp_path=tmp_path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert probe_video(mounted / "job" / "mapped.mp4").n_frames == 5
 
 
 def test_openjd_progress_lines(capsys: pytest.CaptureFixture[str]) -> None:
