@@ -124,7 +124,7 @@ def test_stylization_units_ask_for_the_gpus_the_device_needs_and_flow_units_for_
     from videostyle.ray_engine import stylize_gpus, unit_resources
     from videostyle.units import Unit
 
-    assert stylize_gpus("cuda", None, cluster_gpus=4) == stylize_gpus("cuda:1", None, cluster_gpus=4) == 1
+    assert stylize_gpus("cuda", None, cluster_gpus=4) == stylize_gpus("cuda:0", None, cluster_gpus=4) == 1
     assert stylize_gpus("auto", None, cluster_gpus=2) == 1  # Ray would hide the GPUs from a task asking none
     assert stylize_gpus("auto", None, cluster_gpus=0) == 0
     assert stylize_gpus("cpu", None, cluster_gpus=2) == 0
@@ -133,11 +133,13 @@ def test_stylization_units_ask_for_the_gpus_the_device_needs_and_flow_units_for_
     frame = Unit("pass_01/frame_00001", "stylize", (), (), lambda: None)
     assert unit_resources(flow, 0.5) == {"num_cpus": 1, "num_gpus": 0}
     assert unit_resources(frame, 0.5) == {"num_cpus": 1, "num_gpus": 0.5}
+    assert stylize_gpus("cuda:1", 2, cluster_gpus=4) == 2  # a task given two GPUs sees cuda:0 and cuda:1
 
 
 @pytest.mark.parametrize("device, gpus, message", [
     ("cpu", "1", "error: --ray-gpus 1 asks a CUDA GPU for each stylization task, but --device cpu does not"),
     ("cuda", "0", "error: --ray-gpus 0 hides the GPUs from the tasks, but --device cuda stylizes on one"),
+    ("cuda:1", "1", "error: --device cuda:1 names a GPU, but Ray shows each task only the 1 it is given"),
 ])
 def test_ray_gpus_against_the_device_is_refused_before_any_work(tiny_clip: Path, tiny_style: Path, tmp_path: Path,
                                                                device: str, gpus: str, message: str) -> None:

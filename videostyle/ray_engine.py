@@ -15,6 +15,7 @@ hold a GPU that a stylization task could use.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -158,10 +159,16 @@ def run_units_on_ray(plan: JobPlan, engine: RayExecutor, emit: EventCallback) ->
 
 
 def check_gpu_request(device: str, gpus_per_task: float | None) -> None:
-    """``--ray-gpus`` that contradicts ``--device``: one line, before any work."""
+    """``--ray-gpus`` that contradicts ``--device``, or a GPU index a task cannot see: one line,
+    before any work."""
+    kind = _device_kind(device)
+    index = device.strip().partition(":")[2]
+    visible = math.ceil(gpus_per_task) if gpus_per_task else 1  # Ray shows a task only its own GPUs
+    if kind == "cuda" and index.isdigit() and int(index) >= visible:
+        raise UserError(f"--device {device} names a GPU, but Ray shows each task only the {visible} it is given "
+                        "(as cuda:0); use --device cuda")
     if gpus_per_task is None:
         return
-    kind = _device_kind(device)
     if gpus_per_task > 0 and kind in ("cpu", "mps"):
         raise UserError(f"--ray-gpus {gpus_per_task:g} asks a CUDA GPU for each stylization task, but --device "
                         f"{device} does not stylize on one; drop one of them")
