@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -82,17 +84,73 @@ def test_two_workers_one_killed_mid_unit(tiny_clip: Path, tiny_style: Path, tmp_
         np.testing.assert_array_equal(x, y)
 
 
+@pytest.fixture()
+def ray_with_a_gpu():
+    """An embedded Ray that says it has a GPU (none is needed: Ray only counts it), shut down after."""
+    ray = pytest.importorskip("ray")
+    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
 @pytest.mark.slow
-def test_ray_engine_matches_local(tiny_clip: Path, tiny_style: Path, tmp_path: Path) -> None:
-    pytest.importorskip("ray")
+@pytest.mark.farm
+def test_ray_engine_matches_local_and_gives_a_gpu_to_stylization_only(
+        ray_with_a_gpu, tiny_clip: Path, tiny_style: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from click.testing import CliRunner
+    from videostyle.cli import main
+
     common = ["--style", tiny_style, "--segment-length", "2", "--no-video", *FAST]
-    finished(videostyle("run", tiny_clip, "--job-dir", tmp_path / "ray", "--engine", "ray", "--ray-cpus", "2",
-                        *common), timeout=600)
+    caplog.set_level(logging.DEBUG, logger="videostyle.ray_engine")
+    result = CliRunner().invoke(main, [str(a) for a in ("run", tiny_clip, "--job-dir", tmp_path / "ray",
+                                                        "--engine", "ray", *common)])
+    assert result.exit_code == 0, result.output
     finished(videostyle("run", tiny_clip, "--job-dir", tmp_path / "local", *common))
     journal = Counter(entry["unit"] for entry in read_journal(tmp_path / "ray"))
     assert journal and max(journal.values()) == 1
     for x, y in zip(final_frames(tmp_path / "ray"), final_frames(tmp_path / "local"), strict=True):
         np.testing.assert_array_equal(x, y)
+    # what Ray gave each task, as the task itself saw it
+    given = dict(m.groups() for m in map(RAN_ON_RAY.match, caplog.messages) if m)
+    assert len(given) == len(journal)
+    assert {given[name] for name in given if name.startswith("flow/")} == {"CPU 1"}
+    assert {given[name] for name in given if not name.startswith("flow/")} == {"CPU 1, GPU 1"}
+
+
+RAN_ON_RAY = re.compile(r"(\S+) ran on Ray with (.+)$")
+
+
+def test_stylization_units_ask_for_the_gpus_the_device_needs_and_flow_units_for_none() -> None:
+    from videostyle.ray_engine import stylize_gpus, unit_resources
+    from videostyle.units import Unit
+
+    assert stylize_gpus("cuda", None, cluster_gpus=4) == stylize_gpus("cuda:0", None, cluster_gpus=4) == 1
+    assert stylize_gpus("auto", None, cluster_gpus=2) == 1  # Ray would hide the GPUs from a task asking none
+    assert stylize_gpus("auto", None, cluster_gpus=0) == 0
+    assert stylize_gpus("cpu", None, cluster_gpus=2) == 0
+    assert stylize_gpus("auto", 0.5, cluster_gpus=2) == 0.5 and stylize_gpus("auto", 0, cluster_gpus=2) == 0
+    flow = Unit("flow/1-2", "flow", (), (), lambda: None)
+    frame = Unit("pass_01/frame_00001", "stylize", (), (), lambda: None)
+    assert unit_resources(flow, 0.5) == {"num_cpus": 1, "num_gpus": 0}
+    assert unit_resources(frame, 0.5) == {"num_cpus": 1, "num_gpus": 0.5}
+    assert stylize_gpus("cuda:1", 2, cluster_gpus=4) == 2  # a task given two GPUs sees cuda:0 and cuda:1
+
+
+@pytest.mark.parametrize("device, gpus, message", [
+    ("cpu", "1", "error: --ray-gpus 1 asks a CUDA GPU for each stylization task, but --device cpu does not"),
+    ("cuda", "0", "error: --ray-gpus 0 hides the GPUs from the tasks, but --device cuda stylizes on one"),
+    ("cuda:1", "1", "error: --device cuda:1 names a GPU, but Ray shows each task only the 1 it is given"),
+])
+def test_ray_gpus_against_the_device_is_refused_before_any_work(tiny_clip: Path, tiny_style: Path, tmp_path: Path,
+                                                               device: str, gpus: str, message: str) -> None:
+    from click.testing import CliRunner
+    from videostyle.cli import main
+
+    result = CliRunner().invoke(main, ["run", str(tiny_clip), "--style", str(tiny_style), "--job-dir",
+                                       str(tmp_path / "job"), "--engine", "ray", "--ray-gpus", gpus,
+                                       "--device", device])
+    assert result.exit_code == 2 and result.output.startswith(message), result.output
+    assert result.output.count("\n") == 1 and not (tmp_path / "job").exists()
 
 
 def test_ray_client_address_without_the_client_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,11 +19,12 @@ from videostyle.executor import claim, run_claimed
 from videostyle.jobdir import Lock, lock_is_live, try_lock
 from videostyle.pipeline import plan_from_job
 from videostyle.plan import JobPlan
-from videostyle.units import EventCallback, Unit, UnitProgress, ignore_events, is_done
+from videostyle.units import EventCallback, StageEvent, Unit, UnitProgress, ignore_events, is_done
 
 log = logging.getLogger(__name__)
 
 FINISH_UNIT = "finish"
+WORK_STAGE = "work"  # the stage a worker announces: the job's units, of which others may do some
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ def claim_next(plan: JobPlan, lock_ttl: float, done: set[str] | None = None) -> 
 @dataclass
 class WorkReport:
     units_done: int = 0
-    finished: bool = False
+    all_done: bool = False  # every unit of the job is done
+    finished: bool = False  # and this worker published the final frames and the video
 
 
 @dataclass
@@ -78,14 +80,17 @@ class FarmWorker:
     """One farm worker as an executor: it claims the free unit with the longest chain of work
     behind it, does it and returns, or (``until_done``) goes on until no unit is left. A worker
     that finds every unit done publishes the final frames and encodes the video, if it gets the
-    ``finish`` lock. What it did is kept in ``report``."""
+    ``finish`` lock, unless ``finish`` is off (a farm job that ends with a step of its own for
+    that, see ``videostyle.openjd``). What it did is kept in ``report``."""
 
     until_done: bool = False
     lock_ttl: float = 600.0
     poll_seconds: float = 2.0
+    finish: bool = True
     report: WorkReport = field(default_factory=WorkReport)
 
     def run(self, plan: JobPlan, emit: EventCallback) -> None:
+        emit(StageEvent(WORK_STAGE, len(plan.units)))
         done: set[str] = set()  # the units seen done, brought up to date by every claim
         while True:
             claimed = claim_next(plan, self.lock_ttl, done)
@@ -95,7 +100,8 @@ class FarmWorker:
                     return
                 continue
             if all(is_done(u, plan.check) for u in plan.units):
-                self.report.finished = _finish_once(plan, self.lock_ttl)
+                self.report.all_done = True
+                self.report.finished = self.finish and _finish_once(plan, self.lock_ttl, emit)
                 return
             if self.report.units_done and not self.until_done:
                 return
@@ -111,21 +117,23 @@ class FarmWorker:
 
 
 def work(job_dir: Path, *, until_done: bool = False, lock_ttl: float = 600.0, poll_seconds: float = 2.0,
-         on_progress: EventCallback | None = None, output: Path | None = None) -> WorkReport:
+         on_progress: EventCallback | None = None, output: Path | None = None, weights: Path | None = None,
+         finish: bool = True) -> WorkReport:
     """``videostyle work``: one free unit of the job in ``job_dir`` (or, with ``until_done``, units
-    until none is left), then the job's end if it is done (see ``FarmWorker``). The video goes to
-    ``output``, or into the job folder (see ``plan_from_job``)."""
-    worker = FarmWorker(until_done=until_done, lock_ttl=lock_ttl, poll_seconds=poll_seconds)
-    worker.run(plan_from_job(job_dir, output), on_progress or ignore_events)
+    until none is left), then the job's end if it is done and ``finish`` (see ``FarmWorker``).
+    The video goes to ``output``, or into the job folder; ``weights`` is where this machine has
+    the job's VGG-19 weights (see ``plan_from_job``)."""
+    worker = FarmWorker(until_done=until_done, lock_ttl=lock_ttl, poll_seconds=poll_seconds, finish=finish)
+    worker.run(plan_from_job(job_dir, output, weights), on_progress or ignore_events)
     return worker.report
 
 
-def _finish_once(plan: JobPlan, lock_ttl: float) -> bool:
+def _finish_once(plan: JobPlan, lock_ttl: float, emit: EventCallback) -> bool:
     lock = try_lock(plan.job.locks_dir, FINISH_UNIT, lock_ttl)
     if lock is None:
         return False
     try:
-        finish(plan)
+        finish(plan, emit)
         return True
     finally:
         lock.release()

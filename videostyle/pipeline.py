@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from videostyle.assemble import finish, publish_final, side_by_side_path, write_side_by_side
 from videostyle.colors import ColorStats
-from videostyle.config import Settings, stage_key
+from videostyle.config import Settings, StyleSettings, stage_key
 from videostyle.errors import UserError
 from videostyle.executor import Executor, LocalExecutor
 from videostyle.flowstage import FlowPlan, plan_flows, planned_source, recorded_source
@@ -101,7 +101,7 @@ def prepare(request: RunRequest, emit: EventCallback | None = None) -> JobPlan:
     return plan
 
 
-def plan_from_job(job_dir: Path, output: Path | None = None) -> JobPlan:
+def plan_from_job(job_dir: Path, output: Path | None = None, weights: Path | None = None) -> JobPlan:
     """A job's plan from its folder alone, as a farm or Ray worker sees it: the frames, video facts,
     style images and audio the planner kept there, so a worker needs neither the input nor the
     planning machine's paths, and never decodes the input again. Nothing the planner recorded
@@ -109,7 +109,8 @@ def plan_from_job(job_dir: Path, output: Path | None = None) -> JobPlan:
 
     The folder may have been edited by anyone who can write to the share, so a worker writes only
     inside it and to ``output`` (given on the worker's own command line): without one, the video
-    goes into the job folder under the name the planner gave it.
+    goes into the job folder under the name the planner gave it. ``weights`` is where the planner's
+    VGG-19 weights lie on this machine, when not at the planner's path (checked to be the same file).
     """
     request = load_request(job_dir)
     assert request.job_dir is not None
@@ -117,7 +118,7 @@ def plan_from_job(job_dir: Path, output: Path | None = None) -> JobPlan:
     request = dataclasses.replace(request, output=chosen)
     job = JobDir(request.job_dir.absolute())
     check_request(request)
-    style_images, weights = check_before_any_work(request, job)
+    style_images, weights = check_before_any_work(request, job, weights)
     check_same_weights(job, weights)
     recorded = recorded_frames(job)
     if recorded is None:
@@ -130,7 +131,7 @@ def plan_from_job(job_dir: Path, output: Path | None = None) -> JobPlan:
     masks = job_masks(job, request.style_masks, (frames.width, frames.height), frames.first, frames.count)
     plan, _planner_records = plan_units(
         request, job, chosen, info, frames, style_images, masks,
-        lambda: recorded_source(job, request.settings.flow.method, request.flow_files))
+        lambda: recorded_source(job, request.settings.flow.method, request.flow_files), weights)
     return dataclasses.replace(plan, reads_input=False)
 
 
@@ -156,10 +157,11 @@ def extract_frames(job: JobDir, request: RunRequest, info: VideoInfo, on_extract
 
 def plan_units(request: RunRequest, job: JobDir, output: Path, info: VideoInfo, frames: RecordedFrames,
                style_images: list[Any], masks: MaskStore | None,
-               flow_source: Callable[[], str]) -> tuple[JobPlan, dict[str, Any]]:
+               flow_source: Callable[[], str], weights: Path | None = None) -> tuple[JobPlan, dict[str, Any]]:
     """The units of the flows and stylize stages for frames already in the job, and what the
     planner records of them in job.json (a worker only rebuilds them). ``flow_source`` says what
-    the flows come from (asked only when flows are needed)."""
+    the flows come from (asked only when flows are needed); ``weights``, where this machine reads
+    the settings' VGG-19 weights from (the style key keeps the settings' path)."""
     settings = request.settings
     n_frames, frames_key, height, width = frames.count, frames.key, frames.height, frames.width
     cuts = find_cuts(job, request.cuts, settings.video, frames_key, n_frames)
@@ -177,7 +179,7 @@ def plan_units(request: RunRequest, job: JobDir, output: Path, info: VideoInfo, 
                               [file_digest(p) for p in request.styles], masks.root.name if masks else None)
     ctx = PassContext(job=job, style_key=style_key, flows=flows.store if flows else None,
                       n_frames=n_frames, settings=settings, segments=tuple(segments), anchors=tuple(anchors),
-                      stylizer=cache(lambda: Stylizer(style_images, settings.style, (height, width),
+                      stylizer=cache(lambda: Stylizer(style_images, _weights_here(settings, weights), (height, width),
                                                       settings.video.device,
                                                       color_reference=_color_reference(job, settings, n_frames))),
                       look=partial(frame_look, parse_keyframes(settings.video.style_blend_keyframes),
@@ -189,6 +191,10 @@ def plan_units(request: RunRequest, job: JobDir, output: Path, info: VideoInfo, 
                    units=tuple(units), ctx=ctx, style_key=style_key, cuts=tuple(cuts),
                    check=OutputCheck(Ledger(job.root), height, width), frames_source=frames.source)
     return plan, records
+
+
+def _weights_here(settings: Settings, weights: Path | None) -> StyleSettings:
+    return settings.style if weights is None else dataclasses.replace(settings.style, weights=str(weights))
 
 
 def _color_reference(job: JobDir, settings: Settings, n_frames: int) -> ColorStats | None:
@@ -211,12 +217,14 @@ def _look_settings(settings: Settings) -> dict[str, Any]:
 # ---------------------------------------------------------------- checks before any work
 
 
-def check_before_any_work(request: RunRequest, job: JobDir) -> tuple[list[Any], Path]:
+def check_before_any_work(request: RunRequest, job: JobDir,
+                          weights_here: Path | None = None) -> tuple[list[Any], Path]:
     """Everything else that can be checked without a frame (after ``check_request``), so a bad
-    value costs no extraction: the style images (read), the weights file, and that the job
-    folder's names are safe to use. Returns the style images and the weights file."""
+    value costs no extraction: the style images (read), the weights file (the settings', or
+    ``weights_here``), and that the job folder's names are safe to use. Returns the style images
+    and the weights file."""
     style_images = [load_image(path) for path in request.styles]
-    weights = weights_file(request.settings.style.weights)
+    weights = weights_file(weights_here if weights_here is not None else request.settings.style.weights)
     check_job_layout(job)
     return style_images, weights
 

@@ -14,7 +14,7 @@ from videostyle.config import check_value, declared
 from videostyle.errors import UserError
 from videostyle.executor import Executor, LocalExecutor
 from videostyle.pipeline import RunRequest, prepare, run, side_by_side
-from videostyle.ray_engine import RayExecutor
+from videostyle.ray_engine import RayExecutor, check_gpu_request
 from videostyle.units import StageEvent, UnitProgress
 from videostyle.status import job_status
 from videostyle.video_io import parse_frame_range, parse_size
@@ -58,7 +58,7 @@ class ProgressPrinter:
             return
         if self.bar is None:
             return
-        self.bar.update(1)
+        self.bar.update(event.done - self.bar.n)  # the job's count: a farm worker's may jump (others' units)
         if not event.skipped and event.result is not None and event.unit.stage == "stylize" and not self.quiet:
             self.bar.write(_summary(event))
 
@@ -105,8 +105,9 @@ def _summary(event: UnitProgress) -> str:
               help="Run units here one by one, or as Ray tasks.")
 @click.option("--ray-address", help="Ray cluster to join (auto, ray://head:10001); default starts one here.")
 @click.option("--ray-cpus", type=click.IntRange(min=1), help="CPUs of the embedded Ray (default: all).")
-@click.option("--ray-gpus", type=click.FloatRange(min=0), default=0.0,
-              help="GPUs each Ray task asks for (e.g. 1 or 0.5).")
+@click.option("--ray-gpus", type=click.FloatRange(min=0), default=None,
+              help="GPUs each stylization task asks Ray for (e.g. 1 or 0.5; flow tasks ask for none). "
+                   "Default: 1 when the job stylizes on CUDA (--device cuda, or auto on a cluster with GPUs), else 0.")
 @click.option("--plan-only", is_flag=True,
               help="Prepare the job folder (frames, cuts, plan) for `videostyle work` and stop.")
 @click.option("--no-video", is_flag=True, help="Stop after the final frames; do not encode a video.")
@@ -133,6 +134,8 @@ def run_command(overrides: dict[str, dict[str, Any]], learning_rate: float | Non
         fps=opts["fps"], flow_files=opts["flow_files"], cuts=_ints(opts["cuts"], "--cuts"),
         make_video=not opts["no_video"], style_masks=tuple(opts["style_masks"]),
         side_by_side=opts["side_by_side"], overwrite=opts["overwrite"])
+    if opts["engine"] == "ray":
+        check_gpu_request(settings.video.device, opts["ray_gpus"])
     if opts["plan_only"]:
         plan = prepare(request)
         click.echo(f"planned {len(plan.units)} units in {plan.job.root}; "
