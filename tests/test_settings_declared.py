@@ -92,13 +92,11 @@ def test_declared_choices_match_what_the_code_accepts() -> None:
     from videostyle.device import PRECISIONS
     from videostyle.losses import CRITERIA
     from videostyle.optimize import OPTIMIZERS
-    from videostyle.stylize import INITS
 
     choices = {(d.section, d.name): d.choices for d in declarations()}
     assert choices["style", "optimizer"] == OPTIMIZERS
     assert choices["style", "temporal_criterion"] == CRITERIA
     assert choices["style", "precision"] == PRECISIONS
-    assert choices["video", "init"] == INITS
     assert list(choices["flow", "method"]) == flow.available_methods()
 
 

@@ -68,7 +68,7 @@ def test_optimize_reduces_the_loss_and_reports_every_iteration(method):
     assert set(seen[0].losses) == {"a", "b", "total"}
     assert seen[-1].losses["total"] < 0.2 * seen[0].losses["total"]
     assert all(b.elapsed >= a.elapsed for a, b in zip(seen, seen[1:]))
-    assert not out.stopped_early
+    assert out.stop_reason == "budget"
 
 
 def test_optimize_returns_the_best_iterate_not_an_overshoot():
@@ -96,7 +96,7 @@ def test_relative_loss_stop_rule():
 def test_optimize_stops_early_when_the_loss_settles():
     x = torch.zeros(5, requires_grad=True)
     out = optimize(x, _quadratic, iterations=200, tol_loss_relative=1e-4, tol_loss_relative_interval=5)
-    assert out.stopped_early and out.iterations == 10  # converged by 5: checks at 5 (record) and 10
+    assert out.stop_reason == "converged" and out.iterations == 10  # converged by 5: checks at 5 (record) and 10
     x2 = torch.zeros(5, requires_grad=True)
     assert optimize(x2, _quadratic, iterations=30, tol_loss_relative=0.0).iterations == 30
 
@@ -113,7 +113,7 @@ def test_optimize_keeps_the_last_finite_iterate():
     snapshots = []
     out = optimize(x, objective, iterations=10, method="adam", learning_rate=0.1,
                    callback=lambda p: snapshots.append(x.detach().clone()))
-    assert out.stopped_early and out.iterations == 4
+    assert out.stop_reason == "non-finite" and out.iterations == 4
     # restored to the iterate evaluated at iteration 3, i.e. the state before the 3rd update
     assert torch.isfinite(x).all()
     assert torch.allclose(x.detach(), snapshots[1])

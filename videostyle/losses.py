@@ -198,7 +198,8 @@ class TargetLoss(LossTerm):
             y = self.transform(x)
             if self.root_mask is not None:
                 y = y * self.root_mask
-            return criterion(self.criterion, y, self.target.expand_as(y))
+            # One dtype: a float64 target would make the loss float64 (CUDA's backward refuses the mix).
+            return criterion(self.criterion, y, self.target.to(y.dtype).expand_as(y))
 
 
 class ContentLoss(TargetLoss):

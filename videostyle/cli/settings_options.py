@@ -53,7 +53,7 @@ def _dest(decl: Declared) -> str:
 
 def _default_text(decl: Declared) -> str:
     value = decl.default
-    if decl.spec.flag_value is not None or decl.kind is bool or value is None:
+    if decl.kind is bool or value is None:
         return ""
     shown = ",".join(map(str, value)) if decl.is_tuple else str(value)
     return f" [default: {shown or 'none'}]"
@@ -84,8 +84,6 @@ def _given_value(decl: Declared, kwargs: dict[str, Any]) -> Any:
 
 def _option(decl: Declared) -> Decorator:
     flag, help_text = decl.flags[0], decl.spec.help + _default_text(decl)
-    if decl.spec.flag_value is not None:
-        return click.option(flag, _dest(decl), flag_value=decl.spec.flag_value, default=None, help=help_text)
     if decl.kind is bool and not decl.is_tuple:
         return click.option(f"{flag}/--no-{flag[2:]}", _dest(decl), default=None, help=help_text)
     return click.option(*decl.flags, _dest(decl), type=SettingType(decl), default=None, help=help_text)
