@@ -229,3 +229,30 @@ def test_job_flow_missing_across_a_cut_is_estimated(tmp_path):
     assert any("backward_3_2.flo" in n and "estimated" in n for n in data["notes"])
     assert [p["frame"] for p in data["warping_error"]["output"]["per_frame"]] == [2, 3, 4]
     assert data["warping_error"]["output"]["per_frame"][0]["mean_abs"] == pytest.approx(0, abs=1e-4)
+
+
+def test_reliability_maps_of_another_size_keep_their_border(tmp_path):
+    # Output at twice the flows' size: each map pixel stands for four, none half-reliable.
+    clip = moving_clip()
+    reliable = np.full((H, W), 255, np.uint8)
+    reliable[:, W // 2:] = 0
+    big = [np.repeat(np.repeat(f, 2, 0), 2, 1) for f in flickering(clip)]
+    inp = write_frames(tmp_path / "in", [np.repeat(np.repeat(f, 2, 0), 2, 1) for f in clip])
+    out = write_frames(tmp_path / "out", big)
+    flows = write_flows(tmp_path / "flows", len(clip), reliable)
+    data = run_json("eval", str(out), "--input", str(inp), "--flow", str(flows), "--no-distances")
+    # left half reliable, less the 2 * SHIFT columns whose flow leaves the frame
+    assert data["warping_error"]["output"]["per_frame"][0]["reliable_fraction"] == \
+        pytest.approx((W - 2 * SHIFT) / (2 * W), abs=1e-9)
+    assert data["warping_error"]["output"]["mean_abs"] == pytest.approx(FLICKER, abs=1e-4)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--flow-method", "dis_fin"), "--flow-method: unknown flow method 'dis_fin' (did you mean 'dis_fine'?)"),
+    (("--device", "gpu"), "--device must be auto, cpu, cuda or cuda:N (got 'gpu')"),
+])
+def test_eval_options_are_checked_like_the_run_settings(tmp_path, extra, message):
+    clip = moving_clip()
+    inp = write_frames(tmp_path / "in", clip)
+    code, text = run("eval", str(inp), "--input", str(inp), "--no-distances", *extra)
+    assert code == 2 and message in text, text

@@ -259,7 +259,7 @@ def test_a_mask_of_another_size_is_resized_with_a_note(tiny_clip: Path, tmp_path
 @pytest.mark.parametrize("extra, message", [
     (["--style-mask", "{left}"], "1 style mask(s) for 2 style image(s)"),
     (["--style-mask", "{left}", "--style-mask", "{broken}"], "cannot read style mask"),
-    (["--style-mask", "{left}", "--style-mask", "{tmp}/missing.png"], "cannot read style mask"),
+    (["--style-mask", "{left}", "--style-mask", "{tmp}/missing.png"], "style mask not found"),
     (["--style-mask", "{left}", "--style-mask", "{short}"], "has 2 images; the job needs 5"),
     (["--style-mask", "{left}", "--style-mask", "{left}", "--style-blend-keyframes", "1:1,0"],
      "cannot be combined"),

@@ -47,7 +47,7 @@ from videostyle.request import (VIDEO_SUFFIXES, RunRequest, check_frames_of_clip
 from videostyle.shots import flow_pairs, plan_segments
 from videostyle.stylize import Stylizer
 from videostyle.units import EventCallback, StageEvent, ignore_events
-from videostyle.verify import OutputCheck, file_digest, file_identity
+from videostyle.verify import AsRecorded, file_digest, file_identity
 from videostyle.vgg import weights_file
 from videostyle.video_io import VideoInfo
 
@@ -183,7 +183,7 @@ def plan_units(request: RunRequest, job: JobDir, output: Path, info: VideoInfo, 
     units = (flows.units if flows else []) + stylize_units(ctx)
     plan = JobPlan(request=request, job=job, info=info, n_frames=n_frames, output=output,
                    units=tuple(units), ctx=ctx, style_key=style_key, cuts=tuple(cuts),
-                   check=OutputCheck(Ledger(job.root), height, width), frames_source=frames.source)
+                   check=AsRecorded(Ledger(job.root), height, width), frames_source=frames.source)
     return plan, records
 
 

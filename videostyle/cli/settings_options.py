@@ -116,6 +116,17 @@ def settings_options(command: str) -> Decorator:
     return decorate
 
 
+def setting_option(section: str, name: str, *flags: str, help: str = "") -> Decorator:
+    """One setting's option on a command that takes no settings otherwise (``eval --device``):
+    its declared values, checks and messages, under ``flags`` (default: the declared ones); the
+    command receives the value, or the declared default."""
+    decl = declared(section, name)
+    if flags:
+        decl = dataclasses.replace(decl, spec=dataclasses.replace(decl.spec, flags=flags))
+    return click.option(*decl.flags, name, type=SettingType(decl), default=decl.default, show_default=True,
+                        help=help or decl.spec.help)
+
+
 def _rate_decl() -> Declared:
     # --learning-rate is checked like the rates it sets (positive, finite).
     decl = declared("style", "learning_rate")
