@@ -2,7 +2,8 @@
 the optimiser and a tiny end-to-end run, each against the CPU float64/float32 reference.
 
 Marked ``cuda`` and skipped where ``torch.cuda.is_available()`` is False; run them with
-``python -m pytest -m cuda`` on a machine with a GPU.
+``python -m pytest -m cuda`` on a machine with a GPU, and the core tests on the GPU too with
+``python -m pytest -m cuda --device cpu,cuda`` (see ``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def test_precision_follows_compute_capability() -> None:
     assert precision.dtype == (torch.bfloat16 if major >= 8 else torch.float16)
     assert precision.loss_scaling == (major < 8)
     assert choose_precision("float32", CUDA).dtype == torch.float32
+    forced = choose_precision("float16", CUDA)  # the older GPUs' path, on any GPU
+    assert forced.dtype == torch.float16 and forced.loss_scaling
 
 
 def test_gram_and_its_gradient_in_the_fast_precision_match_float64_on_cpu(fast_dtype: torch.dtype) -> None:

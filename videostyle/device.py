@@ -125,11 +125,14 @@ def limit_threads(threads: int) -> None:
 
 def stylization_device(name: str = "auto") -> torch.device:
     """The device to stylize on (see ``resolve_device``), set up so that a fixed seed gives the same
-    result: cuDNN's fastest kernels may reduce in varying order, so they are turned off. The
-    switch is process-wide in torch, which is why it is made here, where a device is chosen for
-    stylization, and not hidden in a constructor."""
+    result: cuDNN's fastest kernels may reduce in varying order, so they are turned off; and that
+    float32 is float32: TF32 (on by default for cuDNN convolutions) rounds their inputs to 10 bits
+    of mantissa. The switches are process-wide in torch, which is why they are made here, where a
+    device is chosen for stylization, and not hidden in a constructor."""
     device = resolve_device(name)
     if device.type == "cuda":
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     return device

@@ -196,9 +196,10 @@ class TargetLoss(LossTerm):
     def value(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):
             y = self.transform(x)
+            # In y's dtype: a float64 target or mask would make the loss float64 (and CUDA's
+            # backward refuses the mix).
             if self.root_mask is not None:
-                y = y * self.root_mask
-            # One dtype: a float64 target would make the loss float64 (CUDA's backward refuses the mix).
+                y = y * self.root_mask.to(y.dtype)
             return criterion(self.criterion, y, self.target.to(y.dtype).expand_as(y))
 
 
