@@ -250,6 +250,8 @@ def test_reliability_maps_of_another_size_keep_their_border(tmp_path):
     reliable = np.full((H, W), 255, np.uint8)
     reliable[:, W // 2:] = 0
     big = [np.repeat(np.repeat(f, 2, 0), 2, 1) for f in flickering(clip)]
+    for f in big[1:]:
+        f[:, W:] = 255  # garbage where the maps say unreliable: a half-reliable pixel would count it
     inp = write_frames(tmp_path / "in", [np.repeat(np.repeat(f, 2, 0), 2, 1) for f in clip])
     out = write_frames(tmp_path / "out", big)
     flows = write_flows(tmp_path / "flows", len(clip), reliable)
