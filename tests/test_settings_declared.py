@@ -124,3 +124,12 @@ def test_blend_weights_must_match_the_styles() -> None:
     validate(settings)
     with pytest.raises(UserError, match="2 style blend weight"):
         validate(settings, n_styles=1)
+
+
+def test_precision_is_an_option_with_the_float32_alias() -> None:
+    assert resolved("--precision", "float16").style.precision == "float16"
+    assert resolved("--float32", command=IMAGE).style.precision == "float32"
+    for args, message in ((["--precision", "float16", "--float32"], "--precision and --float32 ask for different"),
+                          (["--precision", "half"], "--precision must be one of: auto, float32, float16")):
+        result = CliRunner().invoke(_probe(RUN), args, obj={})
+        assert isinstance(result.exception, UserError) and message in str(result.exception), result.output
