@@ -1,6 +1,6 @@
 """Optical flow for video style transfer: estimation, reliability, warping, files.
 
-Pure Python on numpy / OpenCV / torch; knows nothing of styles. Conventions:
+Pure Python on numpy / OpenCV; knows nothing of styles. Conventions:
 
 - Images are HxWx3 uint8 RGB (or HxW grey) numpy arrays.
 - A flow is HxWx2 float32: channel 0 = u (x), channel 1 = v (y), in pixels. flow(a -> b) maps
