@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from flow.warp import lands_inside
+
 
 @dataclass(frozen=True)
 class SyntheticPair:
@@ -115,8 +117,8 @@ def make_pair(height: int, width: int, motion: Motion = Motion(), seed: int = 0)
     return SyntheticPair(
         a=_to_uint8(a), b=_to_uint8(b),
         forward=forward.astype(np.float32), backward=backward.astype(np.float32),
-        occluded_a=hidden_in_b | _leaves_image(forward, height, width),
-        occluded_b=hidden_in_a | _leaves_image(backward, height, width),
+        occluded_a=hidden_in_b | (lands_inside(forward) == 0),
+        occluded_b=hidden_in_a | (lands_inside(backward) == 0),
         disc_a=in_disc_a,
     )
 
@@ -125,12 +127,6 @@ def endpoint_error(flw: np.ndarray, truth: np.ndarray, mask: np.ndarray | None =
     """Mean Euclidean distance between two HxWx2 flows, over ``mask`` (bool HxW) if given."""
     err = np.hypot(flw[..., 0] - truth[..., 0], flw[..., 1] - truth[..., 1])
     return float(err[mask].mean() if mask is not None else err.mean())
-
-
-def _leaves_image(flw: np.ndarray, height: int, width: int) -> np.ndarray:
-    y, x = np.mgrid[0:height, 0:width]
-    tx, ty = x + flw[..., 0], y + flw[..., 1]
-    return (tx < 0) | (tx > width - 1) | (ty < 0) | (ty > height - 1)
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
