@@ -37,8 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import flow  # noqa: E402
-from flow.synthetic import CameraPath, camera_clip  # noqa: E402
-from temporal_bench import PAINTINGS, SYNTHETIC, picture  # noqa: E402
+from flow.synthetic import camera_clip, write_clip  # noqa: E402
+from temporal_bench import PAINTINGS, SYNTHETIC, picture, synthetic_clip  # noqa: E402
 from videostyle.config import resolve_settings  # noqa: E402
 from videostyle.images import load_image, save_image  # noqa: E402
 from videostyle.looks import FrameLook, read_mask  # noqa: E402
@@ -58,22 +58,14 @@ def scene_mask(height: int, width: int) -> np.ndarray:
 
 def make_clip(root: Path, n_frames: int, width: int) -> dict[str, object]:
     """Frames, exact flows and the two mask sequences (A's region, B's region) of the pan clip."""
-    path, background, occluder = SYNTHETIC["pan"]
-    height = round(width * 9 / 16 / 2) * 2
-    scale = width / 192
-    path = CameraPath(pan=path.pan, zoom=path.zoom, rotation_deg=path.rotation_deg, shake=path.shake * scale,
-                      disc_radius=path.disc_radius, disc_start=path.disc_start,
-                      disc_speed=(path.disc_speed[0] * scale, path.disc_speed[1] * scale))
-    photo = picture(background, 1)
-    scene = camera_clip(photo, picture(occluder, 2), n_frames, (width, height), path, seed=3)
+    scene = synthetic_clip("pan", n_frames, width)
+    path, background, _ = SYNTHETIC["pan"]
     # The same camera over the mask picture; the disc shows black (B's region).
-    regions = camera_clip(scene_mask(*photo.shape[:2]), np.zeros((64, 64, 3), np.uint8), n_frames,
-                          (width, height), path, seed=3)
+    regions = camera_clip(scene_mask(*picture(background, 1).shape[:2]), np.zeros((64, 64, 3), np.uint8), n_frames,
+                          scene.frames[0].shape[1::-1], path.scaled(width / 192), seed=3)
     folder = root / f"clip_{n_frames}x{width}"
-    for name in ("frames", "mask_a", "mask_b"):
-        (folder / name).mkdir(parents=True, exist_ok=True)
+    write_clip(scene, folder / "frames")
     for k in range(n_frames):
-        save_image(folder / "frames" / f"{k + 1:04d}.png", scene.frames[k])
         a = regions.frames[k]
         save_image(folder / "mask_a" / f"{k + 1:04d}.png", a)
         save_image(folder / "mask_b" / f"{k + 1:04d}.png", 255 - a)

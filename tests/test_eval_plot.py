@@ -99,10 +99,13 @@ def test_against_of_other_size_and_length_is_resized_and_noted(clip_folders: dic
     ("{tmp}", "must end in"),
 ])
 def test_bad_plot_paths_are_one_line_before_any_work(clip_folders: dict[str, Path], tmp_path: Path,
-                                                     plot: str, message: str) -> None:
-    # --flow-method magic would fail the evaluation: the plot path is refused before it starts
+                                                     plot: str, message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def evaluate(*args, **kwargs):
+        raise AssertionError("evaluated before the plot path was checked")
+
+    monkeypatch.setattr("videostyle.evaluate.evaluate", evaluate)
     args = ["eval", str(clip_folders["out"]), "--input", str(clip_folders["in"]), "--no-distances",
-            "--flow-method", "magic", "--plot", plot.format(tmp=tmp_path)]
+            "--plot", plot.format(tmp=tmp_path)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2
     assert result.output.startswith("error: ") and message.format(tmp=tmp_path) in result.output

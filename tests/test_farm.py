@@ -136,19 +136,19 @@ def test_stylization_units_ask_for_the_gpus_the_device_needs_and_flow_units_for_
     assert stylize_gpus("cuda:1", 2, cluster_gpus=4) == 2  # a task given two GPUs sees cuda:0 and cuda:1
 
 
-@pytest.mark.parametrize("device, gpus, message", [
+@pytest.mark.parametrize("job_device, gpus, message", [
     ("cpu", "1", "error: --ray-gpus 1 asks a CUDA GPU for each stylization task, but --device cpu does not"),
     ("cuda", "0", "error: --ray-gpus 0 hides the GPUs from the tasks, but --device cuda stylizes on one"),
     ("cuda:1", "1", "error: --device cuda:1 names a GPU, but Ray shows each task only the 1 it is given"),
 ])
 def test_ray_gpus_against_the_device_is_refused_before_any_work(tiny_clip: Path, tiny_style: Path, tmp_path: Path,
-                                                               device: str, gpus: str, message: str) -> None:
+                                                               job_device: str, gpus: str, message: str) -> None:
     from click.testing import CliRunner
     from videostyle.cli import main
 
     result = CliRunner().invoke(main, ["run", str(tiny_clip), "--style", str(tiny_style), "--job-dir",
                                        str(tmp_path / "job"), "--engine", "ray", "--ray-gpus", gpus,
-                                       "--device", device])
+                                       "--device", job_device])
     assert result.exit_code == 2 and result.output.startswith(message), result.output
     assert result.output.count("\n") == 1 and not (tmp_path / "job").exists()
 

@@ -61,22 +61,36 @@ def test_gram_gradient_of_bfloat16_features_matches_float32():
     torch.testing.assert_close(grads[1], grads[0], rtol=2e-2, atol=1e-3)
 
 
-def test_content_loss_is_weighted_mean_squared_difference():
+def test_content_loss_is_weighted_mean_squared_difference(device):
     x, target = _rand(1, 4, 3, 3), _rand(1, 4, 3, 3, seed=1)
-    loss = ContentLoss("relu4_2", target, weight=5.0)
+    loss = ContentLoss("relu4_2", target.to(device), weight=5.0)
     assert loss.kind == "content" and loss.source == "relu4_2"
     expected = 5.0 * np.mean((x.numpy() - target.numpy()) ** 2)
-    assert float(loss(x)) == pytest.approx(expected, rel=1e-12)
-    assert torch.autograd.gradcheck(loss, (x.clone().requires_grad_(),))
+    assert float(loss(x.to(device))) == pytest.approx(expected, rel=1e-12)
+    assert torch.autograd.gradcheck(loss, (x.to(device).requires_grad_(),))
 
 
-def test_style_loss_is_weighted_mean_squared_gram_difference():
+def test_style_loss_is_weighted_mean_squared_gram_difference(device):
     x, style = _rand(1, 3, 4, 4), _rand(1, 3, 5, 6, seed=2)
     target = torch.from_numpy(_gram_reference(style.numpy()))
-    loss = StyleLoss("relu1_1", target, weight=100.0)
+    loss = StyleLoss("relu1_1", target.to(device), weight=100.0)
     expected = 100.0 * np.mean((_gram_reference(x.numpy()) - target.numpy()) ** 2)
-    assert float(loss(x)) == pytest.approx(expected, rel=1e-10)
-    assert torch.autograd.gradcheck(loss, (x.clone().requires_grad_(),))
+    assert float(loss(x.to(device))) == pytest.approx(expected, rel=1e-10)
+    assert torch.autograd.gradcheck(loss, (x.to(device).requires_grad_(),))
+
+
+def test_a_float64_target_is_compared_in_the_features_precision(device):
+    # the network's features are float32 (or narrower); a target built in float64 must not make
+    # the loss float64 (CUDA's backward refuses the mix)
+    features = _rand(1, 3, 4, 4, dtype=torch.float32).to(device).requires_grad_()
+    target = gram_matrix(_rand(1, 3, 5, 6, seed=2)).to(device)
+    for term in (StyleLoss("relu1_1", target, 100.0), TemporalLoss(_rand(1, 3, 4, 4).to(device),
+                                                                   _rand(4, 4).to(device), 1.0)):
+        loss = term(features)
+        assert loss.dtype == torch.float32
+        loss.backward()
+        assert features.grad.dtype == torch.float32 and torch.isfinite(features.grad).all()
+        features.grad = None
 
 
 def test_tv_loss_is_half_sum_of_squared_neighbour_differences_per_reference_image():
@@ -96,12 +110,13 @@ def test_tv_loss_is_half_sum_of_squared_neighbour_differences_per_reference_imag
     assert torch.autograd.gradcheck(loss, (x.clone().requires_grad_(),))
 
 
-def test_temporal_mse_is_per_pixel_weighted():
+def test_temporal_mse_is_per_pixel_weighted(device):
     x, target = _rand(1, 3, 4, 5) * 255, _rand(1, 3, 4, 5, seed=3) * 255
     weights = _rand(4, 5, seed=4)
     weights[0, 0] = 0.0
-    loss = TemporalLoss(target, weights, weight=500.0, criterion="mse")
+    loss = TemporalLoss(target.to(device), weights.to(device), weight=500.0, criterion="mse")
     expected = 500.0 * np.mean(weights.numpy()[None] * (x.numpy()[0] - target.numpy()[0]) ** 2)
+    x = x.to(device)
     assert float(loss(x)) == pytest.approx(expected, rel=1e-12)
     assert torch.autograd.gradcheck(loss, (x.clone().requires_grad_(),))
     # a pixel with weight 0 gets no gradient

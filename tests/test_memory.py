@@ -37,14 +37,59 @@ def test_history_keeps_the_authors_100_pairs_up_to_512_squared_then_a_fixed_budg
         assert k == memory.LBFGS_MIN_PAIRS or k * memory.BYTES_PER_PAIR_PER_PIXEL * n <= 600 * 2**20
 
 
-def test_estimate_stays_under_1750_bytes_per_pixel_at_4k_and_grows_with_pixels() -> None:
+def test_the_model_puts_a_4k_frame_under_16_gb_and_grows_with_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the model says (that it says what a frame takes: test_the_estimate_covers_a_measured_peak),
+    # for a CPU with native bfloat16, whichever this one is.
+    monkeypatch.setattr("videostyle.device.cpu_has_native_bf16", lambda: True)
     settings = StyleSettings()
     uhd = memory.estimate_bytes(2160, 3840, settings, "cpu", [(1024, 1024)])
-    assert uhd / (3840 * 2160) <= 1750
     assert uhd < 16e9  # the issue's goal: a 4K frame in 16 GB
     small, large = (memory.estimate_bytes(h, w, settings) for h, w in ((384, 512), (1440, 1920)))
     assert memory.CONSTANT_BYTES < small < large
-    assert memory.estimate_bytes(384, 512, StyleSettings(precision="float32")) >= small
+    assert memory.estimate_bytes(384, 512, StyleSettings(precision="float32")) > small
+
+
+def _peak_of_one_frame(height: int, width: int, precision: str, threads: int = 1) -> tuple[int, int]:
+    """In a fresh process: the peak resident memory one frame's optimisation adds (after a warm-up
+    that loads every library, as ``benchmarks/memory_bench.py`` measures), and the model's
+    estimate of it without its constant. Adam, whose state does not wait for a history to fill;
+    the style at half the frame's size, so that the optimisation, not the style pass, is the peak."""
+    import gc
+
+    from videostyle.stylize import Stylizer
+
+    def status(key: str) -> int:
+        line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith(key + ":"))
+        return int(line.split()[1]) * 1024
+
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    style = rng.integers(0, 255, (64, 64, 3)).astype(np.uint8)
+    settings = StyleSettings(precision=precision, optimizer="adam", tol_loss_relative=0.0, style_scale=0.5)
+    Stylizer([style], settings, (32, 32), device="cpu").stylize(np.full((32, 32, 3), 128.0, np.float32), iterations=2)
+    stylizer = Stylizer([style], settings, (height, width), device="cpu", tile=0)
+    content = rng.integers(0, 255, (height, width, 3)).astype(np.float32)
+    gc.collect()
+    before = status("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+    stylizer.stylize(content, iterations=3, seed=0)
+    estimate = memory.estimate_bytes(height, width, settings, "cpu", [style.shape]) - memory.CONSTANT_BYTES
+    return status("VmHWM") - before, estimate
+
+
+@needs_weights
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="peak memory is read from Linux's /proc")
+@pytest.mark.parametrize("precision", ["auto", "float32"])
+def test_the_estimate_covers_a_measured_peak(precision: str) -> None:
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:  # no other frame's heap to reuse
+        peak, estimate = pool.apply(_peak_of_one_frame, (384, 512, precision))
+    # measured, 512x384, peak / estimate: bfloat16 1.02 (1 thread) and 1.09 (2), float32 1.11 and
+    # 1.05; the constant (384 MB, more than the model's per-pixel part here) covers the rest
+    assert 0.5 * estimate < peak < estimate + memory.CONSTANT_BYTES
+    assert peak < 1.5 * estimate
 
 
 def test_estimate_counts_the_style_pass_when_the_style_is_larger_than_the_frame() -> None:

@@ -133,13 +133,13 @@ def test_distance_wrappers_pass_frames_and_contents_in_order():
         metrics.content_distances(frames, contents[:1], Recorder())
 
 
-def test_real_vgg_distances_zero_for_identical_images_and_positive_otherwise():
-    stylize = pytest.importorskip("videostyle.stylize")
+def test_real_vgg_distances_zero_for_identical_images_and_positive_otherwise(vgg_weights):
     from videostyle.config import StyleSettings
+    from videostyle.stylize import Stylizer
 
     style = texture(32, 32, seed=1).round()  # exactly what the uint8 style image holds
     content = texture(32, 32, seed=2)
-    stylizer = stylize.Stylizer([style.astype(np.uint8)], StyleSettings(), (32, 32), device="cpu")
+    stylizer = Stylizer([style.astype(np.uint8)], StyleSettings(), (32, 32), device="cpu", vgg_weights=vgg_weights)
     assert metrics.style_distances([style], stylizer)[0] == pytest.approx(0, abs=1e-4)
     assert metrics.content_distances([content], [content], stylizer)[0] == pytest.approx(0, abs=1e-4)
     assert metrics.style_distances([content[::-1] * 0.3], stylizer)[0] > 0.01

@@ -63,13 +63,13 @@ def test_useful_parallelism_is_the_widest_level_of_the_plan() -> None:
     assert useful_parallelism([]) == 1
 
 
-@pytest.mark.parametrize("device, gpus", [("cuda", 1), ("cuda:1", 1), ("auto", 0), ("cpu", 0)])
-def test_a_job_set_to_stylize_on_cuda_asks_for_a_gpu_host(device: str, gpus: int) -> None:
+@pytest.mark.parametrize("job_device, gpus", [("cuda", 1), ("cuda:1", 1), ("auto", 0), ("cpu", 0)])
+def test_a_job_set_to_stylize_on_cuda_asks_for_a_gpu_host(job_device: str, gpus: int) -> None:
     from types import SimpleNamespace
 
     from videostyle.openjd import default_gpus
 
-    plan = SimpleNamespace(request=SimpleNamespace(settings=SimpleNamespace(video=SimpleNamespace(device=device))))
+    plan = SimpleNamespace(request=SimpleNamespace(settings=SimpleNamespace(video=SimpleNamespace(device=job_device))))
     assert default_gpus(plan) == gpus  # type: ignore[arg-type]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import flow
 import videostyle.pipeline as pipeline
 from conftest import make_clip
 from videostyle.config import resolve_settings
@@ -230,12 +231,17 @@ def test_propagated_start_is_the_warped_neighbour(recorder: RecordingStylizer, t
     np.testing.assert_array_equal(start, ctx.warped_result(1, 2, 3))
     assert not np.allclose(start, ctx.result(1, 2), atol=1.0)  # testsrc moves: the warp did something
     assert _propagated_init(ctx, seg, forward, 1) == "random"  # nothing before the first frame
-    # Where the flow leaves the frame the start is the neutral mean pixel, as for the authors' warps.
-    flw = ctx.flows.flow(3, 2)
-    h, w = flw.shape[:2]
-    outside = (np.arange(w)[None, :] + flw[..., 0] > w - 1) | (np.arange(w)[None, :] + flw[..., 0] < 0)
-    if outside.any():
-        np.testing.assert_allclose(start[outside], np.broadcast_to(MEAN_PIXEL_RGB, start[outside].shape))
+    # Where the flow leaves the frame (on either axis) the start is the neutral mean pixel, as for the
+    # authors' warps: with a flow of (+2.5, -1.5) px, the last 3 columns and the first 2 rows.
+    h, w = start.shape[:2]
+    shifted = np.zeros((h, w, 2), np.float32)
+    shifted[..., 0], shifted[..., 1] = 2.5, -1.5
+    flow.write_flo(ctx.flows.flow_path(3, 2), shifted)  # same size, so the job still trusts the file
+    start = _propagated_init(ctx, seg, forward, 3)
+    outside = np.zeros((h, w), bool)
+    outside[:, w - 3:] = outside[:2] = True
+    np.testing.assert_allclose(start[outside], np.broadcast_to(MEAN_PIXEL_RGB, start[outside].shape))
+    np.testing.assert_allclose(start[~outside], flow.warp(ctx.result(1, 2), shifted)[~outside], atol=1e-4)
 
 
 def test_coarse_passes_run_at_the_coarse_scale(recorder: RecordingStylizer, tiny_clip: Path, tiny_style: Path,

@@ -70,7 +70,9 @@ def test_singlepass_runs(tiny_clip: Path, tiny_style: Path, tmp_path: Path) -> N
                     "--content-layers", "relu2_2", "--job-dir", tmp_path / "job", "--no-video", "-q")
     assert result.exit_code == 0, result.output
     assert len(final_frames(tmp_path / "job")) == 5
-    assert (tmp_path / "job" / "flow").rglob("backward_3_1.flo")
+    # --long-term 1,2: each frame is held to the two before it, so both flows back are made
+    backward = {p.name for p in (tmp_path / "job" / "flow").rglob("backward_*.flo")}
+    assert backward == {f"backward_{t}_{t - j}.flo" for t in range(2, 6) for j in (1, 2) if t - j >= 1}
 
 
 @pytest.mark.parametrize("args, message", [

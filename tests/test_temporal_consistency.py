@@ -10,14 +10,11 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-import flow
-from flow.synthetic import CameraPath, camera_clip, textured_image
+from flow.synthetic import CameraPath, camera_clip, textured_image, write_clip
 from videostyle import evaluate
 from videostyle.config import resolve_settings
-from videostyle.images import save_image
 from videostyle.pipeline import RunRequest, run
 
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
@@ -30,17 +27,8 @@ FRAMES = 5
 
 def _write_clip(folder: Path, path: CameraPath) -> tuple[Path, Path]:
     """The clip as PNG frames plus its exact flows and visibility, in the authors' file names."""
-    picture = textured_image(300, 400, seed=5)
-    made = camera_clip(picture, textured_image(120, 120, seed=6), FRAMES, SIZE, path)
-    for k, frame in enumerate(made.frames, start=1):
-        save_image(folder / "frames" / f"frame_{k:04d}.png", frame)
-    flows = folder / "flows"
-    for k in range(1, FRAMES):
-        flow.write_flo(flows / f"forward_{k}_{k + 1}.flo", made.forward[k])
-        flow.write_flo(flows / f"backward_{k + 1}_{k}.flo", made.backward[k])
-        flow.write_pgm(flows / f"reliable_{k + 1}_{k}.pgm", made.visible[k].astype(np.uint8) * 255)
-        flow.write_pgm(flows / f"reliable_{k}_{k + 1}.pgm", made.visible_forward[k].astype(np.uint8) * 255)
-    return folder / "frames" / "frame_%04d.png", flows
+    made = camera_clip(textured_image(300, 400, seed=5), textured_image(120, 120, seed=6), FRAMES, SIZE, path)
+    return write_clip(made, folder / "frames", folder / "flows"), folder / "flows"
 
 
 def _stylize(frames: Path, style: Path, job: Path, temporal: bool) -> Path:

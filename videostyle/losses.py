@@ -196,9 +196,11 @@ class TargetLoss(LossTerm):
     def value(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):
             y = self.transform(x)
+            # In y's dtype: a float64 target or mask would make the loss float64 (and CUDA's
+            # backward refuses the mix).
             if self.root_mask is not None:
-                y = y * self.root_mask
-            return criterion(self.criterion, y, self.target.expand_as(y))
+                y = y * self.root_mask.to(y.dtype)
+            return criterion(self.criterion, y, self.target.to(y.dtype).expand_as(y))
 
 
 class ContentLoss(TargetLoss):

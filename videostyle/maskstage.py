@@ -18,14 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from flow.atomic import atomic_write_bytes
 from videostyle.config import stage_key
 from videostyle.errors import UserError
 from videostyle.jobdir import JobDir, inside_job
-from videostyle.looks import check_masks_fit_styles, read_mask, resize_mask
+from videostyle.looks import check_masks_fit_styles, read_mask, resize_mask, save_mask
 from videostyle.verify import file_digest, file_size, frame_is_intact
 from videostyle.video_io import is_image_sequence, list_sequence
 
@@ -164,11 +162,4 @@ def _write_masks(store: MaskStore, inputs: Sequence[MaskInput], first: int, coun
     for k, mask in enumerate(inputs):
         frames = range(1, count + 1) if mask.sequence else range(1, 2)
         for i in frames:
-            _save_mask(store.path(k, i), resize_mask(read_mask(mask.file_for(first, i)), store.size))
-
-
-def _save_mask(path: Path, mask: np.ndarray) -> None:
-    ok, encoded = cv2.imencode(".png", np.clip(np.rint(mask * 255.0), 0, 255).astype(np.uint8))
-    if not ok:
-        raise UserError(f"cannot encode style mask for {path}")
-    atomic_write_bytes(path, encoded.tobytes())
+            save_mask(store.path(k, i), resize_mask(read_mask(mask.file_for(first, i)), store.size))

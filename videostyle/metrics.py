@@ -53,15 +53,6 @@ class WarpingError:
     mean_squared: float
 
 
-def inside_mask(flw: np.ndarray) -> np.ndarray:
-    """HxW float32: 1 where x + w(x) lands inside the image (so the warp has a sample), else 0."""
-    h, w = flw.shape[:2]
-    xs = np.arange(w, dtype=np.float32)[None, :] + flw[..., 0]
-    ys = np.arange(h, dtype=np.float32)[:, None] + flw[..., 1]
-    inside = (xs >= 0) & (xs <= w - 1) & (ys >= 0) & (ys <= h - 1)
-    return inside.astype(np.float32)
-
-
 def pair_warping_error(current: np.ndarray, previous: np.ndarray, backward_flow: np.ndarray,
                        weights: np.ndarray, frame: int = 2) -> PairWarpingError:
     """Warping error of ``current`` (frame t) against ``previous`` (t-1) warped by the backward flow.
@@ -72,7 +63,7 @@ def pair_warping_error(current: np.ndarray, previous: np.ndarray, backward_flow:
     _check_pair_shapes(current, previous, backward_flow, weights)
     warped = flow.warp(previous.astype(np.float32), backward_flow.astype(np.float32))
     diff = np.abs(current.astype(np.float32) - warped.reshape(current.shape))
-    w = np.clip(weights.astype(np.float32), 0.0, 1.0) * inside_mask(backward_flow)
+    w = np.clip(weights.astype(np.float32), 0.0, 1.0) * flow.lands_inside(backward_flow)
     total = float(w.sum())
     if total <= 0.0:
         return PairWarpingError(frame, math.nan, math.nan, 0.0)
@@ -113,7 +104,7 @@ def flow_weights(backward_flow: np.ndarray, reliable: np.ndarray | None = None) 
     Either way pixels whose flow leaves the image get 0 (used for ground-truth flows, where every
     pixel the flow lands inside the frame counts unless a reliability map says otherwise).
     """
-    inside = inside_mask(backward_flow)
+    inside = flow.lands_inside(backward_flow)
     if reliable is None:
         return inside
     if reliable.shape[:2] != backward_flow.shape[:2]:

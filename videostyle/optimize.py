@@ -11,6 +11,15 @@ overshoots now and then (measured: a 24x32 image from the authors' noise init ju
 of 4e7 to 1e14 and back within one iteration, three times in 15 iterations); the last update is
 never evaluated at all, so returning it could hand back one of those spikes as the frame.
 
+With a float16 network such an overshoot takes the activations past float16's largest value
+(65504), and the loss is not a number at all; L-BFGS, which recovers from a spike by the very
+gradient it measures there, cannot recover from that. So an iterate whose loss overflows is
+evaluated again by ``fallback`` (the same objective on a float32 network), and the float16 run
+takes the float32 run's path through its spikes. Measured, 24x32 from the authors' noise init,
+20 L-BFGS iterations on CPU: without it the loss never left its start (5.7e7, every third
+iteration not a number); with it the float16 run ended at 0.080 of its start (float32: 0.15,
+bfloat16: 0.060).
+
 Early stop (the authors' ``tol_loss_relative``): every ``interval`` iterations the total loss is
 compared with its value ``interval`` iterations earlier; the run stops when it changed by less
 than ``tol`` of that earlier value. ``tol = 0`` disables it.
@@ -50,7 +59,6 @@ class OptimizeOutcome:
     iterations: int
     losses: dict[str, float]
     seconds: float
-    stopped_early: bool = False
     history: list[float] = field(default_factory=list)  # total loss per iteration
     # Why it ended: "budget" (every iteration used), "converged" (the relative-change rule),
     # "non-finite" (the loss overflowed; the best finite iterate was kept).
@@ -73,11 +81,16 @@ class RelativeLossStop:
 
 
 class LossScale:
-    """Dynamic loss scaling for float16 networks: scale up before backward, halve on overflow."""
+    """Dynamic loss scaling for float16 networks, torch's ``GradScaler`` rule: the loss is scaled up
+    before backward so that small gradients survive float16; an overflow halves the scale (the
+    evaluation is retried), and ``growth_interval`` finite steps in a row double it again, so one
+    overflow early in a frame does not leave its gradients underflowing for the rest of it."""
 
-    def __init__(self, enabled: bool, initial: float = 2.0**16) -> None:
+    def __init__(self, enabled: bool, initial: float = 2.0**16, growth_interval: int = 25) -> None:
         self.scale = initial if enabled else 1.0
         self.enabled = enabled
+        self.growth_interval = growth_interval
+        self._finite_in_a_row = 0
 
     def backward(self, total: torch.Tensor, x: torch.Tensor) -> bool:
         """Backpropagate ``total`` into ``x.grad`` (unscaled); False if the gradient overflowed."""
@@ -86,8 +99,13 @@ class LossScale:
             return True
         x.grad.div_(self.scale)
         if torch.isfinite(x.grad).all():
+            self._finite_in_a_row += 1
+            if self._finite_in_a_row == self.growth_interval:
+                self.scale *= 2.0
+                self._finite_in_a_row = 0
             return True
         self.scale /= 2.0
+        self._finite_in_a_row = 0
         x.grad = None
         return False
 
@@ -95,12 +113,13 @@ class LossScale:
 def optimize(x: torch.Tensor, objective: Objective, *, iterations: int, method: str = "lbfgs",
              learning_rate: float = 1.0, tol_loss_relative: float = 0.0, tol_loss_relative_interval: int = 50,
              callback: Callable[[Progress], None] | None = None, loss_scaling: bool = False,
-             history_size: int = 100) -> OptimizeOutcome:
+             history_size: int = 100, fallback: Objective | None = None) -> OptimizeOutcome:
     """Minimise the summed terms of ``objective`` over the leaf tensor ``x`` (updated in place).
 
     ``objective(x)`` returns named scalar terms; their sum is minimised. At most ``iterations``
     evaluations are made. On return ``x`` holds the evaluated iterate with the lowest total and
-    ``outcome.losses`` its terms. If the loss turns non-finite the run ends there.
+    ``outcome.losses`` its terms. ``fallback``: the objective evaluated where ``objective``'s
+    loss is not finite (see the module doc). If the loss turns non-finite the run ends there.
     """
     if method not in OPTIMIZERS:
         raise UserError(f"unknown optimizer {method!r}; choose lbfgs or adam")
@@ -126,6 +145,12 @@ def optimize(x: torch.Tensor, objective: Objective, *, iterations: int, method: 
             opt.zero_grad(set_to_none=True)
             terms = objective(x)
             total = torch.stack([t.float() for t in terms.values()]).sum()
+            if not torch.isfinite(total):  # no loss scale helps a loss that overflowed itself
+                if fallback is not None:  # past float16's range (see the module doc)
+                    terms = fallback(x)
+                    total = torch.stack([t.float() for t in terms.values()]).sum()
+                    total.backward()
+                break  # else the loop below ends the run
             if scaler.backward(total, x):
                 break
         else:
@@ -146,7 +171,7 @@ def optimize(x: torch.Tensor, objective: Objective, *, iterations: int, method: 
         outcome.history.append(total)
         if not math.isfinite(total):
             log.warning("loss became %s at iteration %d; keeping the best finite image", total, iteration)
-            outcome.stopped_early, outcome.stop_reason = True, "non-finite"
+            outcome.stop_reason = "non-finite"
             break
         if not best_losses or total < best_losses["total"]:
             best_x, best_losses = evaluated, dict(outcome.losses)
@@ -155,7 +180,7 @@ def optimize(x: torch.Tensor, objective: Objective, *, iterations: int, method: 
         if stop.should_stop(iteration, total):
             log.debug("relative loss change below %g over %d iterations: stopping at %d",
                       stop.tol, stop.interval, iteration)
-            outcome.stopped_early, outcome.stop_reason = True, "converged"
+            outcome.stop_reason = "converged"
             break
     with torch.no_grad():
         x.copy_(best_x)  # the initial x when no finite loss was seen

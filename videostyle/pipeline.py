@@ -48,7 +48,7 @@ from videostyle.stylize import Stylizer
 from videostyle.units import EventCallback, StageEvent, ignore_events
 from videostyle.userfiles import (check_inputs_outside_job, check_job_folder_is_ours, check_job_is_of_this_input,
                                   check_output_is_not_an_input, check_output_is_ours, input_files)
-from videostyle.verify import OutputCheck, file_digest, file_identity
+from videostyle.verify import AsRecorded, file_digest, file_identity
 from videostyle.vgg import weights_file
 from videostyle.video_io import VideoInfo
 
@@ -189,7 +189,7 @@ def plan_units(request: RunRequest, job: JobDir, output: Path, info: VideoInfo, 
     units = (flows.units if flows else []) + stylize_units(ctx)
     plan = JobPlan(request=request, job=job, info=info, n_frames=n_frames, output=output,
                    units=tuple(units), ctx=ctx, style_key=style_key, cuts=tuple(cuts),
-                   check=OutputCheck(Ledger(job.root), height, width), frames_source=frames.source)
+                   check=AsRecorded(Ledger(job.root), height, width), frames_source=frames.source)
     return plan, records
 
 

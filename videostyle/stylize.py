@@ -20,15 +20,15 @@ import numpy as np
 import torch
 
 from videostyle.colors import ColorStats, original_colors, styles_in_colors
-from videostyle.config import StyleSettings
+from videostyle.config import StyleSettings, check_blend_count, check_section
 from videostyle.device import Precision, choose_precision, resolve_device, stylization_device
 from videostyle.errors import UserError
 from videostyle.images import resize, resize_long_side
 from videostyle.looks import FrameLook
-from videostyle.losses import (CRITERIA, PIXELS, LossTerm, TemporalLoss, gatys_terms, gram_matrix, masked_gram,
+from videostyle.losses import (PIXELS, LossTerm, TemporalLoss, gatys_terms, gram_matrix, masked_gram,
                                masked_style_terms)
 from videostyle.memory import check_frame_fits, lbfgs_history_size
-from videostyle.optimize import OPTIMIZERS, Progress, optimize
+from videostyle.optimize import Progress, optimize
 from videostyle.tiles import TiledFeatureLoss, alignment, halo_for, plan_tiles, tiled_features, tiled_grams
 from videostyle.vgg import LAYER_NAMES, VGGFeatures, VGGWeights, load_weights
 
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 # The authors' random init: Gaussian noise of this standard deviation around the mean pixel
 # (artistic-videos: torch.randn(size):mul(0.001) in the mean-subtracted Caffe input space).
 INIT_NOISE_STD = 0.001
-INITS = ("random", "content")
 # Loss kinds reported, in this order.
 KINDS = ("content", "style", "tv", "temporal")
 
@@ -69,39 +68,18 @@ class StylizeResult:
 
 
 def validate_style_settings(settings: StyleSettings, n_styles: int) -> None:
-    """Reject settings no run can use, with one line a user can act on."""
+    """Reject settings no run can use (settings built in Python included), with the messages of the
+    command line and TOML files: every rule is the setting's declaration."""
     if n_styles < 1:
         raise UserError("at least one style image is needed")
-    for name in ("content_weight", "style_weight", "tv_weight"):
-        if getattr(settings, name) < 0:
-            raise UserError(f"{name.replace('_', '-')} must not be negative")
-    if not settings.style_layers:
-        raise UserError("style-layers must name at least one layer")
-    for layer in (*settings.content_layers, *settings.style_layers):
-        if layer not in LAYER_NAMES:
-            raise UserError(f"unknown VGG-19 layer {layer!r}; names look like relu4_2 (conv1_1 ... pool5)")
-    blend = settings.style_blend_weights
-    if blend and len(blend) != n_styles:
-        raise UserError(f"{len(blend)} style blend weight(s) for {n_styles} style image(s); give one per style")
-    if blend and (min(blend) < 0 or sum(blend) <= 0):
-        raise UserError("style blend weights must be non-negative and not all zero")
-    if settings.style_scale <= 0:
-        raise UserError("style-scale must be positive")
-    if settings.pooling not in ("max", "avg"):
-        raise UserError(f"unknown pooling {settings.pooling!r}; choose max or avg")
-    if settings.optimizer not in OPTIMIZERS:
-        raise UserError(f"unknown optimizer {settings.optimizer!r}; choose lbfgs or adam")
-    if settings.temporal_criterion not in CRITERIA:
-        raise UserError(f"unknown temporal criterion {settings.temporal_criterion!r}; choose mse or smoothl1")
-    if settings.tol_loss_relative < 0 or settings.tol_loss_relative_interval < 1:
-        raise UserError("tol-loss-relative must be >= 0 and its interval >= 1")
+    check_section(settings)
+    check_blend_count(settings.style_blend_weights, n_styles)
 
 
 def blend_weights(settings: StyleSettings, n_styles: int, look: FrameLook | None = None) -> list[float]:
     """Per-style weights summing to 1: the frame's look's, else the settings', else equal."""
     raw = list((look.weights if look is not None else None) or settings.style_blend_weights or [1.0] * n_styles)
-    if len(raw) != n_styles:
-        raise UserError(f"{len(raw)} style blend weight(s) for {n_styles} style image(s); give one per style")
+    check_blend_count(raw, n_styles)
     return [w / sum(raw) for w in raw]
 
 
@@ -413,11 +391,16 @@ class Stylizer:
                 return self._tiled_sums(terms, tiled, pixels)
             return self._evaluate_terms(terms, self._fast_features(pixels), pixels)
 
+        def in_float32(pixels: torch.Tensor) -> dict[str, torch.Tensor]:  # where float16 overflows
+            if tiled is not None:
+                return self._tiled_sums(terms, tiled.with_features(self._reference_net), pixels)
+            return self._evaluate_terms(terms, self._reference_net(pixels), pixels)
+
         outcome = optimize(
             x, objective, iterations=iterations, method=self.settings.optimizer,
             learning_rate=self._learning_rate(), tol_loss_relative=self.settings.tol_loss_relative,
             tol_loss_relative_interval=self.settings.tol_loss_relative_interval, callback=callback,
-            loss_scaling=self.precision.loss_scaling,
+            loss_scaling=self.precision.loss_scaling, fallback=in_float32 if self.precision.loss_scaling else None,
             history_size=lbfgs_history_size(content.shape[0] * content.shape[1]))
         result = x.detach().clamp(0.0, 255.0)
         losses = self._losses_of(terms, result, tiled)

@@ -65,9 +65,10 @@ def has_shape(path: Path, height: int, width: int) -> bool:
 
 
 @dataclass(frozen=True)
-class OutputCheck:
-    """Whether a unit's output may be trusted: recorded in the journal with this byte size, whole,
-    and of the frames' size. Anything else is recomputed."""
+class AsRecorded:
+    """The job's :data:`~videostyle.units.OutputCheck`: a unit's output may be trusted when the
+    journal recorded it with this byte size and it reads back whole, of the frames' size.
+    Anything else is recomputed."""
 
     ledger: Ledger
     height: int

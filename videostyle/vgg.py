@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from videostyle.errors import UserError
+from videostyle.errors import UserError, did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -198,21 +198,23 @@ def _convs_from_keys(state: dict[str, torch.Tensor], path: Path, prefix) -> dict
     return convs
 
 
-def _check_layers(layers: Iterable[str]) -> tuple[str, ...]:
-    layers = tuple(dict.fromkeys(layers))
-    unknown = [n for n in layers if n not in LAYER_NAMES]
-    if unknown:
-        raise UserError(f"unknown VGG-19 layer(s) {', '.join(unknown)}; names look like relu4_2 "
-                        f"(conv1_1 ... pool5)")
-    if not layers:
-        raise UserError("no VGG-19 layers requested")
-    return layers
+def layers_problem(names: Iterable[str], at_least_one: bool = False) -> str | None:
+    """What is wrong with VGG-19 layer names, to follow the name of what holds them in a message
+    (None: nothing): the one rule for the settings and the network."""
+    names = tuple(names)
+    if at_least_one and not names:
+        return "must name at least one VGG-19 layer"
+    for name in names:
+        if name not in LAYER_NAMES:
+            return (f"has unknown VGG-19 layer {name!r}{did_you_mean(name, LAYER_NAMES)}; names look like "
+                    "relu4_2 (conv1_1 ... pool5)")
+    return None
 
 
 class VGGFeatures(nn.Module):
     """VGG-19 up to the deepest requested layer; ``forward`` returns ``{layer: B,C,h,w tensor}``.
 
-    ``forward`` takes network input (see :meth:`pixels_to_input` / :meth:`to_vgg_input`). Parameters
+    ``forward`` takes network input (see :meth:`pixels_to_input`). Parameters
     never require gradients; gradients flow to the input only. ``pooling`` is ``max`` or ``avg``.
     """
 
@@ -222,7 +224,10 @@ class VGGFeatures(nn.Module):
         super().__init__()
         if pooling not in ("max", "avg"):
             raise UserError(f"unknown pooling {pooling!r}; choose max or avg")
-        self.layers = _check_layers(layers)
+        self.layers = tuple(dict.fromkeys(layers))
+        problem = layers_problem(self.layers, at_least_one=True)
+        if problem:
+            raise UserError(f"layers {problem}")
         loaded = weights if isinstance(weights, VGGWeights) else load_weights(weights, convention)
         self.convention = loaded.convention
         self.pooling = pooling
@@ -265,10 +270,6 @@ class VGGFeatures(nn.Module):
         pixels = x * self._std + self._mean
         return pixels[:, torch.argsort(self._order)]
 
-    def to_vgg_input(self, rgb: torch.Tensor) -> torch.Tensor:
-        """RGB B,3,H,W in 0..1 -> this network's input space."""
-        return self.pixels_to_input(rgb * 255.0)
-
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         wanted = set(self.layers)
         out: dict[str, torch.Tensor] = {}
@@ -278,10 +279,3 @@ class VGGFeatures(nn.Module):
                 out[name] = x
         return out
 
-
-def load_vgg19(weights: str | Path | None = None, pooling: str = "max", device: str | torch.device = "cpu",
-               last_layer: str = "relu5_1") -> VGGFeatures:
-    """A :class:`VGGFeatures` returning every layer from ``conv1_1`` up to ``last_layer``."""
-    if last_layer not in LAYER_NAMES:
-        raise UserError(f"unknown VGG-19 layer {last_layer!r}")
-    return VGGFeatures(weights, pooling, LAYER_NAMES[: LAYER_NAMES.index(last_layer) + 1], device)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from videostyle.cli.group import main
+from videostyle.cli.settings_options import setting_option
 
 @main.command("eval")
 @click.argument("output", type=click.Path(exists=True, path_type=Path))
@@ -19,12 +20,11 @@ from videostyle.cli.group import main
 @click.option("--flow", "flow_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of backward_{t}_{t-1}.flo (frames from 1), e.g. ground truth; "
                    "reliable_{t}_{t-1}.pgm beside them are used when present.")
-@click.option("--flow-method", default="deepflow", show_default=True,
-              help="Flow estimated on the input when neither --flow nor job flows are there: "
-                   "deepflow, dis (much faster), dis_fine, tvl1, farneback.")
+@setting_option("flow", "method", "--flow-method",
+                help="Flow estimated on the input when neither --flow nor job flows are there.")
 @click.option("--no-distances", is_flag=True,
               help="Skip the style/content distances (no VGG; temporal error only).")
-@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+@setting_option("video", "device", help="Device of the style and content distances: auto, cpu, cuda or cuda:N.")
 @click.option("--against", "others", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Another result (video, frame folder or job folder) to measure the same way, on the "
                    "same input and flows (repeat for several).")
@@ -32,7 +32,7 @@ from videostyle.cli.group import main
               help="Also draw the warping error per frame into this .png, .pdf or .svg file.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
 def eval_command(output: Path, input_: Path | None, styles: tuple[Path, ...], flow_dir: Path | None,
-                 flow_method: str, no_distances: bool, device: str, others: tuple[Path, ...],
+                 method: str, no_distances: bool, device: str, others: tuple[Path, ...],
                  plot: Path | None, as_json: bool) -> None:
     """Measure a stylized OUTPUT (video, frame folder or job folder) against its input.
 
@@ -45,7 +45,7 @@ def eval_command(output: Path, input_: Path | None, styles: tuple[Path, ...], fl
 
     if plot is not None:
         check_plot_path(plot)  # before the evaluation, which can take long
-    report = evaluate(output, input_, styles=styles, flow_dir=flow_dir, flow_method=flow_method,
+    report = evaluate(output, input_, styles=styles, flow_dir=flow_dir, flow_method=method,
                       device=device, distances=not no_distances, against=others)
     if as_json:
         click.echo(json.dumps(report_to_dict(report), indent=2, allow_nan=False))

@@ -53,7 +53,7 @@ def _dest(decl: Declared) -> str:
 
 def _default_text(decl: Declared) -> str:
     value = decl.default
-    if decl.spec.flag_value is not None or decl.kind is bool or value is None:
+    if decl.kind is bool or value is None:
         return ""
     shown = ",".join(map(str, value)) if decl.is_tuple else str(value)
     return f" [default: {shown or 'none'}]"
@@ -84,8 +84,6 @@ def _given_value(decl: Declared, kwargs: dict[str, Any]) -> Any:
 
 def _option(decl: Declared) -> Decorator:
     flag, help_text = decl.flags[0], decl.spec.help + _default_text(decl)
-    if decl.spec.flag_value is not None:
-        return click.option(flag, _dest(decl), flag_value=decl.spec.flag_value, default=None, help=help_text)
     if decl.kind is bool and not decl.is_tuple:
         return click.option(f"{flag}/--no-{flag[2:]}", _dest(decl), default=None, help=help_text)
     return click.option(*decl.flags, _dest(decl), type=SettingType(decl), default=None, help=help_text)
@@ -116,6 +114,17 @@ def settings_options(command: str) -> Decorator:
                             help=LEARNING_RATE_HELP)(wrapper)
 
     return decorate
+
+
+def setting_option(section: str, name: str, *flags: str, help: str = "") -> Decorator:
+    """One setting's option on a command that takes no settings otherwise (``eval --device``):
+    its declared values, checks and messages, under ``flags`` (default: the declared ones); the
+    command receives the value, or the declared default."""
+    decl = declared(section, name)
+    if flags:
+        decl = dataclasses.replace(decl, spec=dataclasses.replace(decl.spec, flags=flags))
+    return click.option(*decl.flags, name, type=SettingType(decl), default=decl.default, show_default=True,
+                        help=help or decl.spec.help)
 
 
 def _rate_decl() -> Declared:
