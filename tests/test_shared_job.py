@@ -137,6 +137,13 @@ def test_a_link_at_any_depth_is_refused_by_the_plan_and_right_before_each_write(
     with pytest.raises(UserError, match="journal is a symbolic link"):
         run_claimed(unit, lock, plan.job)
     assert list(elsewhere.iterdir()) == [] and list(record_elsewhere.iterdir()) == []
+    frame = job / "frames" / "frame_00001.png"
+    secret = tmp_path / "secret.png"
+    shutil.copyfile(frame, secret)
+    frame.unlink()
+    frame.symlink_to(secret)  # a frame swapped for a link to any image the worker can read
+    with pytest.raises(UserError, match="frame_00001.png is a symbolic link"):
+        plan.job.read_image(frame)
 
 
 def test_weights_and_flow_files_named_by_the_job_are_checked(job: Path, tmp_path: Path, tiny_clip: Path,

@@ -22,7 +22,6 @@ import numpy as np
 import flow
 from videostyle.config import stage_key
 from videostyle.errors import UserError
-from videostyle.images import load_image
 from videostyle.jobdir import JobDir
 from videostyle.units import Unit, UnitResult
 
@@ -74,7 +73,7 @@ def plan_flows(job: JobDir, frames_key: str, source: str, pairs: list[tuple[int,
     user's ``flow_files``); ``source`` says which (see ``planned_source``, ``recorded_source``)."""
     key = stage_key("flow", frames_key, source)
     store = FlowStore(job.flow_dir(key))
-    units = flow_units(store, pairs, lambda i: load_image(job.frame_path(i)), method, flow_files)
+    units = flow_units(store, pairs, lambda i: job.read_image(job.frame_path(i)), method, flow_files)
     return FlowPlan(store, units, {"key": key, "method": source, "pairs": [list(p) for p in pairs]})
 
 

@@ -26,7 +26,6 @@ from videostyle.colors import ColorStats, color_stats, sample_frames
 from videostyle.errors import UserError
 from videostyle.jobdir import STYLE_COPY, JobDir, check_no_link_on_the_way, inside_job
 from videostyle.config import VideoSettings, stage_key
-from videostyle.images import load_image
 from videostyle.shots import detect_cuts
 from videostyle.verify import file_digest, file_identity, file_size, frame_is_intact
 from videostyle.video_io import (VideoInfo, copy_audio, extract_frame, extract_frames, is_image_sequence,
@@ -242,7 +241,7 @@ def clip_colors(job: JobDir, n_frames: int) -> ColorStats:
     """The colours of the job's frames (mean, covariance) over a fixed sample of them, for the
     ``histogram`` colour transfer: the planner and every worker read the same frames, so all
     stylize towards the same recoloured style (see :func:`videostyle.colors.sample_frames`)."""
-    return color_stats(load_image(job.frame_path(i)) for i in sample_frames(n_frames))
+    return color_stats(job.read_image(job.frame_path(i)) for i in sample_frames(n_frames))
 
 
 # ---------------------------------------------------------------- scene cuts
@@ -259,7 +258,7 @@ def find_cuts(job: JobDir, given: tuple[int, ...] | None, video: VideoSettings, 
     recorded = job.read_manifest().get("cuts", {})
     if recorded.get("key") == key:
         return list(recorded["frames"])
-    cuts = detect_cuts(n_frames, lambda i: load_image(job.frame_path(i)), video.cut_threshold)
+    cuts = detect_cuts(n_frames, lambda i: job.read_image(job.frame_path(i)), video.cut_threshold)
     job.update_manifest(cuts={"key": key, "frames": cuts})
     if cuts:
         log.info("scene cuts before frames %s", cuts)

@@ -34,8 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
+
 from flow.atomic import atomic_write_bytes
 from videostyle.errors import UserError
+from videostyle.images import load_image
 from videostyle.video_io import frame_name
 
 MANIFEST = "job.json"
@@ -162,6 +165,12 @@ class JobDir:
     def frame_path(self, i: int) -> Path:
         """Extracted input frame i (from 1)."""
         return self.frames_dir / frame_name(i)
+
+    def read_image(self, path: Path) -> np.ndarray:
+        """An image of the job folder, read only when no link on its way leads elsewhere (one
+        planted after the plan was checked must not make a worker read any image it can)."""
+        check_no_link_on_the_way(self.root, path)
+        return load_image(path)
 
     @property
     def final_dir(self) -> Path:

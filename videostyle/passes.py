@@ -19,7 +19,7 @@ import numpy as np
 
 from videostyle.config import Settings
 from videostyle.flowstage import FlowStore, flow_unit_name
-from videostyle.images import load_image, save_image
+from videostyle.images import save_image
 from videostyle.jobdir import JobDir
 from videostyle.units import Unit, UnitResult
 from videostyle.shots import Segment, previous_anchors
@@ -47,7 +47,7 @@ class PassContext:
     look: Callable[[int], FrameLook | None] = no_look  # frame i's style blend or masks
 
     def content(self, i: int) -> np.ndarray:
-        return load_image(self.job.frame_path(i))
+        return self.job.read_image(self.job.frame_path(i))
 
     def result_path(self, pass_index: int, i: int) -> Path:
         """Where frame i's result of a pass is; an anchor has one result for every pass."""
@@ -56,7 +56,7 @@ class PassContext:
         return self.job.pass_dir(self.style_key, pass_index) / frame_name(i)
 
     def result(self, pass_index: int, i: int) -> np.ndarray:
-        return load_image(self.result_path(pass_index, i)).astype(np.float32)
+        return self.job.read_image(self.result_path(pass_index, i)).astype(np.float32)
 
     def warped_result(self, pass_index: int, source: int, target: int) -> np.ndarray:
         """Frame ``source`` of a pass, warped into frame ``target``."""
