@@ -39,6 +39,7 @@ STYLE_LAYERS_DEFAULT = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 SPEC = "videostyle.setting"  # the metadata key of a field's declaration
 RUN, IMAGE = "run", "image"  # commands that offer settings as options
 COLOR_TRANSFERS = ("none", "luminance", "histogram")  # see videostyle.colors
+LOSS_NORMALIZATIONS = ("paper", "gram")  # see videostyle.losses (its NORMALIZATIONS)
 
 # A rule returns what is wrong with a (type-checked) value, or None when it is fine.
 Rule = Callable[[Any], str | None]
@@ -152,6 +153,15 @@ class StyleSettings:
                                               rule=_vgg_layers, commands=BOTH)
     style_layers: tuple[str, ...] = setting(STYLE_LAYERS_DEFAULT, "VGG-19 layers of the style loss, comma-separated.",
                                             rule=_some_vgg_layers, commands=BOTH)
+    style_layer_weights: tuple[float, ...] = setting(
+        (), "One weight per --style-layers layer, comma-separated, e.g. 1,1,1,4,1 (empty: equal); scaled to "
+            "sum 1, so --style-weight stays the whole style term's.", minimum=0, rule=_not_all_zero, commands=BOTH)
+    normalization: str = setting(
+        "paper", "What the loss terms are divided by, so the weights mean something: gram (each style layer "
+                 "by its target Gram's mean square, content by its target features', TV and temporal per "
+                 "pixel in 0..1 units: one set of weights gives the same balance on every painting and size) "
+                 "or paper (the authors' scales, under which a style weight's strength follows the painting).",
+        choices=LOSS_NORMALIZATIONS, flags=("--loss-normalization",), commands=BOTH)
     style_blend_weights: tuple[float, ...] = setting(
         (), "One weight per --style image, comma-separated, e.g. 3,1 (empty: equal).",
         minimum=0, rule=_not_all_zero, commands=BOTH)

@@ -54,15 +54,19 @@ the network ran in bfloat16/float16, with autocast disabled around them.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as nnf
 from torch import nn
 
+from videostyle.config import LOSS_NORMALIZATIONS as NORMALIZATIONS
+
 CRITERIA = ("mse", "smoothl1")
 PIXELS = "pixels"  # source name of terms computed on the image itself
 # TV is expressed per image of this many pixels (the authors' usual working size, 512x512).
 TV_REFERENCE_PIXELS = 512 * 512
+PIXEL_RANGE = 255.0  # pixels are 0..255; ``gram`` measures pixel terms in 0..1 units
 
 
 def _accurate(x: torch.Tensor) -> torch.Tensor:
@@ -151,16 +155,17 @@ class LossTerm(nn.Module, ABC):
 
     kind = "term"
 
-    def __init__(self, source: str, weight: float, normalize_gradients: bool = False) -> None:
+    def __init__(self, source: str, weight: float, normalize_gradients: bool = False, scale: float = 1.0) -> None:
         super().__init__()
         self.source = source
         self.weight = float(weight)
         self.normalize_gradients = normalize_gradients
+        self.scale = float(scale)  # the value's divisor under the normalisation (see normalizing_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.normalize_gradients and x.requires_grad:
             x = _NormalizeGradient.apply(x, self.weight)
-        return self.weight * self.value(x)
+        return self.weight * self.value(x) / self.scale
 
     @abstractmethod
     def value(self, x: torch.Tensor) -> torch.Tensor:
@@ -176,8 +181,8 @@ class TargetLoss(LossTerm):
     """
 
     def __init__(self, source: str, target: torch.Tensor, weight: float, *, mask: torch.Tensor | None = None,
-                 criterion: str = "mse", normalize_gradients: bool = False) -> None:
-        super().__init__(source, weight, normalize_gradients)
+                 criterion: str = "mse", normalize_gradients: bool = False, scale: float = 1.0) -> None:
+        super().__init__(source, weight, normalize_gradients, scale)
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
         self.criterion = criterion
@@ -206,8 +211,9 @@ class ContentLoss(TargetLoss):
 
     kind = "content"
 
-    def __init__(self, layer: str, target: torch.Tensor, weight: float, normalize_gradients: bool = False) -> None:
-        super().__init__(layer, target, weight, normalize_gradients=normalize_gradients)
+    def __init__(self, layer: str, target: torch.Tensor, weight: float, normalize_gradients: bool = False,
+                 scale: float = 1.0) -> None:
+        super().__init__(layer, target, weight, normalize_gradients=normalize_gradients, scale=scale)
 
 
 class StyleLoss(TargetLoss):
@@ -216,8 +222,8 @@ class StyleLoss(TargetLoss):
     kind = "style"
 
     def __init__(self, layer: str, target_gram: torch.Tensor, weight: float,
-                 normalize_gradients: bool = False) -> None:
-        super().__init__(layer, target_gram, weight, normalize_gradients=normalize_gradients)
+                 normalize_gradients: bool = False, scale: float = 1.0) -> None:
+        super().__init__(layer, target_gram, weight, normalize_gradients=normalize_gradients, scale=scale)
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return gram_matrix(x)
@@ -244,8 +250,8 @@ class MaskedStyleLoss(StyleLoss):
     towards its style as strongly as an unmasked term pulls every pixel."""
 
     def __init__(self, layer: str, target_gram: torch.Tensor, weight: float, mask: torch.Tensor,
-                 normalize_gradients: bool = False) -> None:
-        super().__init__(layer, target_gram, weight, normalize_gradients)
+                 normalize_gradients: bool = False, scale: float = 1.0) -> None:
+        super().__init__(layer, target_gram, weight, normalize_gradients, scale)
         self.register_buffer("region", mask.detach())
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
@@ -262,11 +268,11 @@ class TemporalLoss(TargetLoss):
     kind = "temporal"
 
     def __init__(self, target: torch.Tensor, weights: torch.Tensor, weight: float, criterion: str = "mse",
-                 normalize_gradients: bool = False) -> None:
+                 normalize_gradients: bool = False, normalization: str = "paper") -> None:
         if weights.dim() == 2:
             weights = weights[None, None]
         super().__init__(PIXELS, target, weight, mask=weights, criterion=criterion,
-                         normalize_gradients=normalize_gradients)
+                         normalize_gradients=normalize_gradients, scale=pixel_scale(normalization, "temporal"))
 
 
 class TVLoss(LossTerm):
@@ -274,43 +280,96 @@ class TVLoss(LossTerm):
 
     kind = "tv"
 
-    def __init__(self, weight: float) -> None:
-        super().__init__(PIXELS, weight)
+    def __init__(self, weight: float, normalization: str = "paper") -> None:
+        super().__init__(PIXELS, weight, scale=pixel_scale(normalization, "tv"))
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
         return total_variation(x) * (TV_REFERENCE_PIXELS / (x.shape[-2] * x.shape[-1]))
 
 
+def check_normalization(name: str) -> None:
+    if name not in NORMALIZATIONS:
+        raise ValueError(f"unknown loss normalization {name!r}; choose one of {', '.join(NORMALIZATIONS)}")
+
+
+def normalizing_scale(normalization: str, target: torch.Tensor) -> float:
+    """What a feature term (content features, or a style Gram) is divided by: 1 under ``paper``,
+    the target's mean square under ``gram`` (so a result with no features at all scores 1)."""
+    check_normalization(normalization)
+    if normalization == "paper":
+        return 1.0
+    return max(float(_accurate(target.detach()).square().mean()), 1e-12)
+
+
+def pixel_scale(normalization: str, kind: str) -> float:
+    """What a pixel term (``tv``, ``temporal``) is divided by: 1 under ``paper``; under ``gram``
+    what makes it a mean per pixel and channel in 0..1 image units (TV: of ½(dx² + dy²))."""
+    check_normalization(normalization)
+    if normalization == "paper":
+        return 1.0
+    if kind == "tv":
+        return 3 * TV_REFERENCE_PIXELS * PIXEL_RANGE**2
+    return PIXEL_RANGE**2
+
+
+def layer_shares(layers: Sequence[str], weights: Sequence[float] = ()) -> dict[str, float]:
+    """Each layer's share of its term's weight: ``weights`` (one per layer) scaled to sum 1, or
+    equal shares when there are none (Gatys et al.'s w_l = 1/|L|). The one place layers are weighted."""
+    layers = list(dict.fromkeys(layers))
+    if not weights:
+        return {layer: 1.0 / len(layers) for layer in layers} if layers else {}
+    if len(weights) != len(layers):
+        raise ValueError(f"{len(weights)} layer weight(s) for {len(layers)} layer(s)")
+    total = float(sum(weights))
+    return {layer: float(w) / total for layer, w in zip(layers, weights)}
+
+
+def feature_weights(targets: Mapping[str, torch.Tensor], weight: float, shares: Mapping[str, float],
+                    normalization: str) -> dict[str, tuple[float, float]]:
+    """(weight, scale) of each layer's term: the term's weight times the layer's share, and the
+    normalisation's divisor for that layer's target. Layers without a share are left out."""
+    return {layer: (weight * shares[layer], normalizing_scale(normalization, target))
+            for layer, target in targets.items() if shares.get(layer, 0.0) > 0}
+
+
 def gatys_terms(content_features: dict[str, torch.Tensor], style_grams: dict[str, torch.Tensor], *,
                 content_weight: float, style_weight: float, tv_weight: float,
-                normalize_gradients: bool = False) -> list[LossTerm]:
-    """Content, style and TV terms with the normalisation above (weights split evenly over layers).
+                normalize_gradients: bool = False, normalization: str = "paper",
+                style_layer_weights: Sequence[float] = ()) -> list[LossTerm]:
+    """Content, style and TV terms with the chosen normalisation (see the module doc).
 
-    ``content_features``: target features per content layer; ``style_grams``: target Gram per
-    style layer. Terms with weight 0 are left out.
+    ``content_features``: target features per content layer (weighted equally); ``style_grams``:
+    target Gram per style layer, weighted by ``style_layer_weights`` (see :func:`layer_shares`).
+    Terms with weight 0 are left out.
     """
     terms: list[LossTerm] = []
     if content_weight > 0 and content_features:
-        w = content_weight / len(content_features)
-        terms += [ContentLoss(layer, f, w, normalize_gradients) for layer, f in content_features.items()]
+        shares = layer_shares(list(content_features))
+        terms += [ContentLoss(layer, content_features[layer], w, normalize_gradients, scale)
+                  for layer, (w, scale) in feature_weights(content_features, content_weight, shares,
+                                                           normalization).items()]
     if style_weight > 0 and style_grams:
-        w = style_weight / len(style_grams)
-        terms += [StyleLoss(layer, g, w, normalize_gradients) for layer, g in style_grams.items()]
+        shares = layer_shares(list(style_grams), style_layer_weights)
+        terms += [StyleLoss(layer, style_grams[layer], w, normalize_gradients, scale)
+                  for layer, (w, scale) in feature_weights(style_grams, style_weight, shares, normalization).items()]
     if tv_weight > 0:
-        terms.append(TVLoss(tv_weight))
+        terms.append(TVLoss(tv_weight, normalization))
     return terms
 
 
 def masked_style_terms(style_grams: list[dict[str, torch.Tensor]], masks: list[torch.Tensor], *,
-                       style_weight: float, normalize_gradients: bool = False) -> list[LossTerm]:
+                       style_weight: float, normalize_gradients: bool = False, normalization: str = "paper",
+                       style_layer_weights: Sequence[float] = ()) -> list[LossTerm]:
     """One style term per style image and layer, each over its own region (masks 1,1,H,W in
-    [0, 1]), weighted by the region's share of the frame; a style whose region is empty here
-    has no term."""
+    [0, 1]), weighted by the region's share of the frame (and normalised by that style's own
+    Gram under ``gram``); a style whose region is empty here has no term."""
     terms: list[LossTerm] = []
     for grams, mask in zip(style_grams, masks):
         share = float(mask.mean())
         if style_weight <= 0 or share <= 0 or not grams:
             continue
-        w = style_weight * share / len(grams)
-        terms += [MaskedStyleLoss(layer, g, w, mask, normalize_gradients) for layer, g in grams.items()]
+        shares = layer_shares(list(grams), style_layer_weights)
+        terms += [MaskedStyleLoss(layer, grams[layer], w, mask, normalize_gradients, scale)
+                  for layer, (w, scale) in feature_weights(grams, style_weight * share, shares,
+                                                           normalization).items()]
     return terms

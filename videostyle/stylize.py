@@ -25,8 +25,8 @@ from videostyle.device import Precision, choose_precision, resolve_device, styli
 from videostyle.errors import UserError
 from videostyle.images import resize, resize_long_side
 from videostyle.looks import FrameLook
-from videostyle.losses import (CRITERIA, PIXELS, LossTerm, TemporalLoss, gatys_terms, gram_matrix, masked_gram,
-                               masked_style_terms)
+from videostyle.losses import (CRITERIA, PIXELS, LossTerm, TemporalLoss, feature_weights, gatys_terms, gram_matrix,
+                               layer_shares, masked_gram, masked_style_terms)
 from videostyle.memory import check_frame_fits, lbfgs_history_size
 from videostyle.optimize import OPTIMIZERS, Progress, optimize
 from videostyle.tiles import TiledFeatureLoss, alignment, halo_for, plan_tiles, tiled_features, tiled_grams
@@ -80,6 +80,10 @@ def validate_style_settings(settings: StyleSettings, n_styles: int) -> None:
     for layer in (*settings.content_layers, *settings.style_layers):
         if layer not in LAYER_NAMES:
             raise UserError(f"unknown VGG-19 layer {layer!r}; names look like relu4_2 (conv1_1 ... pool5)")
+    layer_weights, layers = settings.style_layer_weights, dict.fromkeys(settings.style_layers)
+    if layer_weights and len(layer_weights) != len(layers):
+        raise UserError(f"{len(layer_weights)} style layer weight(s) for {len(layers)} distinct style layer(s); "
+                        "give one per layer")
     blend = settings.style_blend_weights
     if blend and len(blend) != n_styles:
         raise UserError(f"{len(blend)} style blend weight(s) for {n_styles} style image(s); give one per style")
@@ -290,10 +294,12 @@ class Stylizer:
         masks = self._mask_tensors(look, content.shape)
         style_targets = {} if masks else self.targets_for(content.shape, look)
         terms = gatys_terms(content_targets, style_targets, content_weight=s.content_weight,
-                            style_weight=s.style_weight, tv_weight=s.tv_weight, normalize_gradients=norm)
+                            style_weight=s.style_weight, tv_weight=s.tv_weight, normalize_gradients=norm,
+                            normalization=s.normalization, style_layer_weights=s.style_layer_weights)
         if masks:
             terms += masked_style_terms(self.style_grams(content.shape), masks, style_weight=s.style_weight,
-                                        normalize_gradients=norm)
+                                        normalize_gradients=norm, normalization=s.normalization,
+                                        style_layer_weights=s.style_layer_weights)
         return terms + self._temporal_terms(content, temporal, temporal_weight)
 
     def _mask_tensors(self, look: FrameLook | None, shape: Sequence[int]) -> list[torch.Tensor]:
@@ -324,7 +330,8 @@ class Stylizer:
                     raise UserError(f"temporal target {image.shape} / weights {weights.shape} do not match the "
                                     f"content frame {content.shape}")
                 terms.append(TemporalLoss(self._pixels(image), torch.from_numpy(weights).to(self.device),
-                                          temporal_weight, s.temporal_criterion, s.normalize_gradients))
+                                          temporal_weight, s.temporal_criterion, s.normalize_gradients,
+                                          s.normalization))
         return terms
 
     def _tiled_parts(self, content: np.ndarray, temporal: Sequence[TemporalTarget], temporal_weight: float,
@@ -338,9 +345,15 @@ class Stylizer:
         content_targets: dict[str, torch.Tensor] = {}
         if s.content_weight > 0 and self.content_layers:
             content_targets = tiled_features(self._reference_net, self._pixels(content), tiles, self.content_layers)
-        tiled = TiledFeatureLoss(self._fast_features, tiles, content_targets, self.targets_for(content.shape, look),
-                                 s.content_weight, s.style_weight)
-        pixel_terms = gatys_terms({}, {}, content_weight=0.0, style_weight=0.0, tv_weight=s.tv_weight)
+        style_targets = self.targets_for(content.shape, look) if s.style_weight > 0 else {}
+        content_weights = feature_weights(content_targets, s.content_weight, layer_shares(self.content_layers),
+                                          s.normalization) if s.content_weight > 0 else {}
+        style_weights = feature_weights(style_targets, s.style_weight,
+                                        layer_shares(self.style_layers, s.style_layer_weights), s.normalization)
+        tiled = TiledFeatureLoss(self._fast_features, tiles, content_targets, style_targets, content_weights,
+                                 style_weights)
+        pixel_terms = gatys_terms({}, {}, content_weight=0.0, style_weight=0.0, tv_weight=s.tv_weight,
+                                  normalization=s.normalization)
         return pixel_terms + self._temporal_terms(content, temporal, temporal_weight), tiled
 
     def _tiled_sums(self, terms: Sequence[LossTerm], tiled: TiledFeatureLoss,
