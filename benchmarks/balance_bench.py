@@ -42,6 +42,9 @@ from videostyle.vgg import load_weights  # noqa: E402
 BEFORE_TEMPORAL = {"default": 1e4, "preview": 5e3, "singlepass": 1e3, "longterm": 1e3, "paper": 5e2}
 PHOTO = "tubingen.jpg"
 TERMS = ("style", "content", "temporal", "tv")
+# Painting-independent measures of the look: relative Gram and relu4_2 distances (as `eval`), and
+# how far frame 2 moved from frame 1's result where it was reliable (0..255).
+LOOKS = ("style distance", "content distance", "drift")
 
 
 def split(paintings: list[Path]) -> dict[Path, str]:
@@ -102,7 +105,10 @@ def measure(painting: Path, settings: Settings, frames: tuple[np.ndarray, np.nda
                            temporal_weight=settings.video.temporal_weight, seed=1)
     if save is not None:
         save_image(save / f"{painting.stem}_{label}.png", two.image)
-    return {k: two.losses[k] for k in TERMS}
+    reliable = target.weights > 0
+    return {**{k: two.losses[k] for k in TERMS}, "style distance": stylizer.style_distance(two.image),
+            "content distance": stylizer.content_distance(two.image, second),
+            "drift": float(np.abs(two.image - target.image)[reliable].mean())}
 
 
 def spread(values: list[float]) -> float:
@@ -140,21 +146,22 @@ def main() -> None:
             for name, settings in runs.items() for p in chosen]
     print(f"preset {args.preset}, {PHOTO} {frames[0].shape[1]}x{frames[0].shape[0]}, pan {args.shift} px, "
           f"iterations {iterations[0]},{iterations[1]}, {args.threads} thread(s)")
-    print(format_table_rows(["painting", "part", "run", *TERMS, "style/content", "temporal/style"],
+    print(format_table_rows(["painting", "part", "run", *TERMS, "style/content", "temporal/style", *LOOKS],
                             [[r.painting, r.part, r.run, *(f"{r.terms[k]:.4g}" for k in TERMS),
-                              f"{r.style_content:.3g}", f"{r.temporal_style:.3g}"] for r in rows]))
-    print()
+                              f"{r.style_content:.3g}", f"{r.temporal_style:.3g}",
+                              *(f"{r.terms[k]:.3f}" for k in LOOKS)] for r in rows]))
+    print("\ngeometric mean (spread = max/min over the paintings)")
     summary = []
+    measures = {"style/content": lambda r: r.style_content, "temporal/style": lambda r: r.temporal_style,
+                **{k: (lambda r, k=k: r.terms[k]) for k in LOOKS}}
     for name in runs:
         for part in ("all", "tuning", "held-out"):
             members = [r for r in rows if r.run == name and part in ("all", r.part)]
-            if not members:
-                continue
-            sc, ts = [r.style_content for r in members], [r.temporal_style for r in members]
-            summary.append([name, part, str(len(members)), f"{geometric_mean(sc):.3g}", f"{spread(sc):.2f}",
-                            f"{geometric_mean(ts):.3g}", f"{spread(ts):.2f}"])
-    print(format_table_rows(["run", "paintings", "n", "style/content (geo mean)", "spread", "temporal/style (geo mean)",
-                             "spread"], summary))
+            if members:
+                summary.append([name, part, str(len(members)),
+                                *(f"{geometric_mean([f(r) for r in members]):.3g} ({spread([f(r) for r in members]):.2f})"
+                                  for f in measures.values())])
+    print(format_table_rows(["run", "paintings", "n", *measures], summary))
 
 
 if __name__ == "__main__":

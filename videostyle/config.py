@@ -516,12 +516,19 @@ def with_learning_rate(settings: Settings, rate: float) -> Settings:
 
 
 def presets_dir() -> Traversable:
-    """The presets shipped in the package (``videostyle/presets``, from ``configs/`` in the source)."""
+    """The presets shipped in the package (``videostyle/presets``, from ``configs/`` in the source).
+
+    Code run from a source tree reads that tree's ``configs/``: an editable install maps
+    ``videostyle.presets`` to the tree it was installed from, which may be another checkout
+    (a git worktree) than the code running."""
+    source = Path(__file__).resolve().parent.parent / "configs"
+    if (source / "__init__.py").is_file() and (source / "default.toml").is_file():
+        return source
     try:
         return importlib.resources.files("videostyle.presets")
     except ModuleNotFoundError:
         # An editable install made before the presets became a package: read the source tree's.
-        return Path(__file__).resolve().parent.parent / "configs"
+        return source
 
 
 def list_presets() -> list[str]:

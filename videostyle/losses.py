@@ -8,14 +8,17 @@ Conventions
   authors' input because :class:`videostyle.vgg.VGGFeatures` converts pixels to it.
 * ``F`` is a VGG activation B,C,h,w with ``N = C·h·w`` elements per image.
 
-Normalisation (chosen: every term is a mean, so the weights balance independently of image size)
+Normalisation: two, chosen by the ``normalization`` setting (``[style]`` in TOML,
+``--loss-normalization``). Layer weights ``w_l`` come from one place, :func:`layer_shares`
+(``style_layer_weights``, scaled to sum 1; equal, Gatys et al.'s 1/|L|, when not given).
+
+``paper`` (the authors' scales, every term a mean, so the weights balance whatever the image size)
 -------------------------------------------------------------------------------------------------
 =========  ===================================================================================
 content    ``w_c · mean_l mean((F_l(x) − F_l(c))²)``: MSE over the N elements of each content
            layer, averaged over the content layers (one, ``relu4_2``, by default)
-style      ``w_s · mean_l mean((G_l(x) − A_l)²)``, ``G = F Fᵀ / N`` (C×C, MSE over the C² entries),
-           averaged over the style layers (Gatys et al.'s layer weights w_l = 1/|L|); ``A_l`` is
-           the style image's Gram, or the blend-weighted sum of several styles' Grams
+style      ``w_s · Σ_l w_l mean((G_l(x) − A_l)²)``, ``G = F Fᵀ / N`` (C×C, MSE over the C² entries);
+           ``A_l`` is the style image's Gram, or the blend-weighted sum of several styles' Grams
 TV         ``w_tv · ½ Σ [(x[i,j+1] − x[i,j])² + (x[i+1,j] − x[i,j])²] · 512²/(H·W)``: the authors'
            squared TV in 0..255 units, summed over pixels and channels, expressed per 512×512 image
 temporal   ``w_t · mean(c · (x − ω)²)`` (``mse``) or ``w_t · mean(smoothl1(√c·x − √c·ω))``
@@ -23,12 +26,35 @@ temporal   ``w_t · mean(c · (x − ω)²)`` (``mse``) or ``w_t · mean(smoothl
            over all B·3·H·W elements, so unreliable pixels dilute the term (the authors' code)
 =========  ===================================================================================
 
+Under ``paper`` a style weight's strength follows the painting: ``mean(A_l²)`` at 128 px ranges
+from 7.6e4 (seated-nude) to 7.6e5 (woman-with-hat-matisse) over the seven reference paintings,
+and within a painting from ~300 (relu1_1, relu5_1) to ~1e6 (relu4_1), so equal layer weights are
+in effect relu4_1 alone.
+
+``gram`` (one set of weights for every painting, photo and size)
+-----------------------------------------------------------------
+Each term above is divided by a scale (``LossTerm.scale``) that makes it dimensionless:
+
+=========  ===================================================================================
+content    by ``mean(F_l(c)²)`` of its target: 1 = an image with no features at all
+style      each layer by ``mean(A_l²)`` of its own target Gram (a masked region's by its style's),
+           so a perfect mismatch scores ``w_s · w_l`` on every painting (the relative squared
+           distance ``‖G − A‖²/‖A‖²``, the square of what ``eval``'s style distance averages)
+TV         by ``3 · 512² · 255²``: ``½(dx² + dy²)`` per pixel and channel in 0..1 units
+temporal   by ``255²``: per pixel and channel in 0..1 units (the same on every clip and painting)
+=========  ===================================================================================
+
+The shipped presets other than ``paper`` use ``gram``, with weights converted from the paper's
+so that they keep the balance they had where they were tuned (``benchmarks/balance_bench.py``).
+The optimiser sees a ``gram`` objective times :data:`OBJECTIVE_SCALE` (torch's L-BFGS is not
+scale-invariant); reports show the terms as defined here.
+
 How it was chosen (by looking at outputs: tubingen.jpg with starry_night.jpg and the_scream.jpg,
 256 px, L-BFGS from the authors' noise init). Two departures from the authors' code
 (neural-style / artistic-videos), whose terms are the ones above except that they *sum* the style
 layers and *sum* TV over the image:
 
-* Summed style layers with the paper's style weight 100 wipe the content out: after 100 iterations
+* (``paper``) Summed style layers with the paper's style weight 100 wipe the content out: after 100 iterations
   the scene was unrecognisable swirls (content distance 1.15, i.e. the relu4_2 features farther
   from the photo's than the photo's own norm); after 500 the tower and a few façades had emerged
   (0.99). Averaging the five layers (= summing at weight 20) gives, with the same 5 / 100, Van
@@ -67,6 +93,11 @@ PIXELS = "pixels"  # source name of terms computed on the image itself
 # TV is expressed per image of this many pixels (the authors' usual working size, 512x512).
 TV_REFERENCE_PIXELS = 512 * 512
 PIXEL_RANGE = 255.0  # pixels are 0..255; ``gram`` measures pixel terms in 0..1 units
+# What the optimiser multiplies the objective by (videostyle.optimize): ``gram`` terms are of order
+# 1-100 where ``paper``'s are 1e6-1e7, and torch's L-BFGS is not scale-invariant (from the
+# authors' noise start a gram objective did not move in 30 iterations). 1e6 puts the presets'
+# gram objective where the paper's was, so L-BFGS takes the same path for the same balance.
+OBJECTIVE_SCALE = {"paper": 1.0, "gram": 1e6}
 
 
 def _accurate(x: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ from videostyle.device import Precision, choose_precision, resolve_device, styli
 from videostyle.errors import UserError
 from videostyle.images import resize, resize_long_side
 from videostyle.looks import FrameLook
-from videostyle.losses import (CRITERIA, PIXELS, LossTerm, TemporalLoss, feature_weights, gatys_terms, gram_matrix,
+from videostyle.losses import (CRITERIA, OBJECTIVE_SCALE, PIXELS, LossTerm, TemporalLoss, feature_weights, gatys_terms, gram_matrix,
                                layer_shares, masked_gram, masked_style_terms)
 from videostyle.memory import check_frame_fits, lbfgs_history_size
 from videostyle.optimize import OPTIMIZERS, Progress, optimize
@@ -373,9 +373,11 @@ class Stylizer:
         return sums
 
     def _initial_pixels(self, init: np.ndarray | str, content: np.ndarray, seed: int) -> torch.Tensor:
+        """The start, never sharing memory with the caller's arrays (the optimiser moves it in place,
+        and an array in CHW memory order, such as a result's image, converts without a copy)."""
         if isinstance(init, str):
             if init == "content":
-                return self._pixels(content)
+                return self._pixels(content).clone()
             if init == "random":
                 generator = torch.Generator().manual_seed(int(seed))  # CPU noise: same on every device
                 noise = torch.randn((1, 3, *content.shape[:2]), generator=generator) * INIT_NOISE_STD
@@ -385,7 +387,7 @@ class Stylizer:
         if image.shape != content.shape:
             raise UserError(f"init image is {image.shape[1]}x{image.shape[0]}, the content "
                             f"{content.shape[1]}x{content.shape[0]}; resize it first")
-        return self._pixels(image)
+        return self._pixels(image).clone()
 
     # ----- public ------------------------------------------------------------------------------
 
@@ -430,7 +432,7 @@ class Stylizer:
             x, objective, iterations=iterations, method=self.settings.optimizer,
             learning_rate=self._learning_rate(), tol_loss_relative=self.settings.tol_loss_relative,
             tol_loss_relative_interval=self.settings.tol_loss_relative_interval, callback=callback,
-            loss_scaling=self.precision.loss_scaling,
+            loss_scaling=self.precision.loss_scaling, objective_scale=OBJECTIVE_SCALE[self.settings.normalization],
             history_size=lbfgs_history_size(content.shape[0] * content.shape[1]))
         result = x.detach().clamp(0.0, 255.0)
         losses = self._losses_of(terms, result, tiled)
