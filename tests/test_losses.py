@@ -176,7 +176,7 @@ def test_gram_normalised_terms_score_their_weight_for_an_image_with_no_features(
     grams = {"relu1_1": gram_matrix(_rand(1, 3, 4, 4, seed=1)), "relu2_1": gram_matrix(_rand(1, 5, 2, 2, seed=2) * 40)}
     feats = {"relu4_2": _rand(1, 2, 2, 2) * 300}
     terms = gatys_terms(feats, grams, content_weight=2.0, style_weight=10.0, tv_weight=0.0, normalization="gram",
-                        style_layer_weights=(1.0, 3.0))
+                        style_layer_weights={"relu1_1": 1.0, "relu2_1": 3.0})
     zeros = {"relu1_1": torch.zeros(1, 3, 4, 4, dtype=torch.float64), "relu2_1": torch.zeros(1, 5, 2, 2, dtype=torch.float64),
              "relu4_2": torch.zeros(1, 2, 2, 2, dtype=torch.float64)}
     per_layer = {t.source: float(t(zeros[t.source])) for t in terms}
@@ -184,7 +184,8 @@ def test_gram_normalised_terms_score_their_weight_for_an_image_with_no_features(
     # masked terms: each region by its own style's Gram, times the region's share
     half = torch.zeros(1, 1, 4, 4)
     half[..., :2] = 1
-    masked = masked_style_terms([grams], [half], style_weight=10.0, normalization="gram", style_layer_weights=(1.0, 3.0))
+    masked = masked_style_terms([grams], [half], style_weight=10.0, normalization="gram",
+                                style_layer_weights={"relu1_1": 1.0, "relu2_1": 3.0})
     assert {t.source: t.weight / t.scale * float(grams[t.source].square().mean()) for t in masked} == pytest.approx(
         {"relu1_1": 1.25, "relu2_1": 3.75}, rel=1e-6)
 
@@ -206,12 +207,13 @@ def test_gram_normalised_pixel_terms_are_per_pixel_in_unit_range():
 
 def test_layer_shares_are_the_one_layer_weighting():
     assert layer_shares(["a", "b", "c", "d"]) == {"a": 0.25, "b": 0.25, "c": 0.25, "d": 0.25}
-    assert layer_shares(["a", "b"], (1.0, 3.0)) == {"a": 0.25, "b": 0.75}
-    with pytest.raises(ValueError, match="2 layer weight"):
-        layer_shares(["a", "b", "c"], (1.0, 3.0))
+    assert layer_shares(["a", "b"], {"a": 1.0, "b": 3.0, "z": 5.0}) == {"a": 0.25, "b": 0.75}  # z: not used
+    with pytest.raises(ValueError, match="no layer weight for c"):
+        layer_shares(["a", "b", "c"], {"a": 1.0, "b": 3.0})
     # gatys_terms splits the style weight by those shares; a layer weighted 0 has no term
     grams = {n: gram_matrix(_rand(1, 2, 2, 2, seed=i)) for i, n in enumerate(["relu1_1", "relu2_1", "relu3_1"])}
-    terms = gatys_terms({}, grams, content_weight=0.0, style_weight=8.0, tv_weight=0.0, style_layer_weights=(1, 0, 3))
+    terms = gatys_terms({}, grams, content_weight=0.0, style_weight=8.0, tv_weight=0.0,
+                         style_layer_weights={"relu1_1": 1, "relu2_1": 0, "relu3_1": 3})
     assert {t.source: t.weight for t in terms} == {"relu1_1": 2.0, "relu3_1": 6.0}
 
 

@@ -258,7 +258,7 @@ def test_content_distance(weights):
 
 def test_bad_settings_are_user_errors(weights):
     for changes in ({"style_layers": ("relu9_1",)}, {"optimizer": "sgd"}, {"style_weight": -1.0},
-                    {"style_layer_weights": (1.0, 2.0)},
+                    {"style_layer_weights": ("relu1_1:1",)},
                     {"temporal_criterion": "l1"}, {"style_scale": 0.0}, {"pooling": "min"}):
         with pytest.raises(UserError):
             _stylizer(weights, **changes)

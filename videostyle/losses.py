@@ -343,16 +343,20 @@ def pixel_scale(normalization: str, kind: str) -> float:
     return PIXEL_RANGE**2
 
 
-def layer_shares(layers: Sequence[str], weights: Sequence[float] = ()) -> dict[str, float]:
-    """Each layer's share of its term's weight: ``weights`` (one per layer) scaled to sum 1, or
-    equal shares when there are none (Gatys et al.'s w_l = 1/|L|). The one place layers are weighted."""
+def layer_shares(layers: Sequence[str], weights: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Each layer's share of its term's weight: ``weights`` (by layer name; others ignored) of
+    ``layers`` scaled to sum 1, or equal shares when there are none (Gatys et al.'s w_l = 1/|L|).
+    The one place layers are weighted."""
     layers = list(dict.fromkeys(layers))
     if not weights:
         return {layer: 1.0 / len(layers) for layer in layers} if layers else {}
-    if len(weights) != len(layers):
-        raise ValueError(f"{len(weights)} layer weight(s) for {len(layers)} layer(s)")
-    total = float(sum(weights))
-    return {layer: float(w) / total for layer, w in zip(layers, weights)}
+    missing = [layer for layer in layers if layer not in weights]
+    if missing:
+        raise ValueError(f"no layer weight for {', '.join(missing)}")
+    total = float(sum(weights[layer] for layer in layers))
+    if total <= 0:
+        raise ValueError(f"the weights of {', '.join(layers)} are all zero")
+    return {layer: float(weights[layer]) / total for layer in layers}
 
 
 def feature_weights(targets: Mapping[str, torch.Tensor], weight: float, shares: Mapping[str, float],
@@ -366,7 +370,7 @@ def feature_weights(targets: Mapping[str, torch.Tensor], weight: float, shares: 
 def gatys_terms(content_features: dict[str, torch.Tensor], style_grams: dict[str, torch.Tensor], *,
                 content_weight: float, style_weight: float, tv_weight: float,
                 normalize_gradients: bool = False, normalization: str = "paper",
-                style_layer_weights: Sequence[float] = ()) -> list[LossTerm]:
+                style_layer_weights: Mapping[str, float] | None = None) -> list[LossTerm]:
     """Content, style and TV terms with the chosen normalisation (see the module doc).
 
     ``content_features``: target features per content layer (weighted equally); ``style_grams``:
@@ -390,7 +394,7 @@ def gatys_terms(content_features: dict[str, torch.Tensor], style_grams: dict[str
 
 def masked_style_terms(style_grams: list[dict[str, torch.Tensor]], masks: list[torch.Tensor], *,
                        style_weight: float, normalize_gradients: bool = False, normalization: str = "paper",
-                       style_layer_weights: Sequence[float] = ()) -> list[LossTerm]:
+                       style_layer_weights: Mapping[str, float] | None = None) -> list[LossTerm]:
     """One style term per style image and layer, each over its own region (masks 1,1,H,W in
     [0, 1]), weighted by the region's share of the frame (and normalised by that style's own
     Gram under ``gram``); a style whose region is empty here has no term."""

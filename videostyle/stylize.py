@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from videostyle.colors import ColorStats, original_colors, styles_in_colors
-from videostyle.config import StyleSettings
+from videostyle.config import StyleSettings, layer_weight_map
 from videostyle.device import Precision, choose_precision, resolve_device, stylization_device
 from videostyle.errors import UserError
 from videostyle.images import resize, resize_long_side
@@ -80,10 +80,10 @@ def validate_style_settings(settings: StyleSettings, n_styles: int) -> None:
     for layer in (*settings.content_layers, *settings.style_layers):
         if layer not in LAYER_NAMES:
             raise UserError(f"unknown VGG-19 layer {layer!r}; names look like relu4_2 (conv1_1 ... pool5)")
-    layer_weights, layers = settings.style_layer_weights, dict.fromkeys(settings.style_layers)
-    if layer_weights and len(layer_weights) != len(layers):
-        raise UserError(f"{len(layer_weights)} style layer weight(s) for {len(layers)} distinct style layer(s); "
-                        "give one per layer")
+    try:
+        layer_shares(settings.style_layers, layer_weight_map(settings.style_layer_weights))
+    except ValueError as exc:
+        raise UserError(f"style-layer-weights: {exc} (give LAYER:WEIGHT for every style layer, or none)") from None
     blend = settings.style_blend_weights
     if blend and len(blend) != n_styles:
         raise UserError(f"{len(blend)} style blend weight(s) for {n_styles} style image(s); give one per style")
@@ -161,6 +161,7 @@ class Stylizer:
         self.precision: Precision = choose_precision(settings.precision, self.device)
         self.content_layers = tuple(dict.fromkeys(settings.content_layers))
         self.style_layers = tuple(dict.fromkeys(settings.style_layers))
+        self.layer_weights = layer_weight_map(settings.style_layer_weights)
         weights = vgg_weights or load_weights(settings.weights, settings.weights_input)
         layers = self.content_layers + self.style_layers
         # float32 network: targets and distances. The optimisation uses a copy in the fast precision.
@@ -295,11 +296,11 @@ class Stylizer:
         style_targets = {} if masks else self.targets_for(content.shape, look)
         terms = gatys_terms(content_targets, style_targets, content_weight=s.content_weight,
                             style_weight=s.style_weight, tv_weight=s.tv_weight, normalize_gradients=norm,
-                            normalization=s.normalization, style_layer_weights=s.style_layer_weights)
+                            normalization=s.normalization, style_layer_weights=self.layer_weights)
         if masks:
             terms += masked_style_terms(self.style_grams(content.shape), masks, style_weight=s.style_weight,
                                         normalize_gradients=norm, normalization=s.normalization,
-                                        style_layer_weights=s.style_layer_weights)
+                                        style_layer_weights=self.layer_weights)
         return terms + self._temporal_terms(content, temporal, temporal_weight)
 
     def _mask_tensors(self, look: FrameLook | None, shape: Sequence[int]) -> list[torch.Tensor]:
@@ -349,7 +350,7 @@ class Stylizer:
         content_weights = feature_weights(content_targets, s.content_weight, layer_shares(self.content_layers),
                                           s.normalization) if s.content_weight > 0 else {}
         style_weights = feature_weights(style_targets, s.style_weight,
-                                        layer_shares(self.style_layers, s.style_layer_weights), s.normalization)
+                                        layer_shares(self.style_layers, self.layer_weights), s.normalization)
         tiled = TiledFeatureLoss(self._fast_features, tiles, content_targets, style_targets, content_weights,
                                  style_weights)
         pixel_terms = gatys_terms({}, {}, content_weight=0.0, style_weight=0.0, tv_weight=s.tv_weight,
