@@ -150,6 +150,9 @@ def test_gatys_terms_split_weights_evenly_over_layers():
         by_kind.setdefault(term.kind, []).append(term.weight)
     assert by_kind == {"content": [5.0], "style": [25.0] * 4, "tv": [1e-3]}
     assert [t.kind for t in gatys_terms(feats, grams, content_weight=0, style_weight=1, tv_weight=0)] == ["style"] * 4
+    # exactly the paper's weight / |L| (not weight · (1/|L|), which differs in the last bit for 3 layers)
+    three = dict(list(grams.items())[:3])
+    assert [t.weight for t in gatys_terms({}, three, content_weight=0, style_weight=100.0, tv_weight=0)] == [100.0 / 3] * 3
 
 
 def _style_and_content(terms, features):

@@ -347,24 +347,32 @@ def layer_shares(layers: Sequence[str], weights: Mapping[str, float] | None = No
     """Each layer's share of its term's weight: ``weights`` (by layer name; others ignored) of
     ``layers`` scaled to sum 1, or equal shares when there are none (Gatys et al.'s w_l = 1/|L|).
     The one place layers are weighted."""
+    raw, total = _layer_parts(layers, weights)
+    return {layer: w / total for layer, w in raw.items()}
+
+
+def _layer_parts(layers: Sequence[str], weights: Mapping[str, float] | None) -> tuple[dict[str, float], float]:
     layers = list(dict.fromkeys(layers))
     if not weights:
-        return {layer: 1.0 / len(layers) for layer in layers} if layers else {}
+        return {layer: 1.0 for layer in layers}, float(len(layers))
     missing = [layer for layer in layers if layer not in weights]
     if missing:
         raise ValueError(f"no layer weight for {', '.join(missing)}")
     total = float(sum(weights[layer] for layer in layers))
     if total <= 0:
         raise ValueError(f"the weights of {', '.join(layers)} are all zero")
-    return {layer: float(weights[layer]) / total for layer in layers}
+    return {layer: float(weights[layer]) for layer in layers}, total
 
 
-def feature_weights(targets: Mapping[str, torch.Tensor], weight: float, shares: Mapping[str, float],
-                    normalization: str) -> dict[str, tuple[float, float]]:
-    """(weight, scale) of each layer's term: the term's weight times the layer's share, and the
-    normalisation's divisor for that layer's target. Layers without a share are left out."""
-    return {layer: (weight * shares[layer], normalizing_scale(normalization, target))
-            for layer, target in targets.items() if shares.get(layer, 0.0) > 0}
+def feature_weights(targets: Mapping[str, torch.Tensor], weight: float, normalization: str,
+                    layer_weights: Mapping[str, float] | None = None) -> dict[str, tuple[float, float]]:
+    """(weight, scale) of each target layer's term: the term's weight times the layer's share (see
+    :func:`layer_shares`; computed as ``weight · w_l / Σw``, so equal shares give exactly the
+    paper's ``weight / |L|``), and the normalisation's divisor for that layer's target. Layers
+    weighted 0 are left out."""
+    raw, total = _layer_parts(list(targets), layer_weights)
+    return {layer: (weight * raw[layer] / total, normalizing_scale(normalization, targets[layer]))
+            for layer in targets if raw[layer] > 0}
 
 
 def gatys_terms(content_features: dict[str, torch.Tensor], style_grams: dict[str, torch.Tensor], *,
@@ -379,14 +387,12 @@ def gatys_terms(content_features: dict[str, torch.Tensor], style_grams: dict[str
     """
     terms: list[LossTerm] = []
     if content_weight > 0 and content_features:
-        shares = layer_shares(list(content_features))
         terms += [ContentLoss(layer, content_features[layer], w, normalize_gradients, scale)
-                  for layer, (w, scale) in feature_weights(content_features, content_weight, shares,
-                                                           normalization).items()]
+                  for layer, (w, scale) in feature_weights(content_features, content_weight, normalization).items()]
     if style_weight > 0 and style_grams:
-        shares = layer_shares(list(style_grams), style_layer_weights)
         terms += [StyleLoss(layer, style_grams[layer], w, normalize_gradients, scale)
-                  for layer, (w, scale) in feature_weights(style_grams, style_weight, shares, normalization).items()]
+                  for layer, (w, scale) in feature_weights(style_grams, style_weight, normalization,
+                                                           style_layer_weights).items()]
     if tv_weight > 0:
         terms.append(TVLoss(tv_weight, normalization))
     return terms
@@ -403,8 +409,7 @@ def masked_style_terms(style_grams: list[dict[str, torch.Tensor]], masks: list[t
         share = float(mask.mean())
         if style_weight <= 0 or share <= 0 or not grams:
             continue
-        shares = layer_shares(list(grams), style_layer_weights)
         terms += [MaskedStyleLoss(layer, grams[layer], w, mask, normalize_gradients, scale)
-                  for layer, (w, scale) in feature_weights(grams, style_weight * share, shares,
-                                                           normalization).items()]
+                  for layer, (w, scale) in feature_weights(grams, style_weight * share, normalization,
+                                                           style_layer_weights).items()]
     return terms

@@ -347,10 +347,9 @@ class Stylizer:
         if s.content_weight > 0 and self.content_layers:
             content_targets = tiled_features(self._reference_net, self._pixels(content), tiles, self.content_layers)
         style_targets = self.targets_for(content.shape, look) if s.style_weight > 0 else {}
-        content_weights = feature_weights(content_targets, s.content_weight, layer_shares(self.content_layers),
-                                          s.normalization) if s.content_weight > 0 else {}
-        style_weights = feature_weights(style_targets, s.style_weight,
-                                        layer_shares(self.style_layers, self.layer_weights), s.normalization)
+        content_weights = feature_weights(content_targets, s.content_weight, s.normalization) \
+            if s.content_weight > 0 else {}
+        style_weights = feature_weights(style_targets, s.style_weight, s.normalization, self.layer_weights)
         tiled = TiledFeatureLoss(self._fast_features, tiles, content_targets, style_targets, content_weights,
                                  style_weights)
         pixel_terms = gatys_terms({}, {}, content_weight=0.0, style_weight=0.0, tv_weight=s.tv_weight,
