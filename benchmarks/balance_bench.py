@@ -119,6 +119,10 @@ def geometric_mean(values: list[float]) -> float:
     return float(np.exp(np.mean(np.log(values))))
 
 
+def describe(values: list[float]) -> str:
+    return f"{geometric_mean(values):.3g} ({spread(values):.2f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="default", choices=sorted(BEFORE_TEMPORAL))
@@ -159,8 +163,7 @@ def main() -> None:
             members = [r for r in rows if r.run == name and part in ("all", r.part)]
             if members:
                 summary.append([name, part, str(len(members)),
-                                *(f"{geometric_mean([f(r) for r in members]):.3g} ({spread([f(r) for r in members]):.2f})"
-                                  for f in measures.values())])
+                                *(describe([f(r) for r in members]) for f in measures.values())])
     print(format_table_rows(["run", "paintings", "n", *measures], summary))
 
 

@@ -152,7 +152,8 @@ def test_gatys_terms_split_weights_evenly_over_layers():
     assert [t.kind for t in gatys_terms(feats, grams, content_weight=0, style_weight=1, tv_weight=0)] == ["style"] * 4
     # exactly the paper's weight / |L| (not weight · (1/|L|), which differs in the last bit for 3 layers)
     three = dict(list(grams.items())[:3])
-    assert [t.weight for t in gatys_terms({}, three, content_weight=0, style_weight=100.0, tv_weight=0)] == [100.0 / 3] * 3
+    weights = [t.weight for t in gatys_terms({}, three, content_weight=0, style_weight=100.0, tv_weight=0)]
+    assert weights == [100.0 / 3] * 3
 
 
 def _style_and_content(terms, features):
@@ -180,8 +181,8 @@ def test_gram_normalised_terms_score_their_weight_for_an_image_with_no_features(
     feats = {"relu4_2": _rand(1, 2, 2, 2) * 300}
     terms = gatys_terms(feats, grams, content_weight=2.0, style_weight=10.0, tv_weight=0.0, normalization="gram",
                         style_layer_weights={"relu1_1": 1.0, "relu2_1": 3.0})
-    zeros = {"relu1_1": torch.zeros(1, 3, 4, 4, dtype=torch.float64), "relu2_1": torch.zeros(1, 5, 2, 2, dtype=torch.float64),
-             "relu4_2": torch.zeros(1, 2, 2, 2, dtype=torch.float64)}
+    zeros = {name: torch.zeros(shape, dtype=torch.float64)
+             for name, shape in (("relu1_1", (1, 3, 4, 4)), ("relu2_1", (1, 5, 2, 2)), ("relu4_2", (1, 2, 2, 2)))}
     per_layer = {t.source: float(t(zeros[t.source])) for t in terms}
     assert per_layer == pytest.approx({"relu1_1": 2.5, "relu2_1": 7.5, "relu4_2": 2.0}, rel=1e-9)
     # masked terms: each region by its own style's Gram, times the region's share

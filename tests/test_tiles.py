@@ -118,7 +118,8 @@ def test_tiled_loss_and_gradient_equal_the_whole_frames_at_tile_borders_and_else
 def test_gram_normalisation_and_layer_weights_in_tiles_equal_the_whole_frames(one_torch_thread, content) -> None:
     from videostyle.stylize import Stylizer
 
-    settings = replace(SHALLOW, normalization="gram", style_layer_weights=("relu1_1:1", "relu2_1:2", "relu3_1:7", "relu5_1:9"), content_weight=3.0)
+    settings = replace(SHALLOW, normalization="gram", content_weight=3.0,
+                       style_layer_weights=("relu1_1:1", "relu2_1:2", "relu3_1:7", "relu5_1:9"))
     style = np.random.default_rng(0).integers(0, 255, (64, 64, 3)).astype(np.float32)
     whole, tiled = (Stylizer([style], settings, (HEIGHT, WIDTH), device="cpu", tile=t) for t in (0, CORE))
     x0 = whole._initial_pixels("random", content, 0)
@@ -131,7 +132,6 @@ def test_gram_normalisation_and_layer_weights_in_tiles_equal_the_whole_frames(on
     assert losses["style"] == pytest.approx(settings.style_weight, rel=0.05)
     assert losses["content"] == pytest.approx(3.0, rel=0.05)
     # the reported terms (float32 network, with_features) are the same weighted terms
-    pixels = whole._pixels(content)
     assert tiled.losses(content, content)["style"] == pytest.approx(whole.losses(content, content)["style"], rel=1e-4)
 
 

@@ -25,8 +25,8 @@ from videostyle.device import Precision, choose_precision, resolve_device, styli
 from videostyle.errors import UserError
 from videostyle.images import resize, resize_long_side
 from videostyle.looks import FrameLook
-from videostyle.losses import (CRITERIA, OBJECTIVE_SCALE, PIXELS, LossTerm, TemporalLoss, feature_weights, gatys_terms, gram_matrix,
-                               layer_shares, masked_gram, masked_style_terms)
+from videostyle.losses import (CRITERIA, OBJECTIVE_SCALE, PIXELS, LossTerm, TemporalLoss, feature_weights,
+                               gatys_terms, gram_matrix, layer_shares, masked_gram, masked_style_terms)
 from videostyle.memory import check_frame_fits, lbfgs_history_size
 from videostyle.optimize import OPTIMIZERS, Progress, optimize
 from videostyle.tiles import TiledFeatureLoss, alignment, halo_for, plan_tiles, tiled_features, tiled_grams
