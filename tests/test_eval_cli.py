@@ -111,11 +111,11 @@ def test_job_folder_uses_its_frames_and_flows(tmp_path):
     write_frames(job / "final", flickering(clip))
     write_frames(job / "stylized" / "k" / "pass_02", clip)
     (job / "job.json").write_text("{}")
-    data = run_json("eval", str(job), "--no-distances")
-    assert "abc123" in data["flow_source"]
+    data = run_json("eval", str(job), "--no-distances", "--job-flows")
+    assert "abc123" in data["flow_source"] and "their errors go unmeasured" in data["flow_source"]
     assert data["warping_error"]["output"]["mean_abs"] == pytest.approx(FLICKER, abs=1e-4)
     # A pass folder inside the job finds the job's input and flows too.
-    data = run_json("eval", str(job / "stylized" / "k" / "pass_02"), "--no-distances")
+    data = run_json("eval", str(job / "stylized" / "k" / "pass_02"), "--no-distances", "--job-flows")
     assert "abc123" in data["flow_source"]
     assert data["warping_error"]["output"]["mean_abs"] == pytest.approx(0, abs=1e-4)
 
@@ -237,7 +237,7 @@ def test_job_flow_missing_across_a_cut_is_estimated(tmp_path):
     (flows / "backward_3_2.flo").unlink()  # the pipeline computes no flow across a scene cut
     write_frames(job / "final", clip)
     (job / "job.json").write_text('{"flow": {"key": "abc123"}}')
-    data = run_json("eval", str(job), "--no-distances", "--flow-method", "dis")
+    data = run_json("eval", str(job), "--no-distances", "--flow-method", "dis", "--job-flows")
     assert "abc123" in data["flow_source"]
     assert any("backward_3_2.flo" in n and "estimated" in n for n in data["notes"])
     assert [p["frame"] for p in data["warping_error"]["output"]["per_frame"]] == [2, 3, 4]
@@ -271,3 +271,33 @@ def test_eval_options_are_checked_like_the_run_settings(tmp_path, extra, message
     inp = write_frames(tmp_path / "in", clip)
     code, text = run("eval", str(inp), "--input", str(inp), "--no-distances", *extra)
     assert code == 2 and message in text, text
+
+
+@pytest.mark.parametrize(("job_method", "expected"), [("dis_dense", "deepflow"), ("dis", "deepflow"),
+                                                      ("deepflow", "dis_dense")])
+def test_a_job_is_measured_with_another_estimator_than_its_own(tmp_path, job_method, expected):
+    # The job's flows are wrong on purpose (they say the clip stands still): a result made
+    # consistent along them would look perfect by them; another estimator sees the motion.
+    import cv2
+
+    big = np.random.default_rng(5).uniform(0, 255, (H, W + 2 * 4, 3)).astype(np.float32)
+    big = cv2.GaussianBlur(big, (0, 0), 2.0)
+    big = ((big - big.min()) / (big.max() - big.min()) * 200 + 20).astype(np.uint8)
+    clip = [np.ascontiguousarray(big[:, 2 * (3 - t): 2 * (3 - t) + W]) for t in range(4)]  # 2 px/frame pan
+    job = tmp_path / "job"
+    write_frames(job / "frames", clip)
+    folder = job / "flow" / "abc123"
+    folder.mkdir(parents=True)
+    for t in range(2, len(clip) + 1):
+        flow.write_flo(folder / f"backward_{t}_{t - 1}.flo", np.zeros((H, W, 2), np.float32))
+    write_frames(job / "final", [clip[0]] * len(clip))  # steady along the job's (wrong) flow
+    (job / "job.json").write_text(json.dumps({"flow": {"key": "abc123", "method": job_method}}))
+    own = run_json("eval", str(job), "--no-distances", "--job-flows")
+    assert own["warping_error"]["output"]["mean_abs"] == pytest.approx(0, abs=1e-4)
+    data = run_json("eval", str(job), "--no-distances")
+    assert data["flow_source"] == f"estimated ({expected}, not the job's {job_method})"
+    assert data["warping_error"]["output"]["mean_abs"] > 2.0  # the pan it did not follow
+    code, text = run("eval", str(job), "--no-distances")
+    assert code == 0 and f"flows: estimated ({expected}, not the job's {job_method})" in text
+    same = run_json("eval", str(job), "--no-distances", "--flow-method", job_method)
+    assert any("the job's own flow estimator" in n for n in same["notes"])

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from videostyle.losses import (TV_REFERENCE_PIXELS, ContentLoss, StyleLoss, TemporalLoss, TVLoss, gatys_terms,
-                               gram_matrix, total_variation)
+                               gram_matrix, layer_shares, masked_style_terms, total_variation)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -165,6 +165,75 @@ def test_gatys_terms_split_weights_evenly_over_layers():
         by_kind.setdefault(term.kind, []).append(term.weight)
     assert by_kind == {"content": [5.0], "style": [25.0] * 4, "tv": [1e-3]}
     assert [t.kind for t in gatys_terms(feats, grams, content_weight=0, style_weight=1, tv_weight=0)] == ["style"] * 4
+    # exactly the paper's weight / |L| (not weight · (1/|L|), which differs in the last bit for 3 layers)
+    three = dict(list(grams.items())[:3])
+    weights = [t.weight for t in gatys_terms({}, three, content_weight=0, style_weight=100.0, tv_weight=0)]
+    assert weights == [100.0 / 3] * 3
+
+
+def _style_and_content(terms, features):
+    return {kind: float(sum(t(features[t.source]) for t in terms if t.kind == kind)) for kind in ("style", "content")}
+
+
+def test_gram_normalisation_makes_the_weights_independent_of_the_paintings_scale():
+    # A painting whose features are k times larger has Grams k² larger: under `paper` its style
+    # term (and its pull) is k⁴ stronger at the same weight; under `gram` nothing changes.
+    feats, style, x = _rand(1, 4, 3, 3), _rand(1, 4, 5, 5, seed=1), _rand(1, 4, 3, 3, seed=2)
+    for k in (0.1, 7.0):
+        terms = {norm: [gatys_terms({"relu4_2": c * feats}, {"relu1_1": gram_matrix(c * style)}, content_weight=5.0,
+                                    style_weight=100.0, tv_weight=0.0, normalization=norm) for c in (1.0, k)]
+                 for norm in ("paper", "gram")}
+        gram = [_style_and_content(t, {"relu4_2": c * x, "relu1_1": c * x}) for t, c in zip(terms["gram"], (1.0, k))]
+        paper = [_style_and_content(t, {"relu4_2": c * x, "relu1_1": c * x}) for t, c in zip(terms["paper"], (1.0, k))]
+        assert gram[1]["style"] == pytest.approx(gram[0]["style"], rel=1e-9)
+        assert gram[1]["content"] == pytest.approx(gram[0]["content"], rel=1e-9)
+        assert paper[1]["style"] == pytest.approx(k**4 * paper[0]["style"], rel=1e-9)
+        assert paper[1]["content"] == pytest.approx(k**2 * paper[0]["content"], rel=1e-9)
+
+
+def test_gram_normalised_terms_score_their_weight_for_an_image_with_no_features():
+    grams = {"relu1_1": gram_matrix(_rand(1, 3, 4, 4, seed=1)), "relu2_1": gram_matrix(_rand(1, 5, 2, 2, seed=2) * 40)}
+    feats = {"relu4_2": _rand(1, 2, 2, 2) * 300}
+    terms = gatys_terms(feats, grams, content_weight=2.0, style_weight=10.0, tv_weight=0.0, normalization="gram",
+                        style_layer_weights={"relu1_1": 1.0, "relu2_1": 3.0})
+    zeros = {name: torch.zeros(shape, dtype=torch.float64)
+             for name, shape in (("relu1_1", (1, 3, 4, 4)), ("relu2_1", (1, 5, 2, 2)), ("relu4_2", (1, 2, 2, 2)))}
+    per_layer = {t.source: float(t(zeros[t.source])) for t in terms}
+    assert per_layer == pytest.approx({"relu1_1": 2.5, "relu2_1": 7.5, "relu4_2": 2.0}, rel=1e-9)
+    # masked terms: each region by its own style's Gram, times the region's share
+    half = torch.zeros(1, 1, 4, 4)
+    half[..., :2] = 1
+    masked = masked_style_terms([grams], [half], style_weight=10.0, normalization="gram",
+                                style_layer_weights={"relu1_1": 1.0, "relu2_1": 3.0})
+    assert {t.source: t.weight / t.scale * float(grams[t.source].square().mean()) for t in masked} == pytest.approx(
+        {"relu1_1": 1.25, "relu2_1": 3.75}, rel=1e-6)
+
+
+def test_gram_normalised_pixel_terms_are_per_pixel_in_unit_range():
+    x, target = _rand(1, 3, 4, 5) * 255, _rand(1, 3, 4, 5, seed=3) * 255
+    weights = _rand(4, 5, seed=4)
+    paper, gram = (TemporalLoss(target, weights, weight=7.0, normalization=n) for n in ("paper", "gram"))
+    assert float(gram(x)) == pytest.approx(7.0 * np.mean(weights.numpy()[None] * ((x - target).numpy()[0] / 255) ** 2),
+                                           rel=1e-12)
+    assert float(paper(x)) == pytest.approx(float(gram(x)) * 255**2, rel=1e-12)
+    tv = TVLoss(2.0, "gram")
+    d = (x / 255).numpy()[0]
+    mean_half_squares = 0.5 * (np.sum(np.diff(d, axis=2) ** 2) + np.sum(np.diff(d, axis=1) ** 2)) / d.size
+    assert float(tv(x)) == pytest.approx(2.0 * mean_half_squares, rel=1e-12)
+    with pytest.raises(ValueError, match="normalization"):
+        TVLoss(1.0, "unit")
+
+
+def test_layer_shares_are_the_one_layer_weighting():
+    assert layer_shares(["a", "b", "c", "d"]) == {"a": 0.25, "b": 0.25, "c": 0.25, "d": 0.25}
+    assert layer_shares(["a", "b"], {"a": 1.0, "b": 3.0, "z": 5.0}) == {"a": 0.25, "b": 0.75}  # z: not used
+    with pytest.raises(ValueError, match="no layer weight for c"):
+        layer_shares(["a", "b", "c"], {"a": 1.0, "b": 3.0})
+    # gatys_terms splits the style weight by those shares; a layer weighted 0 has no term
+    grams = {n: gram_matrix(_rand(1, 2, 2, 2, seed=i)) for i, n in enumerate(["relu1_1", "relu2_1", "relu3_1"])}
+    terms = gatys_terms({}, grams, content_weight=0.0, style_weight=8.0, tv_weight=0.0,
+                         style_layer_weights={"relu1_1": 1, "relu2_1": 0, "relu3_1": 3})
+    assert {t.source: t.weight for t in terms} == {"relu1_1": 2.0, "relu3_1": 6.0}
 
 
 class _TinyEncoder(nn.Module):

@@ -251,6 +251,29 @@ def test_coarse_passes_run_at_the_coarse_scale(recorder: RecordingStylizer, tiny
     assert [c.scale for c in recorder.calls] == [0.5] * 10 + [1.0] * 5
 
 
+@pytest.mark.parametrize("preset", ["preview", "default"])
+def test_the_last_pass_is_at_the_working_size_whatever_the_coarse_passes(
+        preset: str, recorder: RecordingStylizer, tiny_clip: Path, tiny_style: Path, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # --passes 1 with a preset of coarse passes: the only pass would have run at half size.
+    settings = resolve_settings(preset, None, {"flow": {"method": "dis"},
+                                               "video": {"passes": 1, "iterations": 2, "width": 0,
+                                                         "scene_cuts": "off"}})
+    assert settings.video.coarse_passes >= 1
+    with caplog.at_level("WARNING"):
+        run(RunRequest(input=tiny_clip, styles=(tiny_style,), settings=settings, job_dir=tmp_path / "job",
+                       make_video=False))
+    assert [c.scale for c in recorder.calls] == [1.0] * 5
+    assert any("the last pass runs at the working size, so 0 run(s) at 0.5 scale" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_coarse_passes_are_clamped_to_all_but_the_last(recorder: RecordingStylizer, tiny_clip: Path,
+                                                       tiny_style: Path, tmp_path: Path) -> None:
+    run(_request(tiny_clip, tiny_style, tmp_path, passes=2, iterations=2, coarse_passes=5, scene_cuts="off"))
+    assert [c.scale for c in recorder.calls] == [0.5] * 5 + [1.0] * 5
+
+
 def test_journal_and_status_report_iterations_and_stop_reasons(recorder: RecordingStylizer, tiny_clip: Path,
                                                                tiny_style: Path, tmp_path: Path) -> None:
     from videostyle.status import job_status

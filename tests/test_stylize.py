@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from videostyle.colors import original_colors, rgb_to_yuv
-from videostyle.config import StyleSettings
+from videostyle.config import StyleSettings, resolve_settings
 from videostyle.device import choose_precision, resolve_device
 from videostyle.errors import UserError
-from videostyle.images import resize_long_side
+from videostyle.images import load_image, resize_long_side
+from videostyle.losses import gram_matrix
 from videostyle.optimize import Progress, RelativeLossStop, optimize
 from videostyle.stylize import Stylizer, TemporalTarget
 from videostyle.vgg import VGGFeatures
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
 @pytest.fixture(scope="module")
@@ -267,6 +271,7 @@ def test_content_distance(weights):
 
 def test_bad_settings_are_user_errors(weights):
     for changes in ({"style_layers": ("relu9_1",)}, {"optimizer": "sgd"}, {"style_weight": -1.0},
+                    {"style_layer_weights": ("relu1_1:1",)},
                     {"temporal_criterion": "l1"}, {"style_scale": 0.0}, {"pooling": "min"}):
         with pytest.raises(UserError):
             _stylizer(weights, **changes)
@@ -315,3 +320,51 @@ def test_float16_takes_the_loss_scaled_path_and_lowers_the_loss_as_float32_does(
     # 0.0075 of own, float32 0.0084 and 0.011, bfloat16 0.0090 and 0.0088
     assert results["half"].losses["style"] < 0.05 * own
     assert results["half"].losses["style"] < 3 * results["full"].losses["style"]
+
+
+def test_avg_pooling_keeps_the_loss_scale_of_max_pooling(weights):
+    # Average pools are scaled (videostyle.vgg.AVG_POOL_SCALE) so that the default weights mean
+    # about the same with --pooling avg; a plain average pool made the style term ~50x smaller.
+    # Natural images (the bundled painting, and it upside down in other colours as the "photo").
+    style = load_image(SAMPLES / "swirls.png")
+    content = np.ascontiguousarray(resize_long_side(style, 64)[::-1, :, ::-1])
+    by_pool = {pool: Stylizer([style], replace(FAST, pooling=pool, precision="float32"), content.shape[:2],
+                              device="cpu", vgg_weights=weights).losses(content, content) for pool in ("max", "avg")}
+    for kind in ("style", "total"):
+        assert 0.5 < by_pool["avg"][kind] / by_pool["max"][kind] < 2.0, kind
+
+
+def test_gram_normalisation_gives_one_balance_on_strong_and_faint_paintings(weights):
+    # The same stripes at 30% contrast have Grams ~100x smaller. Under `paper` (the paper preset)
+    # the same weights then hardly pull towards the faint painting (its style is not transferred
+    # at all); under `gram` (the default preset) both take their style in about one balance.
+    content = _image(32, 48, 0)
+    faint = (STYLE_A.astype(np.float32) * 0.3 + 90).astype(np.uint8)
+    balance, distance = {}, {}
+    for norm, preset in (("paper", "paper"), ("gram", "default")):
+        settings = replace(resolve_settings(preset).style, tol_loss_relative=0.0, precision="float32")
+        assert settings.normalization == norm
+        for name, style in (("strong", STYLE_A), ("faint", faint)):
+            st = Stylizer([style], settings, content.shape[:2], device="cpu", vgg_weights=weights)
+            out = st.stylize(content, iterations=30, seed=0)
+            balance[norm, name] = out.losses["style"] / out.losses["content"]
+            distance[norm, name] = st.style_distance(out.image)
+    spread = {norm: max(balance[norm, "strong"], balance[norm, "faint"]) /
+              min(balance[norm, "strong"], balance[norm, "faint"]) for norm in ("paper", "gram")}
+    assert spread["paper"] > 10 and spread["gram"] < 2
+    assert distance["paper", "faint"] > 0.95  # the faint painting's style left out
+    assert max(distance["gram", "strong"], distance["gram", "faint"]) < 0.75
+
+
+def test_a_result_passed_back_as_init_is_not_changed(weights):
+    # A result's image is a view of a CHW tensor; as an init it once converted without a copy and
+    # the optimiser moved the caller's array (a warped result, a temporal target's source).
+    st = _stylizer(weights)
+    first = st.stylize(CONTENT, iterations=2, seed=0).image
+    assert not first.flags["C_CONTIGUOUS"]  # the layout that converts without a copy
+    kept = first.copy()
+    st.stylize(CONTENT, iterations=3, init=first, seed=1)
+    np.testing.assert_array_equal(first, kept)
+    content = np.ascontiguousarray(CONTENT.astype(np.float32).transpose(2, 0, 1)).transpose(1, 2, 0)
+    st.stylize(content, iterations=3, init="content")
+    np.testing.assert_array_equal(content, CONTENT.astype(np.float32))

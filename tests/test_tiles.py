@@ -7,6 +7,7 @@ halos are cut short by their neighbours; the default layers (halo 96 px) are che
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -111,6 +112,27 @@ def test_tiled_loss_and_gradient_equal_the_whole_frames_at_tile_borders_and_else
     border = _border_mask(HEIGHT, WIDTH, CORE)
     assert error[border].max() < 1e-5 * scale and error[~border].max() < 1e-5 * scale
     assert float((tiled_grad - grad).norm() / grad.norm()) < 1e-5
+
+
+@needs_weights
+def test_gram_normalisation_and_layer_weights_in_tiles_equal_the_whole_frames(one_torch_thread, content) -> None:
+    from videostyle.stylize import Stylizer
+
+    settings = replace(SHALLOW, normalization="gram", content_weight=3.0,
+                       style_layer_weights=("relu1_1:1", "relu2_1:2", "relu3_1:7", "relu5_1:9"))
+    style = np.random.default_rng(0).integers(0, 255, (64, 64, 3)).astype(np.float32)
+    whole, tiled = (Stylizer([style], settings, (HEIGHT, WIDTH), device="cpu", tile=t) for t in (0, CORE))
+    x0 = whole._initial_pixels("random", content, 0)
+    losses, grad = _objective_and_gradient(whole, content, x0)
+    tiled_losses, tiled_grad = _objective_and_gradient(tiled, content, x0)
+    for kind in ("content", "style", "tv"):
+        assert tiled_losses[kind] == pytest.approx(losses[kind], rel=1e-5)
+    assert float((tiled_grad - grad).norm() / grad.norm()) < 1e-5
+    # the noise start has almost no features: each normalised term is about its weight
+    assert losses["style"] == pytest.approx(settings.style_weight, rel=0.05)
+    assert losses["content"] == pytest.approx(3.0, rel=0.05)
+    # the reported terms (float32 network, with_features) are the same weighted terms
+    assert tiled.losses(content, content)["style"] == pytest.approx(whole.losses(content, content)["style"], rel=1e-4)
 
 
 @needs_weights

@@ -46,6 +46,7 @@ STYLE_LAYERS_DEFAULT = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 SPEC = "videostyle.setting"  # the metadata key of a field's declaration
 RUN, IMAGE = "run", "image"  # commands that offer settings as options
 COLOR_TRANSFERS = ("none", "luminance", "histogram")  # see videostyle.colors
+LOSS_NORMALIZATIONS = ("paper", "gram")  # see videostyle.losses (its NORMALIZATIONS)
 
 # A rule returns what is wrong with a (type-checked) value, or None when it is fine.
 Rule = Callable[[Any], str | None]
@@ -124,6 +125,34 @@ def _zero_or_at_least(least: int, zero_means: str) -> Rule:
     return rule
 
 
+def layer_weight_map(items: Sequence[str]) -> dict[str, float]:
+    """``("relu1_1:3e-4", "relu4_1:1")`` -> ``{"relu1_1": 3e-4, "relu4_1": 1.0}``; ValueError
+    naming the item that is not ``LAYER:WEIGHT`` with a finite weight >= 0, or a layer named twice."""
+    weights: dict[str, float] = {}
+    for item in items:
+        layer, sep, text = item.partition(":")
+        try:
+            weight = float(text) if sep else math.nan
+        except ValueError:
+            weight = math.nan
+        if not layer.strip() or not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"has {item!r}, not LAYER:WEIGHT with a weight >= 0 (e.g. relu4_1:0.9)")
+        if layer.strip() in weights:
+            raise ValueError(f"names {layer.strip()!r} twice")
+        weights[layer.strip()] = weight
+    return weights
+
+
+def _layer_weights_problem(items: tuple[str, ...]) -> str | None:
+    try:
+        weights = layer_weight_map(items)
+    except ValueError as exc:
+        return str(exc)
+    if weights and sum(weights.values()) <= 0:
+        return "must not be all zero"
+    return _vgg_layers(tuple(weights))
+
+
 def _not_all_zero(values: tuple[float, ...]) -> str | None:
     return "must not be all zero" if values and sum(values) <= 0 else None
 
@@ -157,6 +186,17 @@ class StyleSettings:
                                               rule=_vgg_layers, commands=BOTH)
     style_layers: tuple[str, ...] = setting(STYLE_LAYERS_DEFAULT, "VGG-19 layers of the style loss, comma-separated.",
                                             rule=_some_vgg_layers, commands=BOTH)
+    style_layer_weights: tuple[str, ...] = setting(
+        (), "Weight of each style layer, LAYER:WEIGHT comma-separated, e.g. relu1_1:1,relu4_1:4 (empty: equal); "
+            "the style layers' weights are scaled to sum 1, so --style-weight stays the whole style term's. "
+            "Layers named here but not in --style-layers are ignored.",
+        rule=_layer_weights_problem, commands=BOTH, metavar="LAYER:WEIGHT,...")
+    normalization: str = setting(
+        "paper", "What the loss terms are divided by, so the weights mean something: gram (each style layer "
+                 "by its target Gram's mean square, content by its target features', TV and temporal per "
+                 "pixel in 0..1 units: one set of weights gives the same balance on every painting and size) "
+                 "or paper (the authors' scales, under which a style weight's strength follows the painting).",
+        choices=LOSS_NORMALIZATIONS, flags=("--loss-normalization",), commands=BOTH)
     style_blend_weights: tuple[float, ...] = setting(
         (), "One weight per --style image, comma-separated, e.g. 3,1 (empty: equal).",
         minimum=0, rule=_not_all_zero, commands=BOTH)
@@ -433,6 +473,13 @@ def validate(settings: Settings, n_styles: int | None = None) -> None:
     files; with ``n_styles``, also that the blend weights match the style images."""
     for name in SECTIONS:
         check_section(getattr(settings, name))
+    weights = layer_weight_map(settings.style.style_layer_weights)
+    missing = [layer for layer in dict.fromkeys(settings.style.style_layers) if weights and layer not in weights]
+    if missing:
+        raise UserError(f"style-layer-weights has no weight for {', '.join(missing)}; give LAYER:WEIGHT for every "
+                        "style layer, or none (equal)")
+    if weights and sum(weights[layer] for layer in settings.style.style_layers) <= 0:
+        raise UserError("style-layer-weights are zero for every style layer")
     blend = settings.style.style_blend_weights
     if n_styles is not None:
         check_blend_count(blend, n_styles)
@@ -532,12 +579,19 @@ def with_learning_rate(settings: Settings, rate: float) -> Settings:
 
 
 def presets_dir() -> Traversable:
-    """The presets shipped in the package (``videostyle/presets``, from ``configs/`` in the source)."""
+    """The presets shipped in the package (``videostyle/presets``, from ``configs/`` in the source).
+
+    Code run from a source tree reads that tree's ``configs/``: an editable install maps
+    ``videostyle.presets`` to the tree it was installed from, which may be another checkout
+    (a git worktree) than the code running."""
+    source = Path(__file__).resolve().parent.parent / "configs"
+    if (source / "__init__.py").is_file() and (source / "default.toml").is_file():
+        return source
     try:
         return importlib.resources.files("videostyle.presets")
     except ModuleNotFoundError:
         # An editable install made before the presets became a package: read the source tree's.
-        return Path(__file__).resolve().parent.parent / "configs"
+        return source
 
 
 def list_presets() -> list[str]:

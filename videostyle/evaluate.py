@@ -1,9 +1,10 @@
 """Evaluate a stylized result: read it and its input, get flows, run ``videostyle.metrics``.
 
 What can be evaluated (``OUTPUT``): a video file, a folder of frame images (sorted by the numbers
-in their names), or a job folder (its ``final/`` frames; its ``frames/`` are the default input and
-its ``flow/<key>/`` flows are reused). A frame folder inside a job (``JOB/stylized/<key>/pass_03``)
-also finds the job's input frames and flows.
+in their names), or a job folder (its ``final/`` frames; its ``frames/`` are the default input;
+flow is estimated on them by another estimator than the job's, and its ``flow/<key>/`` flows are
+reused only when asked, see :func:`evaluate`). A frame folder inside a job
+(``JOB/stylized/<key>/pass_03``) also finds the job's input frames and flows.
 
 Frames are streamed pair by pair, so long videos do not have to fit in memory.
 Flow folders use the authors' names: ``backward_{t}_{t-1}.flo`` (frames numbered from 1) and,
@@ -254,15 +255,19 @@ def _read_pgm_or_none(path: Path) -> np.ndarray | None:
 
 def evaluate(output: str | Path, input: str | Path | None = None,
              styles: Sequence[str | Path] = (), flow_dir: str | Path | None = None,
-             flow_method: str = "deepflow", settings: StyleSettings | None = None,
+             flow_method: str | None = None, settings: StyleSettings | None = None,
              device: str = "auto", distances: bool = True,
              stylizer_factory: Callable[..., object] | None = None,
-             against: Sequence[str | Path] = ()) -> EvalReport:
+             against: Sequence[str | Path] = (), job_flows: bool = False) -> EvalReport:
     """Measure a stylized result against its input (see module doc for what ``output`` may be).
 
     ``input`` defaults to the job's extracted frames when ``output`` is in a job folder.
-    Flows: ``flow_dir`` if given, else the job's flows for these frames, else estimated on the
-    input with ``flow_method``. ``distances`` needs at least one style image; it loads VGG-19.
+    Flows: ``flow_dir`` if given; else, with ``job_flows``, the job's own flows for these frames;
+    else estimated on the input with ``flow_method``, by default an estimator other than the
+    job's (see :func:`independent_method`): a result is consistent along the flow it was made
+    with, so measuring with that flow hides the flow's errors (a job of the default preset scored
+    0.07x of independent frames' error with its own flow). ``distances`` needs at least one style
+    image; it loads VGG-19.
     ``stylizer_factory`` (tests, benchmarks) replaces ``videostyle.stylize.Stylizer``.
     ``against``: other results (video, frame folder or job folder) measured in the same pass, on
     the same input and flows (each flow is read or estimated once), resized to the output's size.
@@ -291,7 +296,7 @@ def evaluate(output: str | Path, input: str | Path | None = None,
         notes.append(f"input is {first_in.shape[1]}x{first_in.shape[0]}, output {size[0]}x{size[1]}: "
                      "input frames resized to the output size")
 
-    provider, flow_source = _choose_flows(flow_dir, job, input, size, flow_method, notes)
+    provider, flow_source = _choose_flows(flow_dir, job, input, size, flow_method, notes, job_flows)
     stylizer = _make_stylizer(styles, settings, size, device, stylizer_factory) if distances else None
     main = _Track(output, stylizer)
     others = [_Track(Path(other), stylizer, iter_frames(Path(other))) for other in against]
@@ -371,17 +376,47 @@ class _Track:
                            self.style_d, self.content_d)
 
 
+# What measures a job's result when its own estimator must not: another algorithm, not another
+# setting of the same one (the DIS variants share their errors).
+INDEPENDENT_FLOW = {"deepflow": "dis_dense"}
+INDEPENDENT_FLOW_DEFAULT = "deepflow"
+_FAMILY = {"dis_fine": "dis", "dis_dense": "dis"}
+
+
+def independent_method(job_method: str | None) -> str:
+    """The estimator ``eval`` measures a job with by default: not the job's own (``deepflow``,
+    or ``dis_dense`` for a job that used DeepFlow). ``job_method`` None: no job, or the user's files."""
+    return INDEPENDENT_FLOW.get(_FAMILY.get(job_method or "", job_method or ""), INDEPENDENT_FLOW_DEFAULT)
+
+
+def job_flow_method(job: Path) -> str | None:
+    """The flow estimator the job's flows came from, as job.json records it (None: the user's own
+    flow files, or not recorded)."""
+    method = JobDir(job).read_manifest().get("flow", {}).get("method")
+    return method if isinstance(method, str) and method in flow.available_methods() else None
+
+
 def _choose_flows(flow_dir: Path | None, job: Path | None, input: Path, size: tuple[int, int],
-                  flow_method: str, notes: list[str]) -> tuple[FlowProvider, str]:
+                  flow_method: str | None, notes: list[str], job_flows: bool = False) -> tuple[FlowProvider, str]:
     if flow_dir is not None:
         return folder_flow_provider(Path(flow_dir), size, notes), f"folder {flow_dir}"
     # The job's flows belong to its extracted frames; for any other input they would not fit.
-    if job is not None and input.resolve() == JobDir(job).frames_dir.resolve():
+    own_frames = job is not None and input.resolve() == JobDir(job).frames_dir.resolve()
+    if own_frames and job_flows:
         folder = job_flow_folder(job)
         if folder is not None:
-            return (folder_flow_provider(folder, size, notes, estimating_flow_provider(flow_method)),
-                    f"job flows {folder.name}")
-    return estimating_flow_provider(flow_method), f"estimated ({flow_method})"
+            method = flow_method or INDEPENDENT_FLOW_DEFAULT
+            return (folder_flow_provider(folder, size, notes, estimating_flow_provider(method)),
+                    f"job flows {folder.name} (the result's own: their errors go unmeasured)")
+        notes.append("the job has no flows to reuse: flow estimated")
+    job_method = job_flow_method(job) if own_frames else None
+    method = flow_method or independent_method(job_method)
+    if job_method is None:
+        return estimating_flow_provider(method), f"estimated ({method})"
+    if method == job_method:
+        notes.append(f"{method} is the job's own flow estimator: its errors go unmeasured")
+        return estimating_flow_provider(method), f"estimated ({method}, the job's own estimator)"
+    return estimating_flow_provider(method), f"estimated ({method}, not the job's {job_method})"
 
 
 def _make_stylizer(styles, settings, size, device, factory):

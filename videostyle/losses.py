@@ -8,14 +8,17 @@ Conventions
   authors' input because :class:`videostyle.vgg.VGGFeatures` converts pixels to it.
 * ``F`` is a VGG activation B,C,h,w with ``N = C·h·w`` elements per image.
 
-Normalisation (chosen: every term is a mean, so the weights balance independently of image size)
+Normalisation: two, chosen by the ``normalization`` setting (``[style]`` in TOML,
+``--loss-normalization``). Layer weights ``w_l`` come from one place, :func:`layer_shares`
+(``style_layer_weights``, scaled to sum 1; equal, Gatys et al.'s 1/|L|, when not given).
+
+``paper`` (the authors' scales, every term a mean, so the weights balance whatever the image size)
 -------------------------------------------------------------------------------------------------
 =========  ===================================================================================
 content    ``w_c · mean_l mean((F_l(x) − F_l(c))²)``: MSE over the N elements of each content
            layer, averaged over the content layers (one, ``relu4_2``, by default)
-style      ``w_s · mean_l mean((G_l(x) − A_l)²)``, ``G = F Fᵀ / N`` (C×C, MSE over the C² entries),
-           averaged over the style layers (Gatys et al.'s layer weights w_l = 1/|L|); ``A_l`` is
-           the style image's Gram, or the blend-weighted sum of several styles' Grams
+style      ``w_s · Σ_l w_l mean((G_l(x) − A_l)²)``, ``G = F Fᵀ / N`` (C×C, MSE over the C² entries);
+           ``A_l`` is the style image's Gram, or the blend-weighted sum of several styles' Grams
 TV         ``w_tv · ½ Σ [(x[i,j+1] − x[i,j])² + (x[i+1,j] − x[i,j])²] · 512²/(H·W)``: the authors'
            squared TV in 0..255 units, summed over pixels and channels, expressed per 512×512 image
 temporal   ``w_t · mean(c · (x − ω)²)`` (``mse``) or ``w_t · mean(smoothl1(√c·x − √c·ω))``
@@ -23,12 +26,35 @@ temporal   ``w_t · mean(c · (x − ω)²)`` (``mse``) or ``w_t · mean(smoothl
            over all B·3·H·W elements, so unreliable pixels dilute the term (the authors' code)
 =========  ===================================================================================
 
+Under ``paper`` a style weight's strength follows the painting: ``mean(A_l²)`` at 128 px ranges
+from 7.6e4 (seated-nude) to 7.6e5 (woman-with-hat-matisse) over the seven reference paintings,
+and within a painting from ~300 (relu1_1, relu5_1) to ~1e6 (relu4_1), so equal layer weights are
+in effect relu4_1 alone.
+
+``gram`` (one set of weights for every painting, photo and size)
+-----------------------------------------------------------------
+Each term above is divided by a scale (``LossTerm.scale``) that makes it dimensionless:
+
+=========  ===================================================================================
+content    by ``mean(F_l(c)²)`` of its target: 1 = an image with no features at all
+style      each layer by ``mean(A_l²)`` of its own target Gram (a masked region's by its style's),
+           so a perfect mismatch scores ``w_s · w_l`` on every painting (the relative squared
+           distance ``‖G − A‖²/‖A‖²``, the square of what ``eval``'s style distance averages)
+TV         by ``3 · 512² · 255²``: ``½(dx² + dy²)`` per pixel and channel in 0..1 units
+temporal   by ``255²``: per pixel and channel in 0..1 units (the same on every clip and painting)
+=========  ===================================================================================
+
+The shipped presets other than ``paper`` use ``gram``, with weights converted from the paper's
+so that they keep the balance they had where they were tuned (``benchmarks/balance_bench.py``).
+The optimiser sees a ``gram`` objective times :data:`OBJECTIVE_SCALE` (torch's L-BFGS is not
+scale-invariant); reports show the terms as defined here.
+
 How it was chosen (by looking at outputs: tubingen.jpg with starry_night.jpg and the_scream.jpg,
 256 px, L-BFGS from the authors' noise init). Two departures from the authors' code
 (neural-style / artistic-videos), whose terms are the ones above except that they *sum* the style
 layers and *sum* TV over the image:
 
-* Summed style layers with the paper's style weight 100 wipe the content out: after 100 iterations
+* (``paper``) Summed style layers with the paper's style weight 100 wipe the content out: after 100 iterations
   the scene was unrecognisable swirls (content distance 1.15, i.e. the relu4_2 features farther
   from the photo's than the photo's own norm); after 500 the tower and a few façades had emerged
   (0.99). Averaging the five layers (= summing at weight 20) gives, with the same 5 / 100, Van
@@ -54,15 +80,24 @@ the network ran in bfloat16/float16, with autocast disabled around them.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as nnf
 from torch import nn
 
+from videostyle.config import LOSS_NORMALIZATIONS as NORMALIZATIONS
+
 CRITERIA = ("mse", "smoothl1")
 PIXELS = "pixels"  # source name of terms computed on the image itself
 # TV is expressed per image of this many pixels (the authors' usual working size, 512x512).
 TV_REFERENCE_PIXELS = 512 * 512
+PIXEL_RANGE = 255.0  # pixels are 0..255; ``gram`` measures pixel terms in 0..1 units
+# What the optimiser multiplies the objective by (videostyle.optimize): ``gram`` terms are of order
+# 1-100 where ``paper``'s are 1e6-1e7, and torch's L-BFGS is not scale-invariant (from the
+# authors' noise start a gram objective did not move in 30 iterations). 1e6 puts the presets'
+# gram objective where the paper's was, so L-BFGS takes the same path for the same balance.
+OBJECTIVE_SCALE = {"paper": 1.0, "gram": 1e6}
 
 
 def _accurate(x: torch.Tensor) -> torch.Tensor:
@@ -151,16 +186,17 @@ class LossTerm(nn.Module, ABC):
 
     kind = "term"
 
-    def __init__(self, source: str, weight: float, normalize_gradients: bool = False) -> None:
+    def __init__(self, source: str, weight: float, normalize_gradients: bool = False, scale: float = 1.0) -> None:
         super().__init__()
         self.source = source
         self.weight = float(weight)
         self.normalize_gradients = normalize_gradients
+        self.scale = float(scale)  # the value's divisor under the normalisation (see normalizing_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.normalize_gradients and x.requires_grad:
             x = _NormalizeGradient.apply(x, self.weight)
-        return self.weight * self.value(x)
+        return self.weight * self.value(x) / self.scale
 
     @abstractmethod
     def value(self, x: torch.Tensor) -> torch.Tensor:
@@ -176,8 +212,8 @@ class TargetLoss(LossTerm):
     """
 
     def __init__(self, source: str, target: torch.Tensor, weight: float, *, mask: torch.Tensor | None = None,
-                 criterion: str = "mse", normalize_gradients: bool = False) -> None:
-        super().__init__(source, weight, normalize_gradients)
+                 criterion: str = "mse", normalize_gradients: bool = False, scale: float = 1.0) -> None:
+        super().__init__(source, weight, normalize_gradients, scale)
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
         self.criterion = criterion
@@ -208,8 +244,9 @@ class ContentLoss(TargetLoss):
 
     kind = "content"
 
-    def __init__(self, layer: str, target: torch.Tensor, weight: float, normalize_gradients: bool = False) -> None:
-        super().__init__(layer, target, weight, normalize_gradients=normalize_gradients)
+    def __init__(self, layer: str, target: torch.Tensor, weight: float, normalize_gradients: bool = False,
+                 scale: float = 1.0) -> None:
+        super().__init__(layer, target, weight, normalize_gradients=normalize_gradients, scale=scale)
 
 
 class StyleLoss(TargetLoss):
@@ -218,8 +255,8 @@ class StyleLoss(TargetLoss):
     kind = "style"
 
     def __init__(self, layer: str, target_gram: torch.Tensor, weight: float,
-                 normalize_gradients: bool = False) -> None:
-        super().__init__(layer, target_gram, weight, normalize_gradients=normalize_gradients)
+                 normalize_gradients: bool = False, scale: float = 1.0) -> None:
+        super().__init__(layer, target_gram, weight, normalize_gradients=normalize_gradients, scale=scale)
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return gram_matrix(x)
@@ -246,8 +283,8 @@ class MaskedStyleLoss(StyleLoss):
     towards its style as strongly as an unmasked term pulls every pixel."""
 
     def __init__(self, layer: str, target_gram: torch.Tensor, weight: float, mask: torch.Tensor,
-                 normalize_gradients: bool = False) -> None:
-        super().__init__(layer, target_gram, weight, normalize_gradients)
+                 normalize_gradients: bool = False, scale: float = 1.0) -> None:
+        super().__init__(layer, target_gram, weight, normalize_gradients, scale)
         self.register_buffer("region", mask.detach())
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
@@ -264,11 +301,11 @@ class TemporalLoss(TargetLoss):
     kind = "temporal"
 
     def __init__(self, target: torch.Tensor, weights: torch.Tensor, weight: float, criterion: str = "mse",
-                 normalize_gradients: bool = False) -> None:
+                 normalize_gradients: bool = False, normalization: str = "paper") -> None:
         if weights.dim() == 2:
             weights = weights[None, None]
         super().__init__(PIXELS, target, weight, mask=weights, criterion=criterion,
-                         normalize_gradients=normalize_gradients)
+                         normalize_gradients=normalize_gradients, scale=pixel_scale(normalization, "temporal"))
 
 
 class TVLoss(LossTerm):
@@ -276,43 +313,105 @@ class TVLoss(LossTerm):
 
     kind = "tv"
 
-    def __init__(self, weight: float) -> None:
-        super().__init__(PIXELS, weight)
+    def __init__(self, weight: float, normalization: str = "paper") -> None:
+        super().__init__(PIXELS, weight, scale=pixel_scale(normalization, "tv"))
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
         return total_variation(x) * (TV_REFERENCE_PIXELS / (x.shape[-2] * x.shape[-1]))
 
 
+def check_normalization(name: str) -> None:
+    if name not in NORMALIZATIONS:
+        raise ValueError(f"unknown loss normalization {name!r}; choose one of {', '.join(NORMALIZATIONS)}")
+
+
+def normalizing_scale(normalization: str, target: torch.Tensor) -> float:
+    """What a feature term (content features, or a style Gram) is divided by: 1 under ``paper``,
+    the target's mean square under ``gram`` (so a result with no features at all scores 1)."""
+    check_normalization(normalization)
+    if normalization == "paper":
+        return 1.0
+    return max(float(_accurate(target.detach()).square().mean()), 1e-12)
+
+
+def pixel_scale(normalization: str, kind: str) -> float:
+    """What a pixel term (``tv``, ``temporal``) is divided by: 1 under ``paper``; under ``gram``
+    what makes it a mean per pixel and channel in 0..1 image units (TV: of ½(dx² + dy²))."""
+    check_normalization(normalization)
+    if normalization == "paper":
+        return 1.0
+    if kind == "tv":
+        return 3 * TV_REFERENCE_PIXELS * PIXEL_RANGE**2
+    return PIXEL_RANGE**2
+
+
+def layer_shares(layers: Sequence[str], weights: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Each layer's share of its term's weight: ``weights`` (by layer name; others ignored) of
+    ``layers`` scaled to sum 1, or equal shares when there are none (Gatys et al.'s w_l = 1/|L|).
+    The one place layers are weighted."""
+    raw, total = _layer_parts(layers, weights)
+    return {layer: w / total for layer, w in raw.items()}
+
+
+def _layer_parts(layers: Sequence[str], weights: Mapping[str, float] | None) -> tuple[dict[str, float], float]:
+    layers = list(dict.fromkeys(layers))
+    if not weights:
+        return {layer: 1.0 for layer in layers}, float(len(layers))
+    missing = [layer for layer in layers if layer not in weights]
+    if missing:
+        raise ValueError(f"no layer weight for {', '.join(missing)}")
+    total = float(sum(weights[layer] for layer in layers))
+    if total <= 0:
+        raise ValueError(f"the weights of {', '.join(layers)} are all zero")
+    return {layer: float(weights[layer]) for layer in layers}, total
+
+
+def feature_weights(targets: Mapping[str, torch.Tensor], weight: float, normalization: str,
+                    layer_weights: Mapping[str, float] | None = None) -> dict[str, tuple[float, float]]:
+    """(weight, scale) of each target layer's term: the term's weight times the layer's share (see
+    :func:`layer_shares`; computed as ``weight · w_l / Σw``, so equal shares give exactly the
+    paper's ``weight / |L|``), and the normalisation's divisor for that layer's target. Layers
+    weighted 0 are left out."""
+    raw, total = _layer_parts(list(targets), layer_weights)
+    return {layer: (weight * raw[layer] / total, normalizing_scale(normalization, targets[layer]))
+            for layer in targets if raw[layer] > 0}
+
+
 def gatys_terms(content_features: dict[str, torch.Tensor], style_grams: dict[str, torch.Tensor], *,
                 content_weight: float, style_weight: float, tv_weight: float,
-                normalize_gradients: bool = False) -> list[LossTerm]:
-    """Content, style and TV terms with the normalisation above (weights split evenly over layers).
+                normalize_gradients: bool = False, normalization: str = "paper",
+                style_layer_weights: Mapping[str, float] | None = None) -> list[LossTerm]:
+    """Content, style and TV terms with the chosen normalisation (see the module doc).
 
-    ``content_features``: target features per content layer; ``style_grams``: target Gram per
-    style layer. Terms with weight 0 are left out.
+    ``content_features``: target features per content layer (weighted equally); ``style_grams``:
+    target Gram per style layer, weighted by ``style_layer_weights`` (see :func:`layer_shares`).
+    Terms with weight 0 are left out.
     """
     terms: list[LossTerm] = []
     if content_weight > 0 and content_features:
-        w = content_weight / len(content_features)
-        terms += [ContentLoss(layer, f, w, normalize_gradients) for layer, f in content_features.items()]
+        terms += [ContentLoss(layer, content_features[layer], w, normalize_gradients, scale)
+                  for layer, (w, scale) in feature_weights(content_features, content_weight, normalization).items()]
     if style_weight > 0 and style_grams:
-        w = style_weight / len(style_grams)
-        terms += [StyleLoss(layer, g, w, normalize_gradients) for layer, g in style_grams.items()]
+        terms += [StyleLoss(layer, style_grams[layer], w, normalize_gradients, scale)
+                  for layer, (w, scale) in feature_weights(style_grams, style_weight, normalization,
+                                                           style_layer_weights).items()]
     if tv_weight > 0:
-        terms.append(TVLoss(tv_weight))
+        terms.append(TVLoss(tv_weight, normalization))
     return terms
 
 
 def masked_style_terms(style_grams: list[dict[str, torch.Tensor]], masks: list[torch.Tensor], *,
-                       style_weight: float, normalize_gradients: bool = False) -> list[LossTerm]:
+                       style_weight: float, normalize_gradients: bool = False, normalization: str = "paper",
+                       style_layer_weights: Mapping[str, float] | None = None) -> list[LossTerm]:
     """One style term per style image and layer, each over its own region (masks 1,1,H,W in
-    [0, 1]), weighted by the region's share of the frame; a style whose region is empty here
-    has no term."""
+    [0, 1]), weighted by the region's share of the frame (and normalised by that style's own
+    Gram under ``gram``); a style whose region is empty here has no term."""
     terms: list[LossTerm] = []
     for grams, mask in zip(style_grams, masks):
         share = float(mask.mean())
         if style_weight <= 0 or share <= 0 or not grams:
             continue
-        w = style_weight * share / len(grams)
-        terms += [MaskedStyleLoss(layer, g, w, mask, normalize_gradients) for layer, g in grams.items()]
+        terms += [MaskedStyleLoss(layer, grams[layer], w, mask, normalize_gradients, scale)
+                  for layer, (w, scale) in feature_weights(grams, style_weight * share, normalization,
+                                                           style_layer_weights).items()]
     return terms

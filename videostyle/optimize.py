@@ -113,13 +113,18 @@ class LossScale:
 def optimize(x: torch.Tensor, objective: Objective, *, iterations: int, method: str = "lbfgs",
              learning_rate: float = 1.0, tol_loss_relative: float = 0.0, tol_loss_relative_interval: int = 50,
              callback: Callable[[Progress], None] | None = None, loss_scaling: bool = False,
-             history_size: int = 100, fallback: Objective | None = None) -> OptimizeOutcome:
+             history_size: int = 100, fallback: Objective | None = None,
+             objective_scale: float = 1.0) -> OptimizeOutcome:
     """Minimise the summed terms of ``objective`` over the leaf tensor ``x`` (updated in place).
 
     ``objective(x)`` returns named scalar terms; their sum is minimised. At most ``iterations``
     evaluations are made. On return ``x`` holds the evaluated iterate with the lowest total and
     ``outcome.losses`` its terms. ``fallback``: the objective evaluated where ``objective``'s
     loss is not finite (see the module doc). If the loss turns non-finite the run ends there.
+    ``objective_scale``: the optimiser sees the sum times this (reports do not). torch's L-BFGS
+    is not invariant to the loss's scale: its first step is ``min(1, 1/|g|₁)·g`` and it drops
+    curvature pairs with ``sᵀy < 1e-10``, so a loss of order 1 from near-featureless noise never
+    gets going (see ``videostyle.losses.OBJECTIVE_SCALE``).
     """
     if method not in OPTIMIZERS:
         raise UserError(f"unknown optimizer {method!r}; choose lbfgs or adam")
@@ -151,13 +156,13 @@ def optimize(x: torch.Tensor, objective: Objective, *, iterations: int, method: 
                     total = torch.stack([t.float() for t in terms.values()]).sum()
                     total.backward()
                 break  # else the loop below ends the run
-            if scaler.backward(total, x):
+            if scaler.backward(total * objective_scale, x):
                 break
         else:
             raise FloatingPointError("gradient overflow persists at every loss scale")
         outcome.losses = {k: float(v.detach()) for k, v in terms.items()}
         outcome.losses["total"] = float(total.detach())
-        return total
+        return total * objective_scale
 
     for iteration in range(1, iterations + 1):
         evaluated = x.detach().clone()  # the step evaluates this iterate, then moves x

@@ -82,6 +82,24 @@ def last_pass(settings: Settings) -> int:
     return settings.video.passes if settings.video.algorithm == "multipass" else 1
 
 
+def coarse_pass_count(settings: Settings) -> int:
+    """How many passes run at ``coarse_scale``: at most all but the last, whose result is the
+    output and so is always optimised at the working size (``--passes 1`` with a preset of one
+    coarse pass would otherwise return a half-size result enlarged)."""
+    v = settings.video
+    return min(v.coarse_passes, v.passes - 1) if v.algorithm == "multipass" else 0
+
+
+def coarse_passes_note(settings: Settings) -> str | None:
+    """A note when the settings ask for more coarse passes than :func:`coarse_pass_count` runs."""
+    v = settings.video
+    if v.algorithm != "multipass" or v.coarse_passes <= coarse_pass_count(settings):
+        return None
+    runs = coarse_pass_count(settings)
+    return (f"note: {v.coarse_passes} coarse pass(es) asked for with {v.passes} pass(es); the last pass runs at "
+            f"the working size, so {runs} run(s) at {v.coarse_scale:g} scale")
+
+
 def needs_flow(settings: Settings, n_frames: int) -> bool:
     v = settings.video
     if n_frames < 2:
@@ -103,7 +121,7 @@ def stylize_units(ctx: PassContext) -> list[Unit]:
 def _stylize(ctx: PassContext, i: int, iterations: int, init: np.ndarray | str,
              temporal: list[TemporalTarget], pass_index: int) -> UnitResult:
     v = ctx.settings.video
-    coarse = v.algorithm == "multipass" and pass_index <= v.coarse_passes and i not in ctx.anchors
+    coarse = pass_index <= coarse_pass_count(ctx.settings) and i not in ctx.anchors
     scale = v.coarse_scale if coarse else 1.0
     result = ctx.stylizer().stylize(ctx.content(i), iterations=iterations, init=init, temporal=temporal,
                                     temporal_weight=v.temporal_weight if temporal else 0.0,

@@ -39,7 +39,7 @@ from videostyle.journal import Ledger
 from videostyle.looks import frame_look, parse_keyframes
 from videostyle.maskstage import MaskInput, MaskStore, check_mask_frames, job_masks, keep_masks, mask_inputs, note_mask_sizes
 from videostyle.memory import check_run_fits
-from videostyle.passes import PassContext, last_pass, needs_flow, stylize_units
+from videostyle.passes import PassContext, coarse_passes_note, last_pass, needs_flow, stylize_units
 from videostyle.plan import JobPlan, RunResult
 from videostyle.request import (VIDEO_SUFFIXES, RunRequest, check_frames_of_clip, check_request, default_paths,
                                 job_frame_count, load_request, request_to_json, worker_output)
@@ -87,6 +87,8 @@ def prepare(request: RunRequest, emit: EventCallback | None = None) -> JobPlan:
     check_frames_of_clip(request, info.n_frames)
     check_mask_frames(mask_files, (request.frames or (1, None))[0], job_frame_count(request, info.n_frames))
     note_mask_sizes(mask_files, (info.width, info.height))
+    if coarse_passes_note(settings):
+        log.warning("%s", coarse_passes_note(settings))
     prepare_job_folder(job, output, request.make_video)
     # with the output resolved here: a worker's current folder is not the planner's
     job.update_manifest(request=request_to_json(dataclasses.replace(request, output=output)),

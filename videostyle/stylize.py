@@ -20,13 +20,13 @@ import numpy as np
 import torch
 
 from videostyle.colors import ColorStats, original_colors, styles_in_colors
-from videostyle.config import StyleSettings, check_blend_count, check_section
+from videostyle.config import StyleSettings, check_blend_count, check_section, layer_weight_map
 from videostyle.device import Precision, choose_precision, resolve_device, stylization_device
 from videostyle.errors import UserError
 from videostyle.images import resize, resize_long_side
 from videostyle.looks import FrameLook
-from videostyle.losses import (PIXELS, LossTerm, TemporalLoss, gatys_terms, gram_matrix, masked_gram,
-                               masked_style_terms)
+from videostyle.losses import (CRITERIA, OBJECTIVE_SCALE, PIXELS, LossTerm, TemporalLoss, feature_weights,
+                               gatys_terms, gram_matrix, layer_shares, masked_gram, masked_style_terms)
 from videostyle.memory import check_frame_fits, lbfgs_history_size
 from videostyle.optimize import Progress, optimize
 from videostyle.tiles import TiledFeatureLoss, alignment, halo_for, plan_tiles, tiled_features, tiled_grams
@@ -74,6 +74,10 @@ def validate_style_settings(settings: StyleSettings, n_styles: int) -> None:
         raise UserError("at least one style image is needed")
     check_section(settings)
     check_blend_count(settings.style_blend_weights, n_styles)
+    try:
+        layer_shares(settings.style_layers, layer_weight_map(settings.style_layer_weights))
+    except ValueError as exc:
+        raise UserError(f"style-layer-weights: {exc} (give LAYER:WEIGHT for every style layer, or none)") from None
 
 
 def blend_weights(settings: StyleSettings, n_styles: int, look: FrameLook | None = None) -> list[float]:
@@ -135,6 +139,7 @@ class Stylizer:
         self.precision: Precision = choose_precision(settings.precision, self.device)
         self.content_layers = tuple(dict.fromkeys(settings.content_layers))
         self.style_layers = tuple(dict.fromkeys(settings.style_layers))
+        self.layer_weights = layer_weight_map(settings.style_layer_weights)
         weights = vgg_weights or load_weights(settings.weights, settings.weights_input)
         layers = self.content_layers + self.style_layers
         # float32 network: targets and distances. The optimisation uses a copy in the fast precision.
@@ -268,10 +273,12 @@ class Stylizer:
         masks = self._mask_tensors(look, content.shape)
         style_targets = {} if masks else self.targets_for(content.shape, look)
         terms = gatys_terms(content_targets, style_targets, content_weight=s.content_weight,
-                            style_weight=s.style_weight, tv_weight=s.tv_weight, normalize_gradients=norm)
+                            style_weight=s.style_weight, tv_weight=s.tv_weight, normalize_gradients=norm,
+                            normalization=s.normalization, style_layer_weights=self.layer_weights)
         if masks:
             terms += masked_style_terms(self.style_grams(content.shape), masks, style_weight=s.style_weight,
-                                        normalize_gradients=norm)
+                                        normalize_gradients=norm, normalization=s.normalization,
+                                        style_layer_weights=self.layer_weights)
         return terms + self._temporal_terms(content, temporal, temporal_weight)
 
     def _mask_tensors(self, look: FrameLook | None, shape: Sequence[int]) -> list[torch.Tensor]:
@@ -302,7 +309,8 @@ class Stylizer:
                     raise UserError(f"temporal target {image.shape} / weights {weights.shape} do not match the "
                                     f"content frame {content.shape}")
                 terms.append(TemporalLoss(self._pixels(image), torch.from_numpy(weights).to(self.device),
-                                          temporal_weight, s.temporal_criterion, s.normalize_gradients))
+                                          temporal_weight, s.temporal_criterion, s.normalize_gradients,
+                                          s.normalization))
         return terms
 
     def _tiled_parts(self, content: np.ndarray, temporal: Sequence[TemporalTarget], temporal_weight: float,
@@ -316,9 +324,14 @@ class Stylizer:
         content_targets: dict[str, torch.Tensor] = {}
         if s.content_weight > 0 and self.content_layers:
             content_targets = tiled_features(self._reference_net, self._pixels(content), tiles, self.content_layers)
-        tiled = TiledFeatureLoss(self._fast_features, tiles, content_targets, self.targets_for(content.shape, look),
-                                 s.content_weight, s.style_weight)
-        pixel_terms = gatys_terms({}, {}, content_weight=0.0, style_weight=0.0, tv_weight=s.tv_weight)
+        style_targets = self.targets_for(content.shape, look) if s.style_weight > 0 else {}
+        content_weights = feature_weights(content_targets, s.content_weight, s.normalization) \
+            if s.content_weight > 0 else {}
+        style_weights = feature_weights(style_targets, s.style_weight, s.normalization, self.layer_weights)
+        tiled = TiledFeatureLoss(self._fast_features, tiles, content_targets, style_targets, content_weights,
+                                 style_weights)
+        pixel_terms = gatys_terms({}, {}, content_weight=0.0, style_weight=0.0, tv_weight=s.tv_weight,
+                                  normalization=s.normalization)
         return pixel_terms + self._temporal_terms(content, temporal, temporal_weight), tiled
 
     def _tiled_sums(self, terms: Sequence[LossTerm], tiled: TiledFeatureLoss,
@@ -338,9 +351,11 @@ class Stylizer:
         return sums
 
     def _initial_pixels(self, init: np.ndarray | str, content: np.ndarray, seed: int) -> torch.Tensor:
+        """The start, never sharing memory with the caller's arrays (the optimiser moves it in place,
+        and an array in CHW memory order, such as a result's image, converts without a copy)."""
         if isinstance(init, str):
             if init == "content":
-                return self._pixels(content)
+                return self._pixels(content).clone()
             if init == "random":
                 generator = torch.Generator().manual_seed(int(seed))  # CPU noise: same on every device
                 noise = torch.randn((1, 3, *content.shape[:2]), generator=generator) * INIT_NOISE_STD
@@ -350,7 +365,7 @@ class Stylizer:
         if image.shape != content.shape:
             raise UserError(f"init image is {image.shape[1]}x{image.shape[0]}, the content "
                             f"{content.shape[1]}x{content.shape[0]}; resize it first")
-        return self._pixels(image)
+        return self._pixels(image).clone()
 
     # ----- public ------------------------------------------------------------------------------
 
@@ -401,6 +416,7 @@ class Stylizer:
             learning_rate=self._learning_rate(), tol_loss_relative=self.settings.tol_loss_relative,
             tol_loss_relative_interval=self.settings.tol_loss_relative_interval, callback=callback,
             loss_scaling=self.precision.loss_scaling, fallback=in_float32 if self.precision.loss_scaling else None,
+            objective_scale=OBJECTIVE_SCALE[self.settings.normalization],
             history_size=lbfgs_history_size(content.shape[0] * content.shape[1]))
         result = x.detach().clamp(0.0, 255.0)
         losses = self._losses_of(terms, result, tiled)

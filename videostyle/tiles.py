@@ -145,25 +145,30 @@ class TiledFeatureLoss:
 
     ``features``: pixels -> features in the optimisation's precision, differentiable.
     ``content_targets``: whole-frame features per content layer (see :func:`tiled_features`);
-    ``style_targets``: Gram per style layer (1,C,C). Calling it returns the weighted
-    (content, style) terms as differentiable scalars of ``pixels``.
+    ``style_targets``: Gram per style layer (1,C,C). ``content_weights`` / ``style_weights``:
+    (weight, scale) per layer, as :func:`videostyle.losses.feature_weights` gives them; a layer
+    without one has no term. Calling it returns the weighted (content, style) terms as
+    differentiable scalars of ``pixels``.
     """
 
     def __init__(self, features: Features, tiles: Sequence[Tile], content_targets: dict[str, torch.Tensor],
-                 style_targets: dict[str, torch.Tensor], content_weight: float, style_weight: float) -> None:
+                 style_targets: dict[str, torch.Tensor], content_weights: dict[str, tuple[float, float]],
+                 style_weights: dict[str, tuple[float, float]]) -> None:
         self.features = features
         self.tiles = list(tiles)
-        self.content_targets = content_targets if content_weight > 0 else {}
-        self.style_targets = style_targets if style_weight > 0 else {}
-        self.content_weight = content_weight / max(1, len(self.content_targets))
-        self.style_weight = style_weight / max(1, len(self.style_targets))
+        self.content_targets = {k: v for k, v in content_targets.items() if k in content_weights}
+        self.style_targets = {k: v for k, v in style_targets.items() if k in style_weights}
+        self.content_weights, self.style_weights = content_weights, style_weights
         self.layers = tuple(dict.fromkeys((*self.content_targets, *self.style_targets)))
 
     def with_features(self, features: Features) -> TiledFeatureLoss:
         """The same loss over features from another network (e.g. the float32 one, for reports)."""
         return TiledFeatureLoss(features, self.tiles, self.content_targets, self.style_targets,
-                                self.content_weight * max(1, len(self.content_targets)),
-                                self.style_weight * max(1, len(self.style_targets)))
+                                self.content_weights, self.style_weights)
+
+    def _factor(self, weights: dict[str, tuple[float, float]], layer: str) -> float:
+        weight, scale = weights[layer]
+        return weight / scale
 
     def __call__(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         content, style = _TiledLoss.apply(pixels, self)
@@ -179,7 +184,7 @@ class TiledFeatureLoss:
         for layer, target in self.style_targets.items():
             gram = (gram_sums[layer] / self._elements(pixels, layer, target.shape[-1])).requires_grad_(True)
             with torch.enable_grad():
-                term = self.style_weight * nnf.mse_loss(gram, target.expand_as(gram))
+                term = self._factor(self.style_weights, layer) * nnf.mse_loss(gram, target.expand_as(gram))
                 (gram_grads[layer],) = torch.autograd.grad(term, gram)
             style = style + term.detach()
         return content, style, gram_grads
@@ -199,8 +204,9 @@ class TiledFeatureLoss:
         total = pixels.new_zeros((), dtype=torch.float32)
         for layer, target in self.content_targets.items():
             core_target = target[(..., *_frame_slices(tile, pooling_factor(layer)))]
-            total = total + (cores[layer] - core_target).square().sum() / self._elements(pixels, layer, target.shape[1])
-        return self.content_weight * total
+            squares = (cores[layer] - core_target).square().sum() / self._elements(pixels, layer, target.shape[1])
+            total = total + self._factor(self.content_weights, layer) * squares
+        return total
 
     def _style_of_core(self, cores: dict[str, torch.Tensor], gram_grads: dict[str, torch.Tensor],
                        pixels: torch.Tensor) -> torch.Tensor:

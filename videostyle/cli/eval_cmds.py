@@ -20,8 +20,12 @@ from videostyle.cli.settings_options import setting_option
 @click.option("--flow", "flow_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of backward_{t}_{t-1}.flo (frames from 1), e.g. ground truth; "
                    "reliable_{t}_{t-1}.pgm beside them are used when present.")
-@setting_option("flow", "method", "--flow-method",
-                help="Flow estimated on the input when neither --flow nor job flows are there.")
+@setting_option("flow", "method", "--flow-method", default=None,
+                help="Flow estimated on the input when --flow is not given (default: deepflow, or dis_dense for a "
+                     "job whose flows came from deepflow: never the job's own estimator).")
+@click.option("--job-flows", is_flag=True,
+              help="Measure a job with its own flows (flattering: the result was made consistent along "
+                   "them, so their errors go unmeasured).")
 @click.option("--no-distances", is_flag=True,
               help="Skip the style/content distances (no VGG; temporal error only).")
 @setting_option("video", "device", help="Device of the style and content distances: auto, cpu, cuda or cuda:N.")
@@ -32,8 +36,8 @@ from videostyle.cli.settings_options import setting_option
               help="Also draw the warping error per frame into this .png, .pdf or .svg file.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
 def eval_command(output: Path, input_: Path | None, styles: tuple[Path, ...], flow_dir: Path | None,
-                 method: str, no_distances: bool, device: str, others: tuple[Path, ...],
-                 plot: Path | None, as_json: bool) -> None:
+                 method: str | None, job_flows: bool, no_distances: bool, device: str,
+                 others: tuple[Path, ...], plot: Path | None, as_json: bool) -> None:
     """Measure a stylized OUTPUT (video, frame folder or job folder) against its input.
 
     Prints per frame: the temporal warping error (Lai et al. 2018: mean |O_t - warp(O_t-1)| over
@@ -46,7 +50,7 @@ def eval_command(output: Path, input_: Path | None, styles: tuple[Path, ...], fl
     if plot is not None:
         check_plot_path(plot)  # before the evaluation, which can take long
     report = evaluate(output, input_, styles=styles, flow_dir=flow_dir, flow_method=method,
-                      device=device, distances=not no_distances, against=others)
+                      device=device, distances=not no_distances, against=others, job_flows=job_flows)
     if as_json:
         click.echo(json.dumps(report_to_dict(report), indent=2, allow_nan=False))
     else:

@@ -116,14 +116,18 @@ def settings_options(command: str) -> Decorator:
     return decorate
 
 
-def setting_option(section: str, name: str, *flags: str, help: str = "") -> Decorator:
+_DECLARED = object()  # setting_option's default: the declared one
+
+
+def setting_option(section: str, name: str, *flags: str, help: str = "", default: Any = _DECLARED) -> Decorator:
     """One setting's option on a command that takes no settings otherwise (``eval --device``):
     its declared values, checks and messages, under ``flags`` (default: the declared ones); the
-    command receives the value, or the declared default."""
+    command receives the value, or ``default`` (the declared default unless given)."""
     decl = declared(section, name)
     if flags:
         decl = dataclasses.replace(decl, spec=dataclasses.replace(decl.spec, flags=flags))
-    return click.option(*decl.flags, name, type=SettingType(decl), default=decl.default, show_default=True,
+    chosen = decl.default if default is _DECLARED else default
+    return click.option(*decl.flags, name, type=SettingType(decl), default=chosen, show_default=chosen is not None,
                         help=help or decl.spec.help)
 
 
