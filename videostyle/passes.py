@@ -100,14 +100,33 @@ def stylize_units(ctx: PassContext) -> list[Unit]:
     return units + [u for seg in ctx.segments for u in singlepass_units(ctx, seg)]
 
 
+def frame_scale(ctx: PassContext, pass_index: int, i: int) -> float:
+    """The size frame i is optimised at in a pass, relative to the working size."""
+    v = ctx.settings.video
+    if v.algorithm != "multipass" or i in ctx.anchors:
+        return 1.0
+    if _parallel(ctx) and _propagates(ctx, pass_index):
+        return v.propagate_scale
+    return v.coarse_scale if pass_index <= v.coarse_passes else 1.0
+
+
+def _effort(ctx: PassContext, pass_index: int, i: int, iterations: int) -> float:
+    """Full-size iterations: an iteration costs about the pixels it optimises (see ``Unit.effort``)."""
+    return iterations * frame_scale(ctx, pass_index, i) ** 2
+
+
+def _kind(ctx: PassContext, pass_index: int, i: int) -> str:
+    """Units optimised at one size cost alike per iteration (smaller ones a little more per pixel)."""
+    return f"stylize {frame_scale(ctx, pass_index, i):g}x"
+
+
 def _stylize(ctx: PassContext, i: int, iterations: int, init: np.ndarray | str,
              temporal: list[TemporalTarget], pass_index: int) -> UnitResult:
     v = ctx.settings.video
-    coarse = v.algorithm == "multipass" and pass_index <= v.coarse_passes and i not in ctx.anchors
-    scale = v.coarse_scale if coarse else 1.0
     result = ctx.stylizer().stylize(ctx.content(i), iterations=iterations, init=init, temporal=temporal,
                                     temporal_weight=v.temporal_weight if temporal else 0.0,
-                                    seed=frame_seed(v.seed, i, pass_index), scale=scale, look=ctx.look(i))
+                                    seed=frame_seed(v.seed, i, pass_index), scale=frame_scale(ctx, pass_index, i),
+                                    look=ctx.look(i))
     save_image(ctx.result_path(pass_index, i), result.image)
     return UnitResult(losses=result.losses, iterations=result.iterations, stop_reason=result.stop_reason)
 
@@ -128,7 +147,8 @@ def anchor_units(ctx: PassContext) -> list[Unit]:
         needs = () if before is None else (unit_name(ctx, 1, before), flow_unit_name(before, i))
         units.append(Unit(name=unit_name(ctx, 1, i), stage="stylize", outputs=(ctx.result_path(1, i),),
                           needs=needs, work=_anchor_work(ctx, i, before, iterations),
-                          label=f"anchor frame {i}/{ctx.n_frames}"))
+                          label=f"anchor frame {i}/{ctx.n_frames}", effort=_effort(ctx, 1, i, iterations),
+                          kind=_kind(ctx, 1, i)))
     return units
 
 
@@ -150,19 +170,57 @@ def _anchor_work(ctx: PassContext, i: int, before: int | None, iterations: int) 
 def multipass_units(ctx: PassContext) -> list[Unit]:
     """Passes alternate direction (see ``pass_order``); each frame after pass 1 starts from its
     last result blended with its warped neighbours, and from pass ``temporal_from`` on it is held
-    to the neighbours already stylized in this pass (and to anchors) by the temporal loss."""
+    to the neighbours already stylized in this pass (and to anchors) by the temporal loss. With
+    ``schedule = parallel`` the frames of a pass come in the steps of ``parallel_ranks`` instead."""
     v = ctx.settings.video
     units = []
     for p in range(1, v.passes + 1):
         for seg in ctx.segments:
-            order = pass_order(seg, p, v.passes)
-            rank = {frame: k for k, frame in enumerate(order)}
-            for i in order:
+            rank = pass_ranks(ctx, seg, p)
+            for i in sorted(rank, key=lambda frame: (rank[frame], frame)):
+                iterations = _multipass_iterations(ctx, seg, rank, p, i)
                 units.append(Unit(name=unit_name(ctx, p, i), stage="stylize", outputs=(ctx.result_path(p, i),),
                                   needs=_multipass_needs(ctx, seg, rank, p, i),
                                   work=_multipass_work(ctx, seg, rank, p, i),
-                                  label=f"pass {p}/{v.passes} frame {i}/{ctx.n_frames}"))
+                                  label=f"pass {p}/{v.passes} frame {i}/{ctx.n_frames}",
+                                  effort=_effort(ctx, p, i, iterations), kind=_kind(ctx, p, i)))
     return units
+
+
+def pass_ranks(ctx: PassContext, seg: Segment, p: int) -> dict[int, int]:
+    """Each frame of the segment with its step in pass p: a frame is held to (and starts from) the
+    neighbours of lower rank as they are after this pass (see ``_settled``)."""
+    if _parallel(ctx):
+        return parallel_ranks(seg, p, propagate=_propagates(ctx, p))
+    return {frame: k for k, frame in enumerate(pass_order(seg, p, ctx.settings.video.passes))}
+
+
+def _parallel(ctx: PassContext) -> bool:
+    return ctx.settings.video.schedule == "parallel" and ctx.flows is not None
+
+
+def parallel_ranks(seg: Segment, p: int, propagate: bool) -> dict[int, int]:
+    """The steps of pass p in the parallel schedule.
+
+    A propagated pass 1 is the one chain: from the middle of a free segment outwards both ways
+    (half the segment's length one after another), or in from its anchors, which already hold the
+    texture. Every other pass has two steps (red-black Gauss-Seidel): every other frame at once,
+    each held to both neighbours as the previous pass left them; then the frames between, each
+    held to both neighbours' results of this pass. Every pair of neighbours thus has one frame
+    fitted to the other's final result, as in a sequential pass, where each frame is fitted to the
+    one before it. The parity that goes first alternates from pass to pass, as the direction of
+    sequential passes does.
+    """
+    frames = list(seg.frames())
+    if not propagate:
+        return {frame: (frame - seg.first + p) % 2 for frame in frames}
+    has_before, has_after = seg.anchor_before is not None, seg.anchor_after is not None
+    if has_before and has_after:
+        return {frame: min(frame - seg.first, seg.last - frame) for frame in frames}
+    if has_before or has_after:
+        return {frame: frame - seg.first if has_before else seg.last - frame for frame in frames}
+    middle = (seg.first + seg.last) // 2
+    return {frame: abs(frame - middle) for frame in frames}
 
 
 def pass_order(seg: Segment, p: int, passes: int) -> list[int]:
@@ -195,16 +253,34 @@ def _settled(ctx: PassContext, rank: Mapping[int, int], i: int, j: int) -> bool:
 
 def _multipass_needs(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int, i: int) -> tuple[str, ...]:
     needs = [unit_name(ctx, p - 1, i)] if p > 1 else []
+    if ctx.flows is not None:
+        for source_pass, j in _neighbour_sources(ctx, seg, rank, p, i):
+            needs += [unit_name(ctx, source_pass, j), flow_unit_name(i, j)]
+    return tuple(dict.fromkeys(needs))
+
+
+def _neighbour_sources(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int,
+                       i: int) -> list[tuple[int, int]]:
+    """(pass, frame) of each neighbour result frame i reads: a settled neighbour's of this pass
+    when anything uses it, the other's of the previous pass when it is blended in or (parallel
+    schedule) held to."""
+    sources = []
     for step in (-1, 1):
         j = seg.neighbour(i, step)
-        if j is None or ctx.flows is None:
+        if j is None:
             continue
-        in_direction = _settled(ctx, rank, i, j)
-        if in_direction and (p > 1 or _temporal_on(ctx, p) or _propagates(ctx, p)):
-            needs += [unit_name(ctx, p, j), flow_unit_name(i, j)]
-        elif not in_direction and p > 1 and ctx.settings.video.blend_weight_other > 0:
-            needs += [unit_name(ctx, p - 1, j), flow_unit_name(i, j)]
-    return tuple(dict.fromkeys(needs))
+        if _settled(ctx, rank, i, j):
+            if p > 1 or _temporal_on(ctx, p) or _propagates(ctx, p):
+                sources.append((p, j))
+        elif p > 1 and (ctx.settings.video.blend_weight_other > 0 or _holds_to_previous(ctx, p)):
+            sources.append((p - 1, j))
+    return sources
+
+
+def _holds_to_previous(ctx: PassContext, p: int) -> bool:
+    """Parallel schedule: a frame is also held to the neighbours not yet done in this pass, as the
+    previous pass left them (they are done at the same time as it, or after it)."""
+    return _parallel(ctx) and p > 1 and _temporal_on(ctx, p)
 
 
 def _settled_neighbours(ctx: PassContext, seg: Segment, rank: Mapping[int, int], i: int) -> list[int]:
@@ -257,8 +333,10 @@ def _multipass_work(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: 
         temporal = []
         if _temporal_on(ctx, p):
             assert ctx.flows is not None
-            temporal = [TemporalTarget(ctx.warped_result(p, j, i), ctx.flows.reliability(i, j))
-                        for j in _settled_neighbours(ctx, seg, rank, i)]
+            held = [(p, j) for j in _settled_neighbours(ctx, seg, rank, i)]
+            if _holds_to_previous(ctx, p):
+                held = [(q, j) for q, j in _neighbour_sources(ctx, seg, rank, p, i)]
+            temporal = [TemporalTarget(ctx.warped_result(q, j, i), ctx.flows.reliability(i, j)) for q, j in held]
         return _stylize(ctx, i, _multipass_iterations(ctx, seg, rank, p, i), _multipass_init(ctx, seg, rank, p, i),
                         temporal, p)
 
@@ -295,7 +373,8 @@ def singlepass_units(ctx: PassContext, seg: Segment) -> list[Unit]:
             needs += [flow_unit_name(i, k) for k in earlier]
         units.append(Unit(name=unit_name(ctx, 1, i), stage="stylize", outputs=(ctx.result_path(1, i),),
                           needs=tuple(dict.fromkeys(needs)), work=_singlepass_work(ctx, seg, i),
-                          label=f"frame {i}/{ctx.n_frames}"))
+                          label=f"frame {i}/{ctx.n_frames}",
+                          effort=_effort(ctx, 1, i, _singlepass_iterations(ctx, seg, i)), kind=_kind(ctx, 1, i)))
     return units
 
 
@@ -337,8 +416,12 @@ def _singlepass_targets(ctx: PassContext, seg: Segment, i: int) -> list[Temporal
 
 def _singlepass_work(ctx: PassContext, seg: Segment, i: int) -> Callable[[], UnitResult]:
     def work() -> UnitResult:
-        v = ctx.settings.video
-        iterations = v.iterations_rest if _in_reach(seg, i - 1) else v.iterations_first
-        return _stylize(ctx, i, iterations, _singlepass_init(ctx, seg, i), _singlepass_targets(ctx, seg, i), 1)
+        return _stylize(ctx, i, _singlepass_iterations(ctx, seg, i), _singlepass_init(ctx, seg, i),
+                        _singlepass_targets(ctx, seg, i), 1)
 
     return work
+
+
+def _singlepass_iterations(ctx: PassContext, seg: Segment, i: int) -> int:
+    v = ctx.settings.video
+    return v.iterations_rest if _in_reach(seg, i - 1) else v.iterations_first
