@@ -237,6 +237,9 @@ class VideoSettings:
     propagate_scale: float = setting(0.25, "Multi-pass, --schedule parallel with --first-pass propagate: size of "
                                            "pass 1 (the only chain of frames one after another), relative to the "
                                            "working size.", minimum=0.1, maximum=1)
+    parallel_spacing: int = setting(2, "Multi-pass, --schedule parallel: a pass after the first starts with every "
+                                       "Nth frame at once, then does the frames between them from both sides in "
+                                       "about N/2 more steps.", minimum=1)
     init_rest: str = setting("prev_warped", "Single-pass: start of the frames after the first.",
                              choices=("prev_warped", "prev", "first", "random", "content"))
     long_term_combine: str = setting("closest_first", "Single-pass long-term weights: c_long (the paper's) "

@@ -191,7 +191,7 @@ def pass_ranks(ctx: PassContext, seg: Segment, p: int) -> dict[int, int]:
     """Each frame of the segment with its step in pass p: a frame is held to (and starts from) the
     neighbours of lower rank as they are after this pass (see ``_settled``)."""
     if _parallel(ctx):
-        return parallel_ranks(seg, p, propagate=_propagates(ctx, p))
+        return parallel_ranks(seg, p, propagate=_propagates(ctx, p), spacing=ctx.settings.video.parallel_spacing)
     return {frame: k for k, frame in enumerate(pass_order(seg, p, ctx.settings.video.passes))}
 
 
@@ -199,21 +199,26 @@ def _parallel(ctx: PassContext) -> bool:
     return ctx.settings.video.schedule == "parallel" and ctx.flows is not None
 
 
-def parallel_ranks(seg: Segment, p: int, propagate: bool) -> dict[int, int]:
+def parallel_ranks(seg: Segment, p: int, propagate: bool, spacing: int = 2) -> dict[int, int]:
     """The steps of pass p in the parallel schedule.
 
     A propagated pass 1 is the one chain: from the middle of a free segment outwards both ways
     (half the segment's length one after another), or in from its anchors, which already hold the
-    texture. Every other pass has two steps (red-black Gauss-Seidel): every other frame at once,
-    each held to both neighbours as the previous pass left them; then the frames between, each
-    held to both neighbours' results of this pass. Every pair of neighbours thus has one frame
-    fitted to the other's final result, as in a sequential pass, where each frame is fitted to the
-    one before it. The parity that goes first alternates from pass to pass, as the direction of
-    sequential passes does.
+    texture. Every other pass first does every ``spacing``-th frame at once, each held to its
+    neighbours as the previous pass left them; then, step by step, the frames next to those done,
+    each held to the neighbours done before it in this pass (red-black Gauss-Seidel for a spacing
+    of 2). Every pair of neighbours but those done in one step thus has one frame fitted to the
+    other's result of this pass, as in a sequential pass, and what the first frames of a pass
+    changed independently is spread over ``spacing`` pairs. The first frames move by half the
+    spacing from pass to pass, so no pair is always the one between them; a pass takes at most
+    ``spacing // 2 + 1`` steps.
     """
     frames = list(seg.frames())
     if not propagate:
-        return {frame: (frame - seg.first + p) % 2 for frame in frames}
+        first = [frame for frame in frames if (frame - seg.first + p * (spacing // 2 or 1)) % spacing == 0]
+        # an end further than half the spacing from those is one of them, so no pass takes longer
+        first += [end for end in (seg.first, seg.last) if min((abs(end - f) for f in first), default=spacing) > spacing // 2]
+        return {frame: min(abs(frame - f) for f in first) for frame in frames}
     has_before, has_after = seg.anchor_before is not None, seg.anchor_after is not None
     if has_before and has_after:
         return {frame: min(frame - seg.first, seg.last - frame) for frame in frames}
