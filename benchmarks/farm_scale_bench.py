@@ -115,11 +115,11 @@ class Quality:
 
 
 def quality_of(clip: Clip, style: Path, schedule: str, width: int, workdir: Path, stylizers: dict,
-               extra: dict | None = None) -> Quality:
+               extra: dict | None = None, tag: str = "") -> Quality:
     extra = extra or {}
     video = {"schedule": schedule, "scene_cuts": "off", **extra.get("video", {})}
     settings = preset_settings("default", width, {**extra, "video": video})
-    tag = "_".join(f"{k}={v}" for section in sorted(extra) for k, v in sorted(extra[section].items()))
+    tag = "_".join([tag] * bool(tag) + [f"{k}={v}" for section in sorted(extra) for k, v in sorted(extra[section].items())])
     job = workdir / "jobs" / clip.name / style.stem / "_".join([schedule] + [tag] * bool(tag))
     flow_files = clip.exact_flows
     started = time.perf_counter()
@@ -146,7 +146,8 @@ def quality_rows(args: argparse.Namespace, workdir: Path) -> tuple[list[list[str
     for clip in clips:
         for style in styles:
             seq = quality_of(clip, style, "sequential", args.width, workdir, stylizers)
-            par = quality_of(clip, style, "parallel", args.width, workdir, stylizers, parse_sets(args.set))
+            par = quality_of(clip, style, "parallel", args.width, workdir, stylizers, parse_sets(args.set),
+                             args.tag)
             ratio = (par.warp / seq.warp, par.style / seq.style, par.content / seq.content)
             ratios.append((*ratio, par.worst_pair, seq.worst_pair))
             for name, q in (("sequential", seq), ("parallel", par)):
@@ -167,6 +168,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workdir", type=Path, help="job folders, kept and reused (default: temporary)")
+    parser.add_argument("--tag", default="", help="name the parallel runs' job folders apart (after a code change)")
     parser.add_argument("--no-quality", action="store_true", help="only the parallelism table")
     parser.add_argument("--data", type=Path, default=temporal_bench.SHARED,
                         help="the reference data (photos/, paintings/); from a git worktree, the main one's")

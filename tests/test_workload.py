@@ -106,3 +106,23 @@ def test_plan_json_lists_every_unit_with_its_cost(tiny_clip: Path, tiny_style: P
     text = CliRunner().invoke(main, ["plan", str(plan.job.root), "--workers", "2"])
     assert text.exit_code == 0, text.output
     assert "expected wall time with 2 workers" in text.output and "from 1 finished unit(s)" in text.output
+
+
+def test_kinds_not_in_the_journal_are_measured_once(tiny_clip: Path, tiny_style: Path, tmp_path: Path) -> None:
+    from videostyle.workload import measure_unit, unit_rates
+
+    plan = _plan(tiny_clip, tiny_style, tmp_path / "job", schedule="parallel")
+    flow_unit = next(u for u in plan.units if u.stage == "flow")
+    record_done(plan.job.root, flow_unit.name, 0.25)
+    asked: list[str] = []
+
+    def measure(job_plan, unit) -> float:
+        asked.append(cost_kind(unit))
+        return 2.0
+
+    rates = unit_rates(plan, measure)
+    assert sorted(asked) == ["stylize 0.25x", "stylize 0.5x", "stylize 1x"]
+    assert rates["flow"] == Rate(0.25, "recorded", 1)
+    assert rates["stylize 1x"] == Rate(2.0, "measured")
+    seconds = measure_unit(plan, flow_unit)  # DIS on two 64x48 frames, here
+    assert 0 < seconds < 5

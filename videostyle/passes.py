@@ -115,9 +115,20 @@ def _effort(ctx: PassContext, pass_index: int, i: int, iterations: int) -> float
     return iterations * frame_scale(ctx, pass_index, i) ** 2
 
 
+STYLIZE_KIND = "stylize {:g}x"  # the cost kind of stylization units at one size (see ``Unit.kind``)
+
+
 def _kind(ctx: PassContext, pass_index: int, i: int) -> str:
     """Units optimised at one size cost alike per iteration (smaller ones a little more per pixel)."""
-    return f"stylize {frame_scale(ctx, pass_index, i):g}x"
+    return STYLIZE_KIND.format(frame_scale(ctx, pass_index, i))
+
+
+def kind_scale(kind: str) -> float | None:
+    """The size a stylization unit of this cost kind is optimised at; None for other kinds."""
+    prefix, _, suffix = STYLIZE_KIND.partition("{:g}")
+    if not (kind.startswith(prefix) and kind.endswith(suffix)):
+        return None
+    return float(kind.removeprefix(prefix).removesuffix(suffix))
 
 
 def _stylize(ctx: PassContext, i: int, iterations: int, init: np.ndarray | str,

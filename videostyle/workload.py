@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from videostyle.journal import read_journal
+from videostyle.passes import kind_scale
 from videostyle.plan import JobPlan
 from videostyle.units import Unit, cost_kind, is_done
 
@@ -87,12 +88,13 @@ def unit_rates(plan: JobPlan, measure: Callable[[JobPlan, Unit], float] | None =
 
 def measure_unit(plan: JobPlan, unit: Unit) -> float:
     """Seconds per effort of ``unit``'s kind on this machine, writing nothing to the job: a flow
-    pair estimated between the first two frames, or a few optimiser iterations of the first frame
+    pair estimated between the first two frames (no other kind costs anything), or a few
+    optimiser iterations of the first frame
     at the unit's size: the difference between 1 and 1 + MEASURE_ITERATIONS iterations, after one
     untimed call that builds the network and the style targets for that size."""
-    if unit.stage == "flow":
-        return _flow_seconds(plan) / max(unit.effort, 1e-9)
-    scale = float(unit.kind.removeprefix("stylize ").removesuffix("x")) if unit.kind.startswith("stylize ") else 1.0
+    scale = kind_scale(cost_kind(unit))
+    if scale is None:
+        return _flow_seconds(plan) / max(unit.effort, 1e-9) if unit.stage == "flow" else 0.0
     stylizer, content = plan.ctx.stylizer(), plan.ctx.content(1)
     stylizer.stylize(content, iterations=1, scale=scale)
     timed = []
