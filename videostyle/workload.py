@@ -250,8 +250,8 @@ def forecast_json(tasks: Sequence[Task], result: Forecast, rates: Mapping[str, R
 
 def forecast_lines(result: Forecast, rates: Mapping[str, Rate]) -> list[str]:
     lines = [f"work: {duration(result.total)} in all, {duration(result.remaining)} left (one worker)",
-             f"critical path: {duration(result.critical_path)}; at most {result.max_speedup:.1f}x faster than "
-             f"one worker, with {result.max_workers} or more workers"]
+             f"critical path: {duration(result.critical_path)} (at most {result.max_speedup:.1f}x faster than one "
+             f"worker); at most {result.max_workers} workers are ever busy at once"]
     one = result.wall.get(1)
     for w, seconds in result.wall.items():
         gain = f" ({one / seconds:.1f}x one worker)" if one and seconds and w != 1 else ""
