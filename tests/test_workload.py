@@ -126,3 +126,29 @@ def test_kinds_not_in_the_journal_are_measured_once(tiny_clip: Path, tiny_style:
     assert rates["stylize 1x"] == Rate(2.0, "measured")
     seconds = measure_unit(plan, flow_unit)  # DIS on two 64x48 frames, here
     assert 0 < seconds < 5
+
+
+@pytest.mark.parametrize("preset, schedule, at_least", [("default", "sequential", 1.0), ("default", "parallel", 50.0),
+                                                        ("farm", "parallel", 50.0)])
+def test_a_240_frame_shot_on_64_workers(tmp_path: Path, preset: str, schedule: str, at_least: float) -> None:
+    # The figure: a 10 s shot at 24 fps, units weighted in full-size iterations (flows
+    # are left out: they need nothing and take a moment each).
+    from videostyle.flowstage import FlowStore
+    from videostyle.jobdir import JobDir
+    from videostyle.passes import PassContext, stylize_units
+    from videostyle.shots import plan_segments
+    from videostyle.units import by_critical_path
+
+    # read from this checkout's configs/: the installed presets may be another checkout's
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    settings = resolve_settings(config_file=configs / f"{preset}.toml", overrides={"video": {"schedule": schedule}})
+    segments, anchors = plan_segments(240, [], 0)
+    ctx = PassContext(job=JobDir(tmp_path), style_key="k", flows=FlowStore(tmp_path / "flow"), n_frames=240,
+                      settings=settings, stylizer=lambda: None, segments=tuple(segments), anchors=tuple(anchors))
+    units = by_critical_path(stylize_units(ctx))
+    result = forecast([Task(u.name, u.needs, u.effort) for u in units], (1, 64))
+    assert result.max_speedup >= at_least
+    if schedule == "parallel":
+        assert result.wall[64] <= result.wall[1] / 40
+    else:
+        assert result.critical_path == result.total == pytest.approx(33_640)
