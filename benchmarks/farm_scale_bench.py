@@ -194,7 +194,7 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="farm_scale_bench_"))
     workers = [int(w) for w in args.workers.split(",")]
 
-    print(f"{args.frames}-frame shot, preset default, units weighted in full-size iterations (flow: 0)")
+    print(f"{args.frames}-frame single shot, units weighted in full-size iterations (flow: 0)")
     print(evaluate.format_table_rows(
         ["schedule", "total work", "critical path", "max speed-up", "useful workers"]
         + [f"wall, {w} worker{'s' * (w != 1)}" for w in workers], parallelism_rows(workdir, args.frames, workers)))

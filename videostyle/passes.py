@@ -367,9 +367,8 @@ def _multipass_work(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: 
         temporal = []
         if _temporal_on(ctx, p):
             assert ctx.flows is not None
-            held = [(p, j) for j in _settled_neighbours(ctx, seg, rank, i)]
-            if _holds_to_previous(ctx, p):
-                held = [(q, j) for q, j in _neighbour_sources(ctx, seg, rank, p, i)]
+            held = (_neighbour_sources(ctx, seg, rank, p, i) if _holds_to_previous(ctx, p)
+                    else [(p, j) for j in _settled_neighbours(ctx, seg, rank, i)])
             temporal = [TemporalTarget(ctx.warped_result(q, j, i), ctx.flows.reliability(i, j)) for q, j in held]
         return _stylize(ctx, i, _multipass_iterations(ctx, seg, rank, p, i), _multipass_init(ctx, seg, rank, p, i),
                         temporal, p)
