@@ -231,8 +231,9 @@ class VideoSettings:
         "sequential", "Multi-pass: the order of the frames' units. sequential: each pass walks its segment's "
         "frames one after another, each held to the one done before it (the paper's). parallel: pass 1 propagates "
         "one texture from the middle of each segment outwards at --propagate-scale, and every later pass does "
-        "every other frame at once, held to its neighbours' latest results, then the frames between them, held to "
-        "those: two steps per pass whatever the length, so a farm's workers share one shot.",
+        "every Nth frame at once (--parallel-spacing), held to its neighbours' latest results, then the frames "
+        "between them from both sides, held to those: a few steps per pass whatever the length, so a farm's "
+        "workers share one shot (less steady than sequential at the same iterations; see the farm preset).",
         choices=("sequential", "parallel"))
     propagate_scale: float = setting(0.25, "Multi-pass, --schedule parallel with --first-pass propagate: size of "
                                            "pass 1 (the only chain of frames one after another), relative to the "
