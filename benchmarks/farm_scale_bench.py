@@ -130,7 +130,8 @@ def quality_of(clip: Clip, style: Path, preset: str, width: int, workdir: Path, 
     extra = extra or {}
     settings = preset_file_settings(preset, {**extra, "video": {"scene_cuts": "off", "width": width, "device": "cpu",
                                                                 "seed": 0, **extra.get("video", {})}})
-    tag = "_".join([tag] * bool(tag) + [f"{k}={v}" for section in sorted(extra) for k, v in sorted(extra[section].items())])
+    values = [f"{k}={v}" for section in sorted(extra) for k, v in sorted(extra[section].items())]
+    tag = "_".join([tag] * bool(tag) + values)
     job = workdir / "jobs" / clip.name / style.stem / "_".join([preset] + [tag] * bool(tag))
     flow_files = clip.exact_flows
     started = time.perf_counter()
@@ -206,9 +207,9 @@ def main() -> None:
                                       "content", "s"], rows))
     if ratios:
         r = np.array(ratios)
-        print(f"{args.parallel_preset} / default, worst over runs: warping error {r[:, 0].max():.3f}, style {r[:, 1].max():.3f},"
-              f" content {r[:, 2].max():.3f} (targets <= 1.05); worst pair / mean: parallel {r[:, 3].max():.2f}, "
-              f"sequential {r[:, 4].max():.2f} (target <= 1.2)")
+        print(f"{args.parallel_preset} / default, worst over runs: warping error {r[:, 0].max():.3f}, "
+              f"style {r[:, 1].max():.3f}, content {r[:, 2].max():.3f} (targets <= 1.05); worst pair / mean: "
+              f"{args.parallel_preset} {r[:, 3].max():.2f}, default {r[:, 4].max():.2f} (target <= 1.2)")
 
 
 if __name__ == "__main__":
