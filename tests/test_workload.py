@@ -49,9 +49,13 @@ def test_done_tasks_cost_nothing_and_free_their_users() -> None:
     assert result.wall == {1: 5.0, 2: 3.0}
 
 
+# Presets read from this checkout's configs/: the installed ones may be another checkout's.
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
 def _plan(clip: Path, style: Path, job: Path, **video):
-    settings = resolve_settings("default", overrides={"flow": {"method": "dis"},
-                                                      "video": {"scene_cuts": "off", **video}})
+    settings = resolve_settings(config_file=CONFIGS / "default.toml",
+                                overrides={"flow": {"method": "dis"}, "video": {"scene_cuts": "off", **video}})
     return prepare(RunRequest(input=clip, styles=(style,), settings=settings, job_dir=job, make_video=False))
 
 
@@ -139,9 +143,7 @@ def test_a_240_frame_shot_on_64_workers(tmp_path: Path, preset: str, schedule: s
     from videostyle.shots import plan_segments
     from videostyle.units import by_critical_path
 
-    # read from this checkout's configs/: the installed presets may be another checkout's
-    configs = Path(__file__).resolve().parents[1] / "configs"
-    settings = resolve_settings(config_file=configs / f"{preset}.toml", overrides={"video": {"schedule": schedule}})
+    settings = resolve_settings(config_file=CONFIGS / f"{preset}.toml", overrides={"video": {"schedule": schedule}})
     segments, anchors = plan_segments(240, [], 0)
     ctx = PassContext(job=JobDir(tmp_path), style_key="k", flows=FlowStore(tmp_path / "flow"), n_frames=240,
                       settings=settings, stylizer=lambda: None, segments=tuple(segments), anchors=tuple(anchors))
