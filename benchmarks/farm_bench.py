@@ -1,6 +1,7 @@
 """Farm workers on one shared job folder: 1 worker against 2, and whether the segment joins show.
 
     /work/venv/bin/python benchmarks/farm_bench.py [--width 128] [--segment-length 8] [--workers 2]
+        [--schedule sequential|parallel] [--frames 1-12]
 
 Two job folders are planned with the same settings (``videostyle run … --plan-only``): the
 bundled clip, the ``preview`` preset, split into segments of ``--segment-length`` frames. Then,
@@ -59,6 +60,7 @@ def check(proc: subprocess.Popen) -> None:
 def plan_job(job: Path, args: argparse.Namespace, segment_length: int) -> None:
     check(videostyle("run", str(args.clip), "--style", str(args.style), "--preset", "preview",
                      "--width", str(args.width), "--segment-length", str(segment_length),
+                     "--schedule", args.schedule, *(["--frames", args.frames] if args.frames else []),
                      "--flow", args.flow, "--job-dir", str(job), "-o", str(job.with_suffix(".mp4")),
                      "--plan-only", "-q"))
 
@@ -114,6 +116,9 @@ def main() -> None:
     parser.add_argument("--segment-length", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--flow", default="dis", help="flow method of the job")
+    parser.add_argument("--schedule", default="sequential", choices=("sequential", "parallel"),
+                        help="the multi-pass schedule (parallel: try --segment-length 0)")
+    parser.add_argument("--frames", default="", help="a frame range of the clip, e.g. 1-12")
     parser.add_argument("--eval-flow", default="deepflow", help="flow method of the measurement")
     parser.add_argument("--keep", type=Path, help="keep the job folders here")
     parser.add_argument("--no-baseline", action="store_true",

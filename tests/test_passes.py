@@ -281,3 +281,52 @@ def test_journal_and_status_report_iterations_and_stop_reasons(recorder: Recordi
     run(_request(tiny_clip, tiny_style, tmp_path, passes=2, iterations=3, scene_cuts="off"))
     lines = job_status(tmp_path / "job")
     assert "pass 1: 5/5 frames, 15 iterations (3.0 per frame), 0 stopped converged, 5 at the budget" in lines
+
+
+def test_parallel_schedule_wiring(recorder: RecordingStylizer, tiny_clip: Path, tiny_style: Path,
+                                  tmp_path: Path) -> None:
+    # 5 frames: pass 1 propagates from frame 3 outwards at the propagate scale; pass 2 (p = 2)
+    # does frames 1, 3, 5 first, held to their neighbours' pass-1 results, then 2 and 4, held to
+    # the pass-2 results on both sides; pass 3 the other way round.
+    plan = prepare(_request(tiny_clip, tiny_style, tmp_path, passes=3, iterations=2, temporal_from=1,
+                            first_pass="propagate", coarse_passes=2, schedule="parallel", propagate_scale=0.25,
+                            scene_cuts="off"))
+    needs = {u.name: set(u.needs) for u in plan.units if u.stage == "stylize"}
+    f = "frame_{:05d}".format
+    assert needs[f"pass_01/{f(3)}"] == set()
+    assert needs[f"pass_01/{f(2)}"] == {f"pass_01/{f(3)}", "flow/2-3"}
+    assert needs[f"pass_01/{f(1)}"] == {f"pass_01/{f(2)}", "flow/1-2"}
+    assert needs[f"pass_02/{f(1)}"] == {f"pass_01/{f(1)}", f"pass_01/{f(2)}", "flow/1-2"}
+    assert needs[f"pass_02/{f(3)}"] == {f"pass_01/{f(k)}" for k in (2, 3, 4)} | {"flow/2-3", "flow/3-4"}
+    assert needs[f"pass_02/{f(2)}"] == {f"pass_01/{f(2)}", f"pass_02/{f(1)}", f"pass_02/{f(3)}", "flow/1-2",
+                                        "flow/2-3"}
+    assert needs[f"pass_03/{f(1)}"] == {f"pass_02/{f(1)}", f"pass_03/{f(2)}", "flow/1-2"}
+    run(plan.request)
+    assert [c.scale for c in recorder.calls] == [0.25] * 5 + [0.5] * 5 + [1.0] * 5
+    # pass 1: frame 3 starts the chain from noise with every pass's iterations; the others from
+    # the warped neighbour nearer the middle, held to it
+    assert [(c.init, c.n_temporal, c.iterations) for c in recorder.calls[:5]] == [
+        ("random", 0, 6), ("array", 1, 2), ("array", 1, 2), ("array", 1, 2), ("array", 1, 2)]
+    # every later frame is held to both neighbours (one at the clip's ends)
+    assert [c.n_temporal for c in recorder.calls[5:]] == [1, 2, 1, 2, 2] + [2, 2, 1, 2, 1]
+
+
+def test_parallel_ranks_steps() -> None:
+    from videostyle.passes import parallel_ranks
+
+    seg = Segment(1, 12)
+    assert [parallel_ranks(seg, 1, True)[i] for i in seg.frames()] == [5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5, 6]
+    two = [[parallel_ranks(seg, p, False)[i] for i in seg.frames()] for p in (2, 3)]
+    assert two == [[0, 1] * 6, [1, 0] * 6]  # red-black, the parity alternating
+    for spacing in (2, 3, 4, 5):
+        for p in range(2, 6):
+            for last in (8, 11, 12):
+                ranks = parallel_ranks(Segment(1, last), p, False, spacing=spacing)
+                assert max(ranks.values()) <= (spacing + 1) // 2  # the segment's ends included
+                # no two neighbours in one step: one of every pair is fitted to the other's result
+                assert all(ranks[i] != ranks[i + 1] for i in range(1, last)), (spacing, p, last, ranks)
+    firsts = {p: {i for i, r in parallel_ranks(seg, p, False, spacing=4).items() if r == 0} for p in (2, 3)}
+    assert firsts[2] & firsts[3] == set() and {3, 7, 11} <= firsts[2] | firsts[3]
+    # a segment after an anchor propagates from it; between two anchors, in from both
+    assert [parallel_ranks(Segment(6, 9, 5, None), 1, True)[i] for i in range(6, 10)] == [0, 1, 2, 3]
+    assert [parallel_ranks(Segment(6, 10, 5, 11), 1, True)[i] for i in range(6, 11)] == [0, 1, 2, 1, 0]

@@ -279,6 +279,20 @@ class VideoSettings:
                                  minimum=0, maximum=MAX_PASSES)
     coarse_scale: float = setting(0.5, "Multi-pass: size of the coarse passes, relative to the working size.",
                                   minimum=0.1, maximum=1)
+    schedule: str = setting(
+        "sequential", "Multi-pass: the order of the frames' units. sequential: each pass walks its segment's "
+        "frames one after another, each held to the one done before it (the paper's). parallel: pass 1 propagates "
+        "one texture from the middle of each segment outwards at --propagate-scale, and every later pass does "
+        "every Nth frame at once (--parallel-spacing), held to its neighbours' latest results, then the frames "
+        "between them from both sides, held to those: a few steps per pass whatever the length, so a farm's "
+        "workers share one shot (less steady than sequential at the same iterations; see the farm preset).",
+        choices=("sequential", "parallel"))
+    propagate_scale: float = setting(0.25, "Multi-pass, --schedule parallel with --first-pass propagate: size of "
+                                           "pass 1 (the only chain of frames one after another), relative to the "
+                                           "working size.", minimum=0.1, maximum=1)
+    parallel_spacing: int = setting(2, "Multi-pass, --schedule parallel: a pass after the first starts with every "
+                                       "Nth frame at once, then does the frames between them from both sides in "
+                                       "about N/2 more steps.", minimum=1)
     init_rest: str = setting("prev_warped", "Single-pass: start of the frames after the first.",
                              choices=("prev_warped", "prev", "first", "random", "content"))
     long_term_combine: str = setting("closest_first", "Single-pass long-term weights: c_long (the paper's) "

@@ -118,14 +118,44 @@ def stylize_units(ctx: PassContext) -> list[Unit]:
     return units + [u for seg in ctx.segments for u in singlepass_units(ctx, seg)]
 
 
+def frame_scale(ctx: PassContext, pass_index: int, i: int) -> float:
+    """The size frame i is optimised at in a pass, relative to the working size."""
+    v = ctx.settings.video
+    if v.algorithm != "multipass" or i in ctx.anchors:
+        return 1.0
+    if _parallel(ctx) and _propagates(ctx, pass_index):
+        return v.propagate_scale
+    return v.coarse_scale if pass_index <= coarse_pass_count(ctx.settings) else 1.0
+
+
+def _effort(ctx: PassContext, pass_index: int, i: int, iterations: int) -> float:
+    """Full-size iterations: an iteration costs about the pixels it optimises (see ``Unit.effort``)."""
+    return iterations * frame_scale(ctx, pass_index, i) ** 2
+
+
+STYLIZE_KIND = "stylize {:g}x"  # the cost kind of stylization units at one size (see ``Unit.kind``)
+
+
+def _kind(ctx: PassContext, pass_index: int, i: int) -> str:
+    """Units optimised at one size cost alike per iteration (smaller ones a little more per pixel)."""
+    return STYLIZE_KIND.format(frame_scale(ctx, pass_index, i))
+
+
+def kind_scale(kind: str) -> float | None:
+    """The size a stylization unit of this cost kind is optimised at; None for other kinds."""
+    prefix, _, suffix = STYLIZE_KIND.partition("{:g}")
+    if not (kind.startswith(prefix) and kind.endswith(suffix)):
+        return None
+    return float(kind.removeprefix(prefix).removesuffix(suffix))
+
+
 def _stylize(ctx: PassContext, i: int, iterations: int, init: np.ndarray | str,
              temporal: list[TemporalTarget], pass_index: int) -> UnitResult:
     v = ctx.settings.video
-    coarse = pass_index <= coarse_pass_count(ctx.settings) and i not in ctx.anchors
-    scale = v.coarse_scale if coarse else 1.0
     result = ctx.stylizer().stylize(ctx.content(i), iterations=iterations, init=init, temporal=temporal,
                                     temporal_weight=v.temporal_weight if temporal else 0.0,
-                                    seed=frame_seed(v.seed, i, pass_index), scale=scale, look=ctx.look(i))
+                                    seed=frame_seed(v.seed, i, pass_index), scale=frame_scale(ctx, pass_index, i),
+                                    look=ctx.look(i))
     save_image(ctx.result_path(pass_index, i), result.image)
     return UnitResult(losses=result.losses, iterations=result.iterations, stop_reason=result.stop_reason)
 
@@ -146,7 +176,8 @@ def anchor_units(ctx: PassContext) -> list[Unit]:
         needs = () if before is None else (unit_name(ctx, 1, before), flow_unit_name(before, i))
         units.append(Unit(name=unit_name(ctx, 1, i), stage="stylize", outputs=(ctx.result_path(1, i),),
                           needs=needs, work=_anchor_work(ctx, i, before, iterations),
-                          label=f"anchor frame {i}/{ctx.n_frames}"))
+                          label=f"anchor frame {i}/{ctx.n_frames}", effort=_effort(ctx, 1, i, iterations),
+                          kind=_kind(ctx, 1, i)))
     return units
 
 
@@ -168,19 +199,80 @@ def _anchor_work(ctx: PassContext, i: int, before: int | None, iterations: int) 
 def multipass_units(ctx: PassContext) -> list[Unit]:
     """Passes alternate direction (see ``pass_order``); each frame after pass 1 starts from its
     last result blended with its warped neighbours, and from pass ``temporal_from`` on it is held
-    to the neighbours already stylized in this pass (and to anchors) by the temporal loss."""
+    to the neighbours already stylized in this pass (and to anchors) by the temporal loss. With
+    ``schedule = parallel`` the frames of a pass come in the steps of ``parallel_ranks`` instead."""
     v = ctx.settings.video
     units = []
     for p in range(1, v.passes + 1):
         for seg in ctx.segments:
-            order = pass_order(seg, p, v.passes)
-            rank = {frame: k for k, frame in enumerate(order)}
-            for i in order:
+            rank = pass_ranks(ctx, seg, p)
+            for i in sorted(rank, key=lambda frame: (rank[frame], frame)):
+                iterations = _multipass_iterations(ctx, seg, rank, p, i)
                 units.append(Unit(name=unit_name(ctx, p, i), stage="stylize", outputs=(ctx.result_path(p, i),),
                                   needs=_multipass_needs(ctx, seg, rank, p, i),
                                   work=_multipass_work(ctx, seg, rank, p, i),
-                                  label=f"pass {p}/{v.passes} frame {i}/{ctx.n_frames}"))
+                                  label=f"pass {p}/{v.passes} frame {i}/{ctx.n_frames}",
+                                  effort=_effort(ctx, p, i, iterations), kind=_kind(ctx, p, i)))
     return units
+
+
+def pass_ranks(ctx: PassContext, seg: Segment, p: int) -> dict[int, int]:
+    """Each frame of the segment with its step in pass p: a frame is held to (and starts from) the
+    neighbours of lower rank as they are after this pass (see ``_settled``)."""
+    if _parallel(ctx):
+        return parallel_ranks(seg, p, propagate=_propagates(ctx, p), spacing=ctx.settings.video.parallel_spacing)
+    return {frame: k for k, frame in enumerate(pass_order(seg, p, ctx.settings.video.passes))}
+
+
+def _parallel(ctx: PassContext) -> bool:
+    return ctx.settings.video.schedule == "parallel" and ctx.flows is not None
+
+
+def parallel_ranks(seg: Segment, p: int, propagate: bool, spacing: int = 2) -> dict[int, int]:
+    """The steps of pass p in the parallel schedule.
+
+    A propagated pass 1 is the one chain: from the middle of a free segment outwards both ways
+    (half the segment's length one after another), or in from its anchors, which already hold the
+    texture. Every other pass first does every ``spacing``-th frame at once, each held to its
+    neighbours as the previous pass left them; then, step by step, the frames next to those done,
+    each held to the neighbours done before it in this pass (red-black Gauss-Seidel for a spacing
+    of 2). Every pair of neighbours but those done in one step thus has one frame fitted to the
+    other's result of this pass, as in a sequential pass, and what the first frames of a pass
+    changed independently is spread over ``spacing`` pairs. The first frames move by half the
+    spacing from pass to pass, so no pair is always the one between them; a pass takes at most
+    ``(spacing + 1) // 2 + 1`` steps, and no two neighbours come in the same one.
+    """
+    frames = list(seg.frames())
+    if not propagate:
+        first = [frame for frame in frames if (frame - seg.first + p * (spacing // 2 or 1)) % spacing == 0]
+        # an end further than half the spacing from those is one of them, so no pass takes longer
+        first += [end for end in (seg.first, seg.last)
+                  if min((abs(end - f) for f in first), default=spacing) > spacing // 2]
+        return _steps_between(frames, sorted(set(first)))
+    has_before, has_after = seg.anchor_before is not None, seg.anchor_after is not None
+    if has_before and has_after:
+        return {frame: min(frame - seg.first, seg.last - frame) for frame in frames}
+    if has_before or has_after:
+        return {frame: frame - seg.first if has_before else seg.last - frame for frame in frames}
+    middle = (seg.first + seg.last) // 2
+    return {frame: abs(frame - middle) for frame in frames}
+
+
+def _steps_between(frames: list[int], first: list[int]) -> dict[int, int]:
+    """Each frame's step when the ``first`` frames come first and the others follow from both
+    sides: its distance to the nearer of them. In an odd gap the middle two frames would come
+    in one step, neither fitted to the other's result (a pair that flickered 1.4x the clip's mean
+    on the panning benchmark clip): there the side after the gap waits one step longer."""
+    steps = {}
+    for frame in frames:
+        before = max((f for f in first if f <= frame), default=None)
+        after = min((f for f in first if f >= frame), default=None)
+        if before is None or after is None:
+            steps[frame] = abs(frame - (after if before is None else before))
+            continue
+        odd = (after - before) % 2
+        steps[frame] = min(frame - before, after - frame + odd)
+    return steps
 
 
 def pass_order(seg: Segment, p: int, passes: int) -> list[int]:
@@ -213,16 +305,34 @@ def _settled(ctx: PassContext, rank: Mapping[int, int], i: int, j: int) -> bool:
 
 def _multipass_needs(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int, i: int) -> tuple[str, ...]:
     needs = [unit_name(ctx, p - 1, i)] if p > 1 else []
+    if ctx.flows is not None:
+        for source_pass, j in _neighbour_sources(ctx, seg, rank, p, i):
+            needs += [unit_name(ctx, source_pass, j), flow_unit_name(i, j)]
+    return tuple(dict.fromkeys(needs))
+
+
+def _neighbour_sources(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int,
+                       i: int) -> list[tuple[int, int]]:
+    """(pass, frame) of each neighbour result frame i reads: a settled neighbour's of this pass
+    when anything uses it, the other's of the previous pass when it is blended in or (parallel
+    schedule) held to."""
+    sources = []
     for step in (-1, 1):
         j = seg.neighbour(i, step)
-        if j is None or ctx.flows is None:
+        if j is None:
             continue
-        in_direction = _settled(ctx, rank, i, j)
-        if in_direction and (p > 1 or _temporal_on(ctx, p) or _propagates(ctx, p)):
-            needs += [unit_name(ctx, p, j), flow_unit_name(i, j)]
-        elif not in_direction and p > 1 and ctx.settings.video.blend_weight_other > 0:
-            needs += [unit_name(ctx, p - 1, j), flow_unit_name(i, j)]
-    return tuple(dict.fromkeys(needs))
+        if _settled(ctx, rank, i, j):
+            if p > 1 or _temporal_on(ctx, p) or _propagates(ctx, p):
+                sources.append((p, j))
+        elif p > 1 and (ctx.settings.video.blend_weight_other > 0 or _holds_to_previous(ctx, p)):
+            sources.append((p - 1, j))
+    return sources
+
+
+def _holds_to_previous(ctx: PassContext, p: int) -> bool:
+    """Parallel schedule: a frame is also held to the neighbours not yet done in this pass, as the
+    previous pass left them (they are done at the same time as it, or after it)."""
+    return _parallel(ctx) and p > 1 and _temporal_on(ctx, p)
 
 
 def _settled_neighbours(ctx: PassContext, seg: Segment, rank: Mapping[int, int], i: int) -> list[int]:
@@ -275,8 +385,9 @@ def _multipass_work(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: 
         temporal = []
         if _temporal_on(ctx, p):
             assert ctx.flows is not None
-            temporal = [TemporalTarget(ctx.warped_result(p, j, i), ctx.flows.reliability(i, j))
-                        for j in _settled_neighbours(ctx, seg, rank, i)]
+            held = (_neighbour_sources(ctx, seg, rank, p, i) if _holds_to_previous(ctx, p)
+                    else [(p, j) for j in _settled_neighbours(ctx, seg, rank, i)])
+            temporal = [TemporalTarget(ctx.warped_result(q, j, i), ctx.flows.reliability(i, j)) for q, j in held]
         return _stylize(ctx, i, _multipass_iterations(ctx, seg, rank, p, i), _multipass_init(ctx, seg, rank, p, i),
                         temporal, p)
 
@@ -313,7 +424,8 @@ def singlepass_units(ctx: PassContext, seg: Segment) -> list[Unit]:
             needs += [flow_unit_name(i, k) for k in earlier]
         units.append(Unit(name=unit_name(ctx, 1, i), stage="stylize", outputs=(ctx.result_path(1, i),),
                           needs=tuple(dict.fromkeys(needs)), work=_singlepass_work(ctx, seg, i),
-                          label=f"frame {i}/{ctx.n_frames}"))
+                          label=f"frame {i}/{ctx.n_frames}",
+                          effort=_effort(ctx, 1, i, _singlepass_iterations(ctx, seg, i)), kind=_kind(ctx, 1, i)))
     return units
 
 
@@ -355,8 +467,12 @@ def _singlepass_targets(ctx: PassContext, seg: Segment, i: int) -> list[Temporal
 
 def _singlepass_work(ctx: PassContext, seg: Segment, i: int) -> Callable[[], UnitResult]:
     def work() -> UnitResult:
-        v = ctx.settings.video
-        iterations = v.iterations_rest if _in_reach(seg, i - 1) else v.iterations_first
-        return _stylize(ctx, i, iterations, _singlepass_init(ctx, seg, i), _singlepass_targets(ctx, seg, i), 1)
+        return _stylize(ctx, i, _singlepass_iterations(ctx, seg, i), _singlepass_init(ctx, seg, i),
+                        _singlepass_targets(ctx, seg, i), 1)
 
     return work
+
+
+def _singlepass_iterations(ctx: PassContext, seg: Segment, i: int) -> int:
+    v = ctx.settings.video
+    return v.iterations_rest if _in_reach(seg, i - 1) else v.iterations_first

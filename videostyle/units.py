@@ -31,6 +31,10 @@ class Unit:
     needs: tuple[str, ...]  # names of units whose outputs this one reads
     work: Callable[[], UnitResult | None]
     label: str = ""  # for progress lines, e.g. "pass 2/10 frame 5/25"
+    # Planned work in the stage's own measure, for estimates (``videostyle.workload``): a
+    # stylization unit's iterations times its scale squared (full-size iterations), 1 otherwise.
+    effort: float = 1.0
+    kind: str = ""  # units of one kind cost the same per effort ("stylize 0.5x"); "" is the stage's
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,10 @@ OutputCheck = Callable[[Path], bool]
 
 def ignore_events(event: StageEvent | UnitProgress) -> None:
     """The callback of a run nobody watches."""
+
+
+def cost_kind(unit: Unit) -> str:
+    return unit.kind or unit.stage
 
 
 def is_done(unit: Unit, check: OutputCheck) -> bool:

@@ -3,6 +3,7 @@ job folder."""
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections import Counter
 from pathlib import Path
@@ -15,20 +16,36 @@ from videostyle.device import limit_threads
 from videostyle.farm import unit_states, work
 from videostyle.openjd import FINISH_STEP, PARAMETER_VALUES_NAME, write_bundle
 from videostyle.pipeline import plan_from_job
+from videostyle.workload import forecast, forecast_json, forecast_lines, plan_tasks, unit_rates
 
 
 @main.command()
 @click.argument("job_dir", type=click.Path(path_type=Path))
 @click.option("--all", "show_all", is_flag=True, help="List done units too.")
-def plan(job_dir: Path, show_all: bool) -> None:
-    """List the units of work of a job folder and their state."""
-    states = unit_states(plan_from_job(job_dir))
+@click.option("--workers", "workers", type=click.IntRange(min=1), multiple=True,
+              help="Also give the expected wall time with this many workers (repeatable).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the figures and every unit with its needs and estimated cost as JSON.")
+def plan(job_dir: Path, show_all: bool, workers: tuple[int, ...], as_json: bool) -> None:
+    """List the units of work of a job folder and their state, and how parallel the job is: its
+    work, its critical path and its expected wall time with 1 (and --workers) workers. Costs come
+    from the units finished in the job (the journal), else from a short measurement here."""
+    job_plan = plan_from_job(job_dir)
+    rates = unit_rates(job_plan)
+    tasks = plan_tasks(job_plan, rates)
+    figures = forecast(tasks, (1, *workers))
+    if as_json:
+        click.echo(json.dumps(forecast_json(tasks, figures, rates), indent=1))
+        return
+    states = unit_states(job_plan)
     for s in states:
         if show_all or s.state != "done":
             needs = f"  needs {', '.join(s.unit.needs)}" if s.unit.needs and s.state == "waiting" else ""
             click.echo(f"{s.state:8} {s.unit.name}{needs}")
     counts = Counter(s.state for s in states)
     click.echo(", ".join(f"{counts[k]} {k}" for k in ("done", "running", "ready", "waiting")))
+    for line in forecast_lines(figures, rates):
+        click.echo(line)
 
 
 @main.command(name="work")
