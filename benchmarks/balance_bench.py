@@ -1,5 +1,5 @@
 """How a preset balances style, content and steadiness on each painting, under the ``paper`` and
-the ``gram`` loss normalisation (see ``videostyle.losses``).
+the ``gram`` loss normalisation (see ``videostyle.frame.losses``).
 
     /work/venv/bin/python benchmarks/balance_bench.py [--preset default] [--size 128]
         [--iterations 60,40] [--data ../shared/data] [--save DIR]
@@ -34,9 +34,9 @@ sys.path.insert(0, str(REPO))
 
 from videostyle.config import Settings, load_preset, override, resolve_settings  # noqa: E402
 from videostyle.evaluate import format_table_rows  # noqa: E402
+from videostyle.frame.stylize import Stylizer, TemporalTarget  # noqa: E402
+from videostyle.frame.vgg import load_weights  # noqa: E402
 from videostyle.images import load_image, resize, save_image  # noqa: E402
-from videostyle.stylize import Stylizer, TemporalTarget  # noqa: E402
-from videostyle.vgg import load_weights  # noqa: E402
 
 # The presets' temporal weights under the paper's normalisation (before `gram`, commit 5f15481).
 BEFORE_TEMPORAL = {"default": 1e4, "preview": 5e3, "singlepass": 1e3, "longterm": 1e3, "paper": 5e2}

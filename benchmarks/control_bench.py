@@ -40,10 +40,10 @@ import flow  # noqa: E402
 from flow.synthetic import camera_clip, write_clip  # noqa: E402
 from temporal_bench import PAINTINGS, SYNTHETIC, picture, synthetic_clip  # noqa: E402
 from videostyle.config import resolve_settings  # noqa: E402
+from videostyle.frame.stylize import Stylizer  # noqa: E402
 from videostyle.images import load_image, save_image  # noqa: E402
 from videostyle.looks import FrameLook, read_mask  # noqa: E402
 from videostyle.pipeline import RunRequest, run  # noqa: E402
-from videostyle.stylize import Stylizer  # noqa: E402
 
 BAND, FAR = 3.0, 8.0  # px from the mask's border: the band, and what counts as inside a region
 

@@ -6,7 +6,7 @@ per minute of the ``default`` preset at 1080p, and whether batching frames in on
   below), ``--warmup`` iterations, then ``--iterations`` timed (the progress callback reads the
   losses, which synchronises the GPU). Peak memory: ``torch.cuda.max_memory_allocated`` (what
   tensors held) and ``max_memory_reserved`` (what the caching allocator took from the driver),
-  beside :func:`videostyle.memory.estimate_bytes`.
+  beside :func:`videostyle.frame.memory.estimate_bytes`.
 * ``default`` at 1080p: its passes x iterations, the coarse passes at its coarse scale, timed per
   iteration at both sizes; frames per minute of the stylization alone (optical flow runs on the
   CPU and is not counted).
@@ -46,7 +46,7 @@ def _frame(width: int, height: int) -> np.ndarray:
 def _stylizer(width: int, height: int, device: torch.device, preset: str | None = None):
     from videostyle.config import StyleSettings, resolve_settings
     from videostyle.images import load_image
-    from videostyle.stylize import Stylizer
+    from videostyle.frame.stylize import Stylizer
 
     settings = resolve_settings(preset).style if preset else StyleSettings()
     return Stylizer([load_image(STYLE)], settings, (height, width), device=str(device))
@@ -62,7 +62,7 @@ def seconds_per_iteration(stylizer, frame: np.ndarray, iterations: int, warmup: 
 
 def size_table(widths: list[int], device: torch.device, iterations: int, warmup: int) -> None:
     from videostyle.config import StyleSettings
-    from videostyle.memory import estimate_bytes
+    from videostyle.frame.memory import estimate_bytes
 
     print(f"{'size':>10} {'precision':>24} {'s/it':>7} {'allocated GB':>12} {'reserved GB':>11} {'estimate GB':>11}")
     for width in widths:
@@ -95,7 +95,7 @@ def default_frames_per_minute(device: torch.device, iterations: int, warmup: int
 def batched_frames_per_second(stylizer, width: int, height: int, batch: int, repeats: int) -> float:
     """Frames per second of forward + backward of the content and style losses for ``batch`` frames
     in one VGG call."""
-    from videostyle.losses import gatys_terms
+    from videostyle.frame.losses import gatys_terms
 
     device = stylizer.device
     content = torch.from_numpy(_frame(width, height).transpose(2, 0, 1).copy())[None].to(device)

@@ -62,7 +62,7 @@ def _ours_runner(content: str, style: str, size: int, precision: str, clock: Cal
     """
     from videostyle.config import StyleSettings
     from videostyle.images import load_image, resize_long_side
-    from videostyle.stylize import Stylizer
+    from videostyle.frame.stylize import Stylizer
 
     image = resize_long_side(load_image(content), size)
     settings = replace(StyleSettings(), precision=precision, tol_loss_relative=0.0)

@@ -6,7 +6,7 @@ constant, not per pixel), resets its peak resident set (``/proc/self/clear_refs`
 frame for ``history + 2`` iterations (so the L-BFGS history is full) and reads the peak
 (``VmHWM``). Reported per size: the history kept, the peak added, bytes per pixel (peak added /
 pixels), the marginal bytes per pixel against the next smaller size (what each extra pixel
-costs), the estimate of :mod:`videostyle.memory` and seconds per iteration.
+costs), the estimate of :mod:`videostyle.frame.memory` and seconds per iteration.
 
 Then, unless ``--no-uhd``: one ``--uhd-width`` x (9/16 of it) frame coarse-to-fine, as a user
 would run it: ``--coarse-iterations`` at ``--coarse-scale``, then ``--fine-iterations`` at full
@@ -20,7 +20,7 @@ Measured (2-core CPU with AVX512-BF16, bfloat16, while another 2-thread benchmar
 cores): 3840x2160 end to end, 20 iterations at 0.25 scale (130 s) and 6 at full size (662 s,
 5 history pairs full), whole-process peak 12.70 GB, 902 s in all.
 
-``--tile PX`` evaluates every frame in tiles of PX (see ``videostyle.tiles``), ``--tile 0`` never;
+``--tile PX`` evaluates every frame in tiles of PX (see ``videostyle.frame.tiles``), ``--tile 0`` never;
 by default the memory plan decides (whole frames on a machine where they fit).
 """
 
@@ -64,8 +64,8 @@ def _steady_state(width: int, height: int, threads: int, tile: int | None, itera
     import torch
 
     from videostyle.config import StyleSettings
-    from videostyle.memory import lbfgs_history_size
-    from videostyle.stylize import Stylizer
+    from videostyle.frame.memory import lbfgs_history_size
+    from videostyle.frame.stylize import Stylizer
 
     torch.set_num_threads(threads)
     content, style = _images(width, height)
@@ -92,7 +92,7 @@ def _end_to_end(width: int, height: int, threads: int, coarse_scale: float, coar
     import torch
 
     from videostyle.config import StyleSettings
-    from videostyle.stylize import Stylizer
+    from videostyle.frame.stylize import Stylizer
 
     torch.set_num_threads(threads)
     started = time.perf_counter()
@@ -112,7 +112,7 @@ def _in_fresh_process(function, *args):
 
 def steady_state_table(widths: list[int], threads: int, tile: int | None, iterations: int) -> None:
     from videostyle.config import StyleSettings
-    from videostyle.memory import CONSTANT_BYTES, estimate_bytes
+    from videostyle.frame.memory import CONSTANT_BYTES, estimate_bytes
 
     print(f"{'size':>10} {'Mpx':>6} {'pairs':>5} {'its':>4} {'added MB':>9} {'B/px':>6} {'marginal':>8} "
           f"{'est. B/px':>9} {'s/it':>6}", flush=True)

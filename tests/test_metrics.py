@@ -135,7 +135,7 @@ def test_distance_wrappers_pass_frames_and_contents_in_order():
 
 def test_real_vgg_distances_zero_for_identical_images_and_positive_otherwise(vgg_weights):
     from videostyle.config import StyleSettings
-    from videostyle.stylize import Stylizer
+    from videostyle.frame.stylize import Stylizer
 
     style = texture(32, 32, seed=1).round()  # exactly what the uint8 style image holds
     content = texture(32, 32, seed=2)

@@ -13,10 +13,10 @@ import flow
 import videostyle.pipeline as pipeline
 from conftest import make_clip
 from videostyle.config import resolve_settings
-from videostyle.pipeline import RunRequest, prepare, run
+from videostyle.frame.stylize import StylizeResult
 from videostyle.passes import pass_order
+from videostyle.pipeline import RunRequest, prepare, run
 from videostyle.shots import Segment, detect_cuts, flow_pairs, plan_segments, previous_anchors
-from videostyle.stylize import StylizeResult
 
 
 @dataclass

@@ -89,9 +89,9 @@ def test_learning_rate_sets_the_rate_of_the_optimizer_that_runs(tmp_path: Path) 
 
 def test_declared_choices_match_what_the_code_accepts() -> None:
     import flow
-    from videostyle.device import PRECISIONS
-    from videostyle.losses import CRITERIA
-    from videostyle.optimize import OPTIMIZERS
+    from videostyle.frame.device import PRECISIONS
+    from videostyle.frame.losses import CRITERIA
+    from videostyle.frame.optimize import OPTIMIZERS
 
     choices = {(d.section, d.name): d.choices for d in declarations()}
     assert choices["style", "optimizer"] == OPTIMIZERS

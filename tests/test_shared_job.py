@@ -196,17 +196,17 @@ def test_plan_shows_a_unit_whose_local_worker_died_as_ready(job: Path) -> None:
 def test_a_worker_reads_the_weights_where_its_machine_has_them(job: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """`work --weights FILE`: the planner's weights at another path (an OpenJD VggWeights parameter)."""
-    import videostyle.stylize
+    import videostyle.frame.stylize
     from videostyle.pipeline import plan_from_job
-    from videostyle.vgg import weights_file
+    from videostyle.frame.vgg import weights_file
 
     here = tmp_path / "elsewhere" / "vgg19.bin"
     here.parent.mkdir()
     shutil.copyfile(weights_file(None), here)
     assert plan_from_job(job, weights=here).style_key == plan_from_job(job).style_key  # nothing to redo
     read = []
-    real = videostyle.stylize.load_weights
-    monkeypatch.setattr(videostyle.stylize, "load_weights", lambda path, *a: read.append(path) or real(path, *a))
+    real = videostyle.frame.stylize.load_weights
+    monkeypatch.setattr(videostyle.frame.stylize, "load_weights", lambda path, *a: read.append(path) or real(path, *a))
     result = invoke("work", job, "--until-done", "--weights", here, "--progress", "none")
     assert result.exit_code == 0, result.output
     assert read and set(read) == {str(here)}

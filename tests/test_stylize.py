@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from videostyle.colors import original_colors, rgb_to_yuv
 from videostyle.config import StyleSettings, resolve_settings
-from videostyle.device import choose_precision, resolve_device
 from videostyle.errors import UserError
+from videostyle.frame.colors import original_colors, rgb_to_yuv
+from videostyle.frame.device import choose_precision, resolve_device
+from videostyle.frame.losses import gram_matrix
+from videostyle.frame.optimize import Progress, RelativeLossStop, optimize
+from videostyle.frame.stylize import Stylizer, TemporalTarget
+from videostyle.frame.vgg import VGGFeatures
 from videostyle.images import load_image, resize_long_side
-from videostyle.losses import gram_matrix
-from videostyle.optimize import Progress, RelativeLossStop, optimize
-from videostyle.stylize import Stylizer, TemporalTarget
-from videostyle.vgg import VGGFeatures
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -147,10 +147,10 @@ def test_resolve_device():
 def test_precision_choice(monkeypatch):
     cpu = torch.device("cpu")
     assert choose_precision("float32", cpu).dtype == torch.float32
-    monkeypatch.setattr("videostyle.device.cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr("videostyle.frame.device.cpu_has_native_bf16", lambda: True)
     assert choose_precision("auto", cpu).dtype == torch.bfloat16 and choose_precision("auto", cpu).channels_last
     assert choose_precision("float32", cpu).dtype == torch.float32
-    monkeypatch.setattr("videostyle.device.cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr("videostyle.frame.device.cpu_has_native_bf16", lambda: False)
     assert choose_precision("auto", cpu).dtype == torch.float32
     forced = choose_precision("float16", cpu)
     assert forced.dtype == torch.float16 and forced.loss_scaling
@@ -323,7 +323,7 @@ def test_float16_takes_the_loss_scaled_path_and_lowers_the_loss_as_float32_does(
 
 
 def test_avg_pooling_keeps_the_loss_scale_of_max_pooling(weights):
-    # Average pools are scaled (videostyle.vgg.AVG_POOL_SCALE) so that the default weights mean
+    # Average pools are scaled (videostyle.frame.vgg.AVG_POOL_SCALE) so that the default weights mean
     # about the same with --pooling avg; a plain average pool made the style term ~50x smaller.
     # Natural images (the bundled painting, and it upside down in other colours as the "photo").
     style = load_image(SAMPLES / "swirls.png")

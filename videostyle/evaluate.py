@@ -268,7 +268,7 @@ def evaluate(output: str | Path, input: str | Path | None = None,
     with, so measuring with that flow hides the flow's errors (a job of the default preset scored
     0.07x of independent frames' error with its own flow). ``distances`` needs at least one style
     image; it loads VGG-19.
-    ``stylizer_factory`` (tests, benchmarks) replaces ``videostyle.stylize.Stylizer``.
+    ``stylizer_factory`` (tests, benchmarks) replaces ``videostyle.frame.stylize.Stylizer``.
     ``against``: other results (video, frame folder or job folder) measured in the same pass, on
     the same input and flows (each flow is read or estimated once), resized to the output's size.
     """
@@ -421,7 +421,7 @@ def _choose_flows(flow_dir: Path | None, job: Path | None, input: Path, size: tu
 
 def _make_stylizer(styles, settings, size, device, factory):
     if factory is None:
-        from videostyle.stylize import Stylizer  # VGG only when distances are wanted
+        from videostyle.frame.stylize import Stylizer  # VGG only when distances are wanted
         factory = Stylizer
     style_images = [load_image(s) for s in styles]
     return factory(style_images, settings or StyleSettings(), (size[1], size[0]), device=device)

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from flow.atomic import atomic_write_bytes
-from videostyle.colors import ColorStats, color_stats, sample_frames
-from videostyle.errors import UserError
-from videostyle.jobdir import STYLE_COPY, JobDir, check_no_link_on_the_way, inside_job
 from videostyle.config import VideoSettings, stage_key
+from videostyle.errors import UserError
+from videostyle.frame.colors import ColorStats, color_stats, sample_frames
+from videostyle.jobdir import STYLE_COPY, JobDir, check_no_link_on_the_way, inside_job
 from videostyle.shots import detect_cuts
 from videostyle.verify import file_digest, file_identity, file_size, frame_is_intact
 from videostyle.video_io import (VideoInfo, copy_audio, extract_frame, extract_frames, is_image_sequence,
@@ -240,7 +240,7 @@ def keep_audio_copy(job: JobDir, input_path: Path, info: VideoInfo) -> None:
 def clip_colors(job: JobDir, n_frames: int) -> ColorStats:
     """The colours of the job's frames (mean, covariance) over a fixed sample of them, for the
     ``histogram`` colour transfer: the planner and every worker read the same frames, so all
-    stylize towards the same recoloured style (see :func:`videostyle.colors.sample_frames`)."""
+    stylize towards the same recoloured style (see :func:`videostyle.frame.colors.sample_frames`)."""
     return color_stats(job.read_image(job.frame_path(i)) for i in sample_frames(n_frames))
 
 

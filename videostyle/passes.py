@@ -19,12 +19,12 @@ import numpy as np
 
 from videostyle.config import Settings
 from videostyle.flowstage import FlowStore, flow_unit_name
+from videostyle.frame.stylize import FrameLook, Stylizer, TemporalTarget
 from videostyle.images import save_image
 from videostyle.jobdir import JobDir
-from videostyle.units import Unit, UnitResult
 from videostyle.shots import Segment, previous_anchors
-from videostyle.stylize import FrameLook, Stylizer, TemporalTarget
 from videostyle.temporal import blend, combine_long_term, warp_with_fill
+from videostyle.units import Unit, UnitResult
 from videostyle.video_io import frame_name
 
 

@@ -26,11 +26,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from videostyle.assemble import finish, publish_final, side_by_side_path, write_side_by_side
-from videostyle.colors import ColorStats
 from videostyle.config import Settings, StyleSettings, stage_key
 from videostyle.errors import UserError
 from videostyle.executor import Executor, LocalExecutor
-from videostyle.flowstage import FlowPlan, plan_flows, planned_source, recorded_source
+from videostyle.flowstage import FlowPlan, check_flow_fits, plan_flows, planned_source, recorded_source
+from videostyle.frame.colors import ColorStats
+from videostyle.frame.device import resolve_device
+from videostyle.frame.memory import check_frame_fits
+from videostyle.frame.stylize import Stylizer
+from videostyle.frame.vgg import weights_file
 from videostyle.framestage import (RecordedFrames, clip_colors, ensure_frames, find_cuts, input_identity,
                                    keep_audio_copy, keep_style_copies, probe_input, recorded_frames, repair_frames)
 from videostyle.images import load_image
@@ -38,19 +42,16 @@ from videostyle.jobdir import JobDir, check_tree_has_no_links
 from videostyle.journal import Ledger
 from videostyle.looks import frame_look, parse_keyframes
 from videostyle.maskstage import MaskInput, MaskStore, check_mask_frames, job_masks, keep_masks, mask_inputs, note_mask_sizes
-from videostyle.memory import check_run_fits
 from videostyle.passes import PassContext, coarse_passes_note, last_pass, needs_flow, stylize_units
 from videostyle.plan import JobPlan, RunResult
 from videostyle.request import (VIDEO_SUFFIXES, RunRequest, check_frames_of_clip, check_request, default_paths,
                                 job_frame_count, load_request, request_to_json, worker_output)
 from videostyle.shots import flow_pairs, plan_segments
-from videostyle.stylize import Stylizer
 from videostyle.units import EventCallback, StageEvent, ignore_events
 from videostyle.userfiles import (check_inputs_outside_job, check_job_folder_is_ours, check_job_is_of_this_input,
                                   check_output_is_not_an_input, check_output_is_ours, input_files)
 from videostyle.verify import AsRecorded, file_digest, file_identity
-from videostyle.vgg import weights_file
-from videostyle.video_io import VideoInfo
+from videostyle.video_io import VideoInfo, output_size
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +230,16 @@ def check_before_any_work(request: RunRequest, job: JobDir,
     weights = weights_file(weights_here if weights_here is not None else request.settings.style.weights)
     check_job_layout(job)
     return style_images, weights
+
+
+def check_run_fits(source_size: tuple[int, int], size: tuple[int, int] | None, width: int | None,
+                   settings: Settings) -> None:
+    """:func:`check_frame_fits` and :func:`check_flow_fits` for a run's frames: ``source_size``
+    (W, H) of the input, worked at ``size`` or ``width`` as the frames are extracted (see
+    ``video_io.output_size``)."""
+    work_width, work_height = output_size(source_size, size, width)
+    check_frame_fits(work_height, work_width, settings.style, resolve_device(settings.video.device))
+    check_flow_fits(work_width, work_height)
 
 
 def check_user_files(request: RunRequest, job: JobDir, output: Path, masks: list[MaskInput]) -> None:

@@ -12,8 +12,8 @@ import click
 
 from videostyle.cli.group import main
 from videostyle.cli.progress import PROGRESS_MODES, worker_progress
-from videostyle.device import limit_threads
 from videostyle.farm import unit_states, work
+from videostyle.frame.device import limit_threads
 from videostyle.openjd import FINISH_STEP, PARAMETER_VALUES_NAME, write_bundle
 from videostyle.pipeline import plan_from_job
 from videostyle.workload import forecast, forecast_json, forecast_lines, plan_tasks, unit_rates

@@ -9,11 +9,11 @@ from typing import Any
 import click
 
 from videostyle.cli.group import main
-from videostyle.colors import color_stats
 from videostyle.cli.settings_options import settings_from_cli, settings_options
 from videostyle.errors import UserError
+from videostyle.frame.colors import color_stats
+from videostyle.frame.optimize import Progress
 from videostyle.images import load_image, long_side_size, resize, save_image
-from videostyle.optimize import Progress
 
 
 def _fmt(losses: dict[str, float]) -> str:
@@ -45,8 +45,8 @@ def image(content: Path, styles: tuple[Path, ...], style_masks: tuple[Path, ...]
     from tqdm import tqdm
 
     from videostyle.looks import FrameLook, check_masks_fit_styles, read_mask, resize_mask
-    from videostyle.memory import check_frame_fits
-    from videostyle.stylize import Stylizer, resolve_device
+    from videostyle.frame.memory import check_frame_fits
+    from videostyle.frame.stylize import Stylizer, resolve_device
 
     if size < 16:
         raise UserError("--size must be at least 16 pixels")

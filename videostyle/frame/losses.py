@@ -5,7 +5,7 @@ Conventions
 * The image ``x`` being optimised is RGB pixels in 0..255, tensor B,3,H,W float32. This is the
   authors' Caffe input space (BGR, 0..255, minus the mean pixel) up to channel order and a constant
   shift, neither of which the pixel losses (TV, temporal) can see; the VGG losses see exactly the
-  authors' input because :class:`videostyle.vgg.VGGFeatures` converts pixels to it.
+  authors' input because :class:`videostyle.frame.vgg.VGGFeatures` converts pixels to it.
 * ``F`` is a VGG activation B,C,h,w with ``N = C·h·w`` elements per image.
 
 Normalisation: two, chosen by the ``normalization`` setting (``[style]`` in TOML,
@@ -93,7 +93,7 @@ PIXELS = "pixels"  # source name of terms computed on the image itself
 # TV is expressed per image of this many pixels (the authors' usual working size, 512x512).
 TV_REFERENCE_PIXELS = 512 * 512
 PIXEL_RANGE = 255.0  # pixels are 0..255; ``gram`` measures pixel terms in 0..1 units
-# What the optimiser multiplies the objective by (videostyle.optimize): ``gram`` terms are of order
+# What the optimiser multiplies the objective by (videostyle.frame.optimize): ``gram`` terms are of order
 # 1-100 where ``paper``'s are 1e6-1e7, and torch's L-BFGS is not scale-invariant (from the
 # authors' noise start a gram objective did not move in 30 iterations). 1e6 puts the presets'
 # gram objective where the paper's was, so L-BFGS takes the same path for the same balance.

@@ -124,7 +124,7 @@ def optimize(x: torch.Tensor, objective: Objective, *, iterations: int, method: 
     ``objective_scale``: the optimiser sees the sum times this (reports do not). torch's L-BFGS
     is not invariant to the loss's scale: its first step is ``min(1, 1/|g|₁)·g`` and it drops
     curvature pairs with ``sᵀy < 1e-10``, so a loss of order 1 from near-featureless noise never
-    gets going (see ``videostyle.losses.OBJECTIVE_SCALE``).
+    gets going (see ``videostyle.frame.losses.OBJECTIVE_SCALE``).
     """
     if method not in OPTIMIZERS:
         raise UserError(f"unknown optimizer {method!r}; choose lbfgs or adam")

@@ -6,7 +6,7 @@ targets once) and then drives any number of frames with :meth:`Stylizer.stylize`
 
 Conventions: images are HxWx3 RGB numpy arrays, uint8 or float in 0..255; results are float32 in
 0..255. Temporal weights are HxW float in [0, 1], 1 = reliable. Loss definitions and their
-normalisation are in :mod:`videostyle.losses`; precision choice in :mod:`videostyle.device`.
+normalisation are in :mod:`videostyle.frame.losses`; precision choice in :mod:`videostyle.frame.device`.
 """
 
 from __future__ import annotations
@@ -19,18 +19,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from videostyle.colors import ColorStats, original_colors, styles_in_colors
 from videostyle.config import StyleSettings, check_blend_count, check_section, layer_weight_map
-from videostyle.device import Precision, choose_precision, resolve_device, stylization_device
 from videostyle.errors import UserError
+from videostyle.frame.colors import ColorStats, original_colors, styles_in_colors
+from videostyle.frame.device import Precision, choose_precision, resolve_device, stylization_device
+from videostyle.frame.losses import (CRITERIA, OBJECTIVE_SCALE, PIXELS, LossTerm, TemporalLoss, feature_weights,
+                               gatys_terms, gram_matrix, layer_shares, masked_gram, masked_style_terms)
+from videostyle.frame.memory import check_frame_fits, lbfgs_history_size
+from videostyle.frame.optimize import Progress, optimize
+from videostyle.frame.tiles import TiledFeatureLoss, alignment, halo_for, plan_tiles, tiled_features, tiled_grams
+from videostyle.frame.vgg import LAYER_NAMES, VGGFeatures, VGGWeights, load_weights
 from videostyle.images import resize, resize_long_side
 from videostyle.looks import FrameLook
-from videostyle.losses import (CRITERIA, OBJECTIVE_SCALE, PIXELS, LossTerm, TemporalLoss, feature_weights,
-                               gatys_terms, gram_matrix, layer_shares, masked_gram, masked_style_terms)
-from videostyle.memory import check_frame_fits, lbfgs_history_size
-from videostyle.optimize import Progress, optimize
-from videostyle.tiles import TiledFeatureLoss, alignment, halo_for, plan_tiles, tiled_features, tiled_grams
-from videostyle.vgg import LAYER_NAMES, VGGFeatures, VGGWeights, load_weights
 
 __all__ = ["FrameLook", "Progress", "StylizeResult", "Stylizer", "TemporalTarget", "resolve_device"]
 
@@ -64,7 +64,7 @@ class StylizeResult:
     losses: dict[str, float]
     iterations: int
     seconds: float
-    stop_reason: str = "budget"  # budget | converged | non-finite (see videostyle.optimize)
+    stop_reason: str = "budget"  # budget | converged | non-finite (see videostyle.frame.optimize)
 
 
 def validate_style_settings(settings: StyleSettings, n_styles: int) -> None:
@@ -121,13 +121,13 @@ class Stylizer:
 
     ``content_shape`` (H, W) sets the style images' size: their long side becomes
     ``settings.style_scale`` times the content's long side. ``device``: ``auto`` | ``cpu`` |
-    ``cuda[:N]``. Precision follows ``settings.precision`` (see :mod:`videostyle.device`).
-    ``vgg_weights``: already loaded weights (:func:`videostyle.vgg.load_weights`) to share between
+    ``cuda[:N]``. Precision follows ``settings.precision`` (see :mod:`videostyle.frame.device`).
+    ``vgg_weights``: already loaded weights (:func:`videostyle.frame.vgg.load_weights`) to share between
     stylizers; by default ``settings.weights`` is read. ``tile``: None (a frame is evaluated in
-    tiles only when it does not fit the device's memory whole, see :mod:`videostyle.memory`), 0
-    (never) or the tile core in pixels (always; see :mod:`videostyle.tiles`). ``color_reference``:
+    tiles only when it does not fit the device's memory whole, see :mod:`videostyle.frame.memory`), 0
+    (never) or the tile core in pixels (always; see :mod:`videostyle.frame.tiles`). ``color_reference``:
     the colours the style images take when ``settings.color_transfer`` is ``histogram`` (of the
-    content image, or of the whole clip, see :func:`videostyle.colors.color_stats`).
+    content image, or of the whole clip, see :func:`videostyle.frame.colors.color_stats`).
     """
 
     def __init__(self, styles: Sequence[np.ndarray], settings: StyleSettings, content_shape: tuple[int, int],

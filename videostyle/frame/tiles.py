@@ -18,7 +18,7 @@ forward and backward again on the surrogate ``Σ_l <∂L/∂G_l, G_l(core)> + co
 gradient is the true one, and adds the tile's gradient into the frame's. About 1.3x an untiled
 iteration's work plus the halos'.
 
-Conventions: pixels are 1,3,H,W float32 RGB in 0..255 (as in :mod:`videostyle.losses`); features
+Conventions: pixels are 1,3,H,W float32 RGB in 0..255 (as in :mod:`videostyle.frame.losses`); features
 come from a function mapping such pixels to ``{layer: 1,C,h,w}``.
 """
 
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as nnf
 
-from videostyle.vgg import LAYER_NAMES
+from videostyle.frame.vgg import LAYER_NAMES
 
 Features = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 
@@ -140,13 +140,13 @@ def tiled_features(features: Features, pixels: torch.Tensor, tiles: Sequence[Til
 
 
 class TiledFeatureLoss:
-    """The content and style terms of :func:`videostyle.losses.gatys_terms` (same weights, same
+    """The content and style terms of :func:`videostyle.frame.losses.gatys_terms` (same weights, same
     normalisation; no gradient normalisation) over a frame evaluated in ``tiles``.
 
     ``features``: pixels -> features in the optimisation's precision, differentiable.
     ``content_targets``: whole-frame features per content layer (see :func:`tiled_features`);
     ``style_targets``: Gram per style layer (1,C,C). ``content_weights`` / ``style_weights``:
-    (weight, scale) per layer, as :func:`videostyle.losses.feature_weights` gives them; a layer
+    (weight, scale) per layer, as :func:`videostyle.frame.losses.feature_weights` gives them; a layer
     without one has no term. Calling it returns the weighted (content, style) terms as
     differentiable scalars of ``pixels``.
     """

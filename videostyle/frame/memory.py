@@ -14,7 +14,7 @@ plus a constant:
   the frame (:data:`REFERENCE_BYTES_PER_PIXEL` of the style image's pixels), which happens
   before the optimisation and is counted when it is the larger.
 
-A frame whose estimate exceeds the memory available is planned in tiles (:mod:`videostyle.tiles`:
+A frame whose estimate exceeds the memory available is planned in tiles (:mod:`videostyle.frame.tiles`:
 exact whole-frame losses, VGG-19 activations bounded by one tile): then only image-sized vectors
 and the optimiser's state grow with the frame (:data:`TILED_BYTES_PER_PIXEL`), plus one tile's
 activations. A frame that does not fit even so is refused in one line naming a size that fits
@@ -38,12 +38,11 @@ from pathlib import Path
 
 import torch
 
-from videostyle.config import Settings, StyleSettings
-from videostyle.device import choose_precision, resolve_device
+from videostyle.config import StyleSettings
 from videostyle.errors import UserError
-from videostyle.tiles import halo_for
-from videostyle.video_io import output_size
-from videostyle.vgg import LAYER_NAMES
+from videostyle.frame.device import choose_precision
+from videostyle.frame.tiles import halo_for
+from videostyle.frame.vgg import LAYER_NAMES
 
 # L-BFGS stores s = x_k+1 - x_k and y = g_k+1 - g_k, each 3 float32 values per pixel.
 BYTES_PER_PAIR_PER_PIXEL = 2 * 3 * 4
@@ -71,7 +70,7 @@ REFERENCE_BYTES_PER_PIXEL = 750
 # kernels: about 180 MB measured, whatever the size; rounded up for the allocator's slack.
 CONSTANT_BYTES = 384 * 2**20
 
-# With tiles (videostyle.tiles) only image-sized vectors grow with the frame: the image, its
+# With tiles (videostyle.frame.tiles) only image-sized vectors grow with the frame: the image, its
 # gradient, the optimiser's flat gradient, step and previous gradient, the evaluated and the best
 # iterate, the content and result arrays, and the content layer's targets (relu4_2: 32 B/px).
 TILED_BYTES_PER_PIXEL = 250
@@ -106,7 +105,7 @@ def style_pixels(height: int, width: int, settings: StyleSettings,
 def estimate_bytes(height: int, width: int, settings: StyleSettings, device: torch.device | str = "cpu",
                    style_shapes: Sequence[Sequence[int]] = (), tile: int = 0) -> int:
     """Peak memory (bytes) that stylizing one ``height`` x ``width`` frame adds on ``device``,
-    optimiser history full; in tiles of ``tile`` px (0: untiled, see :mod:`videostyle.tiles`).
+    optimiser history full; in tiles of ``tile`` px (0: untiled, see :mod:`videostyle.frame.tiles`).
     ``style_shapes``: (H, W) of the style images, when known."""
     device = torch.device(device)
     pixels = height * width
@@ -175,26 +174,6 @@ def _address_space_room() -> int:
     return max(0, soft - used)
 
 
-# Optical flow of one frame pair, both directions, with the consistency check: peak resident
-# memory over the process's own measured 251 B/px (dis_dense) and 232 B/px (deepflow) at 1024x768
-# on one thread; the frames, both flows and the check's arrays come on top.
-FLOW_BYTES_PER_PIXEL = 400
-
-
-def check_flow_fits(width: int, height: int, available: int | None = None) -> None:
-    """A frame pair's flow fits in memory, or one line saying what size does (never OpenCV's
-    "Insufficient memory" traceback)."""
-    room = available_bytes("cpu") if available is None else available
-    needed = FLOW_BYTES_PER_PIXEL * width * height + CONSTANT_BYTES
-    if needed <= room:
-        return
-    scale = math.sqrt(max(0, room - CONSTANT_BYTES) / (FLOW_BYTES_PER_PIXEL * width * height))
-    fits = f"{int(width * scale) // 2 * 2}x{int(height * scale) // 2 * 2} or smaller fits" if scale * min(width, height) >= 16 \
-        else "no frame fits; free some memory"
-    raise UserError(f"optical flow of {width}x{height} frames needs about {needed / GB:.1f} GB, "
-                    f"{room / GB:.1f} GB available; {fits}")
-
-
 def _meminfo_available() -> int:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemAvailable:"):
@@ -256,11 +235,3 @@ def check_frame_fits(height: int, width: int, settings: StyleSettings, device: t
     raise UserError(f"a {width}x{height} frame needs about {needed / GB:.1f} GB on {device.type}, "
                     f"{room / GB:.1f} GB available; {advice}")
 
-
-def check_run_fits(source_size: tuple[int, int], size: tuple[int, int] | None, width: int | None,
-                   settings: Settings) -> None:
-    """:func:`check_frame_fits` for a run's frames: ``source_size`` (W, H) of the input, worked
-    at ``size`` or ``width`` as the frames are extracted (see ``video_io.output_size``)."""
-    work_width, work_height = output_size(source_size, size, width)
-    check_frame_fits(work_height, work_width, settings.style, resolve_device(settings.video.device))
-    check_flow_fits(work_width, work_height)
