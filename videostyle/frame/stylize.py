@@ -23,9 +23,10 @@ from videostyle.config import StyleSettings, check_blend_count, check_section, l
 from videostyle.errors import UserError
 from videostyle.frame.colors import ColorStats, original_colors, styles_in_colors
 from videostyle.frame.device import Precision, choose_precision, resolve_device, stylization_device
-from videostyle.frame.losses import (CRITERIA, OBJECTIVE_SCALE, PIXELS, LossTerm, TemporalLoss, feature_weights,
-                               gatys_terms, gram_matrix, layer_shares, masked_gram, masked_style_terms)
+from videostyle.frame.losses import OBJECTIVE_SCALE, LossTerm, TemporalLoss, gram_matrix, layer_shares, masked_gram
 from videostyle.frame.memory import check_frame_fits, lbfgs_history_size
+from videostyle.frame.objectives import (Objective, TiledObjective, masked_objective, sum_terms, tiled_objective,
+                                         whole_objective)
 from videostyle.frame.optimize import Progress, optimize
 from videostyle.frame.tiles import TiledFeatureLoss, alignment, halo_for, plan_tiles, tiled_features, tiled_grams
 from videostyle.frame.vgg import LAYER_NAMES, VGGFeatures, VGGWeights, load_weights
@@ -39,8 +40,6 @@ log = logging.getLogger(__name__)
 # The authors' random init: Gaussian noise of this standard deviation around the mean pixel
 # (artistic-videos: torch.randn(size):mul(0.001) in the mean-subtracted Caffe input space).
 INIT_NOISE_STD = 0.001
-# Loss kinds reported, in this order.
-KINDS = ("content", "style", "tv", "temporal")
 
 
 @dataclass
@@ -262,24 +261,54 @@ class Stylizer:
 
     # ----- objective ---------------------------------------------------------------------------
 
-    def _terms(self, content: np.ndarray, temporal: Sequence[TemporalTarget], temporal_weight: float,
-               look: FrameLook | None = None) -> list[LossTerm]:
+    def _objective(self, content: np.ndarray, temporal: Sequence[TemporalTarget], temporal_weight: float,
+                   tile: int, look: FrameLook | None = None) -> Objective:
+        """This frame's objective in the optimisation's network: in tiles of ``tile`` px (0:
+        whole), with the look's style masks when it has some (see :mod:`videostyle.frame.objectives`)."""
+        if tile:
+            return self._tiled_objective(content, temporal, temporal_weight, tile, look)
         s = self.settings
-        norm = s.normalize_gradients
         content_targets: dict[str, torch.Tensor] = {}
         if s.content_weight > 0 and self.content_layers:
             feats = self._reference_features(content)
             content_targets = {layer: feats[layer] for layer in self.content_layers}
         masks = self._mask_tensors(look, content.shape)
-        style_targets = {} if masks else self.targets_for(content.shape, look)
-        terms = gatys_terms(content_targets, style_targets, content_weight=s.content_weight,
-                            style_weight=s.style_weight, tv_weight=s.tv_weight, normalize_gradients=norm,
-                            normalization=s.normalization, style_layer_weights=self.layer_weights)
         if masks:
-            terms += masked_style_terms(self.style_grams(content.shape), masks, style_weight=s.style_weight,
-                                        normalize_gradients=norm, normalization=s.normalization,
-                                        style_layer_weights=self.layer_weights)
-        return terms + self._temporal_terms(content, temporal, temporal_weight)
+            return masked_objective(self._fast_features, s, content_targets, self.style_grams(content.shape), masks,
+                                    self.layer_weights, self._temporal_terms(content, temporal, temporal_weight))
+        return whole_objective(self._fast_features, s, content_targets, self.targets_for(content.shape, look),
+                               self.layer_weights, self._temporal_terms(content, temporal, temporal_weight))
+
+    def _tiled_objective(self, content: np.ndarray, temporal: Sequence[TemporalTarget], temporal_weight: float,
+                         tile: int, look: FrameLook | None) -> TiledObjective:
+        s = self.settings
+        if look is not None and look.masks is not None:
+            raise UserError("style masks cannot be used on frames stylized in tiles yet; work at a smaller "
+                            "size (--width) or drop --style-mask")
+        tiles = plan_tiles(content.shape[0], content.shape[1], tile, self.halo)
+        content_targets: dict[str, torch.Tensor] = {}
+        if s.content_weight > 0 and self.content_layers:
+            content_targets = tiled_features(self._reference_net, self._pixels(content), tiles, self.content_layers)
+        style_targets = self.targets_for(content.shape, look) if s.style_weight > 0 else {}
+        return tiled_objective(self._fast_features, s, tiles, content_targets, style_targets, self.layer_weights,
+                               self._temporal_terms(content, temporal, temporal_weight))
+
+    # The objective's parts as tests/test_tiles.py compares them (whole against tiled).
+    def _terms(self, content: np.ndarray, temporal: Sequence[TemporalTarget], temporal_weight: float,
+               look: FrameLook | None = None) -> list[LossTerm]:
+        return self._objective(content, temporal, temporal_weight, 0, look).terms
+
+    def _tiled_parts(self, content: np.ndarray, temporal: Sequence[TemporalTarget], temporal_weight: float,
+                     tile: int, look: FrameLook | None = None) -> tuple[list[LossTerm], TiledFeatureLoss]:
+        objective = self._tiled_objective(content, temporal, temporal_weight, tile, look)
+        return objective.terms, objective.tiled
+
+    @staticmethod
+    def _tiled_sums(terms: Sequence[LossTerm], tiled: TiledFeatureLoss,
+                    pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        return TiledObjective(terms, tiled)(pixels)
+
+    _evaluate_terms = staticmethod(sum_terms)
 
     def _mask_tensors(self, look: FrameLook | None, shape: Sequence[int]) -> list[torch.Tensor]:
         """The look's style masks as 1,1,H,W tensors (empty without masks), checked against the frame."""
@@ -312,43 +341,6 @@ class Stylizer:
                                           temporal_weight, s.temporal_criterion, s.normalize_gradients,
                                           s.normalization))
         return terms
-
-    def _tiled_parts(self, content: np.ndarray, temporal: Sequence[TemporalTarget], temporal_weight: float,
-                     tile: int, look: FrameLook | None = None) -> tuple[list[LossTerm], TiledFeatureLoss]:
-        """The pixel terms (TV, temporal) on the whole image, and content + style in tiles."""
-        s = self.settings
-        if look is not None and look.masks is not None:
-            raise UserError("style masks cannot be used on frames stylized in tiles yet; work at a smaller "
-                            "size (--width) or drop --style-mask")
-        tiles = plan_tiles(content.shape[0], content.shape[1], tile, self.halo)
-        content_targets: dict[str, torch.Tensor] = {}
-        if s.content_weight > 0 and self.content_layers:
-            content_targets = tiled_features(self._reference_net, self._pixels(content), tiles, self.content_layers)
-        style_targets = self.targets_for(content.shape, look) if s.style_weight > 0 else {}
-        content_weights = feature_weights(content_targets, s.content_weight, s.normalization) \
-            if s.content_weight > 0 else {}
-        style_weights = feature_weights(style_targets, s.style_weight, s.normalization, self.layer_weights)
-        tiled = TiledFeatureLoss(self._fast_features, tiles, content_targets, style_targets, content_weights,
-                                 style_weights)
-        pixel_terms = gatys_terms({}, {}, content_weight=0.0, style_weight=0.0, tv_weight=s.tv_weight,
-                                  normalization=s.normalization)
-        return pixel_terms + self._temporal_terms(content, temporal, temporal_weight), tiled
-
-    def _tiled_sums(self, terms: Sequence[LossTerm], tiled: TiledFeatureLoss,
-                    pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-        sums = self._evaluate_terms(terms, {}, pixels)
-        content, style = tiled(pixels)
-        sums["content"], sums["style"] = sums["content"] + content, sums["style"] + style
-        return sums
-
-    @staticmethod
-    def _evaluate_terms(terms: Sequence[LossTerm], feats: dict[str, torch.Tensor],
-                        pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Weighted terms summed by kind, every kind present (zero when it has no term)."""
-        sums = {kind: pixels.new_zeros(()) for kind in KINDS}
-        for term in terms:
-            sums[term.kind] = sums[term.kind] + term(pixels if term.source == PIXELS else feats[term.source])
-        return sums
 
     def _initial_pixels(self, init: np.ndarray | str, content: np.ndarray, seed: int) -> torch.Tensor:
         """The start, never sharing memory with the caller's arrays (the optimiser moves it in place,
@@ -395,22 +387,9 @@ class Stylizer:
                                          temporal_weight=temporal_weight, seed=seed, callback=callback, look=look)
         tile = self._check_fits(content.shape)
         started = time.perf_counter()
-        if tile:
-            terms, tiled = self._tiled_parts(content, temporal, temporal_weight, tile, look)
-        else:
-            terms, tiled = self._terms(content, temporal, temporal_weight, look), None
+        objective = self._objective(content, temporal, temporal_weight, tile, look)
+        in_float32 = objective.in_network(self._reference_net)  # where float16 overflows, and the report
         x = self._initial_pixels(init, content, seed).contiguous().requires_grad_(True)
-
-        def objective(pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-            if tiled is not None:
-                return self._tiled_sums(terms, tiled, pixels)
-            return self._evaluate_terms(terms, self._fast_features(pixels), pixels)
-
-        def in_float32(pixels: torch.Tensor) -> dict[str, torch.Tensor]:  # where float16 overflows
-            if tiled is not None:
-                return self._tiled_sums(terms, tiled.with_features(self._reference_net), pixels)
-            return self._evaluate_terms(terms, self._reference_net(pixels), pixels)
-
         outcome = optimize(
             x, objective, iterations=iterations, method=self.settings.optimizer,
             learning_rate=self._learning_rate(), tol_loss_relative=self.settings.tol_loss_relative,
@@ -419,7 +398,7 @@ class Stylizer:
             objective_scale=OBJECTIVE_SCALE[self.settings.normalization],
             history_size=lbfgs_history_size(content.shape[0] * content.shape[1]))
         result = x.detach().clamp(0.0, 255.0)
-        losses = self._losses_of(terms, result, tiled)
+        losses = self._report(in_float32, result)
         image = result[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
         if self.settings.color_transfer == "luminance":
             image = original_colors(content, image)
@@ -440,15 +419,9 @@ class Stylizer:
         return float(self.settings.learning_rate)
 
     @torch.no_grad()
-    def _losses_of(self, terms: Sequence[LossTerm], pixels: torch.Tensor,
-                   tiled: TiledFeatureLoss | None = None) -> dict[str, float]:
-        """The terms in the float32 network (in the same tiles as ``tiled`` when given)."""
-        if tiled is not None:
-            reference = tiled.with_features(self._reference_net)
-            sums = {k: float(v) for k, v in self._tiled_sums(terms, reference, pixels).items()}
-        else:
-            sums = {k: float(v) for k, v in
-                    self._evaluate_terms(terms, self._reference_features(pixels), pixels).items()}
+    def _report(self, objective: Objective, pixels: torch.Tensor) -> dict[str, float]:
+        """The terms of ``objective`` (in the float32 network) as floats, plus ``total``."""
+        sums = {k: float(v) for k, v in objective(pixels).items()}
         sums["total"] = sum(sums.values())
         return sums
 
@@ -458,11 +431,8 @@ class Stylizer:
         image, content = _as_rgb(image, "image"), _as_rgb(content, "content image")
         if image.shape != content.shape:
             raise UserError(f"image {image.shape} and content {content.shape} differ in size")
-        tile = self._check_fits(content.shape)
-        if tile:
-            terms, tiled = self._tiled_parts(content, temporal, temporal_weight, tile, look)
-            return self._losses_of(terms, self._pixels(image), tiled)
-        return self._losses_of(self._terms(content, temporal, temporal_weight, look), self._pixels(image))
+        objective = self._objective(content, temporal, temporal_weight, self._check_fits(content.shape), look)
+        return self._report(objective.in_network(self._reference_net), self._pixels(image))
 
     @torch.no_grad()
     def style_distance(self, image: np.ndarray, look: FrameLook | None = None) -> float:
