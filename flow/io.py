@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 
@@ -172,20 +174,21 @@ _HEAD = 4096  # enough for any header we read (a PGM's may hold comments)
 
 def _read_head(path: Path, what: str) -> tuple[bytes, int]:
     """The first bytes of a file and its size, without reading the rest."""
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(_HEAD), os.fstat(fh.fileno()).st_size
-    except FileNotFoundError:
-        raise FlowError(f"{what} not found: {path}") from None
-    except IsADirectoryError:
-        raise FlowError(f"{what} {path} is a directory") from None
-    except PermissionError:
-        raise FlowError(f"cannot read {what} {path}: permission denied") from None
+    return _reading(path, what, lambda fh: (fh.read(_HEAD), os.fstat(fh.fileno()).st_size))
 
 
 def _read_bytes(path: Path, what: str) -> bytes:
+    return _reading(path, what, lambda fh: fh.read())
+
+
+_T = TypeVar("_T")
+
+
+def _reading(path: Path, what: str, read: Callable[[BinaryIO], _T]) -> _T:
+    """``read`` of the open file; a missing, folder or unreadable path is one FlowError."""
     try:
-        return path.read_bytes()
+        with open(path, "rb") as fh:
+            return read(fh)
     except FileNotFoundError:
         raise FlowError(f"{what} not found: {path}") from None
     except IsADirectoryError:
