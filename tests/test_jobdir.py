@@ -130,7 +130,7 @@ def test_a_worker_paused_past_its_lifetime_records_nothing(tmp_path: Path) -> No
     old = time.time() - 120
     os.utime(lock.path, (old, old))
     lock._stop.set()  # its heartbeat stopped (the process was paused)
-    run_claimed(unit, lock, job)
+    run_claimed(unit, lock, job, lambda p: p.is_file())
     assert read_journal(tmp_path) == []
 
 
@@ -182,5 +182,35 @@ def test_a_unit_is_claimed_only_when_free_and_not_done(tmp_path: Path) -> None:
     assert not list(job.lock_path("u").glob("*.lock"))  # and the lock given back
     out.unlink()
     lock = claim(unit, job, lambda p: p.is_file(), 60)
-    assert lock is not None and run_claimed(unit, lock, job).iterations == 1
+    assert lock is not None and run_claimed(unit, lock, job, lambda p: p.is_file()).iterations == 1
     assert [e["unit"] for e in read_journal(tmp_path)] == ["u"] and not list(job.lock_path("u").glob("*.lock"))
+
+
+def test_the_ledger_lists_the_journal_once_per_tick_and_at_once_when_asked(tmp_path: Path) -> None:
+    """A worker checks every unit before each claim: within a folder stamp's tick the journal is
+    not listed for each of them, yet a record made in that tick is seen once asked (a claim, or
+    this process's own record)."""
+    from videostyle import journal
+    from videostyle.journal import Ledger, record_done
+
+    out, other = tmp_path / "out", tmp_path / "other"
+    out.write_text("x")
+    other.write_text("y")
+    record_done(tmp_path, "first", 0.1, [other])
+    ledger = Ledger(tmp_path)
+    assert ledger.recorded_size(other) == 1
+    folder = tmp_path / "journal"
+    stamp = folder.stat().st_mtime_ns
+    listings = []
+    real = journal.os.scandir
+    journal.os.scandir = lambda path: listings.append(path) or real(path)
+    try:
+        record_done(tmp_path, "u", 0.1, [out])
+        os.utime(folder, ns=(stamp, stamp))  # renamed in within the same tick: the stamp did not move
+        for _ in range(500):
+            ledger.recorded_size(out)
+        assert len(listings) <= 1  # not once per call
+        ledger.read_again()  # as a claim does
+        assert ledger.recorded_size(out) == 1
+    finally:
+        journal.os.scandir = real

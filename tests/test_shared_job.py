@@ -125,7 +125,7 @@ def test_a_link_at_any_depth_is_refused_by_the_plan_and_right_before_each_write(
     one_line_error(invoke("work", job), f"the job folder holds a symbolic link, {pass_dir.relative_to(job)} ->")
     lock = try_lock(plan.job.locks_dir, unit.name)
     with pytest.raises(UserError, match="is a symbolic link; refusing to write through it"):
-        run_claimed(unit, lock, plan.job)
+        run_claimed(unit, lock, plan.job, plan.check)
     pass_dir.unlink()
     journal = job / "journal"
     journal.mkdir(exist_ok=True)
@@ -135,7 +135,7 @@ def test_a_link_at_any_depth_is_refused_by_the_plan_and_right_before_each_write(
     journal.symlink_to(record_elsewhere, target_is_directory=True)  # swapped after the plan's check
     lock = try_lock(plan.job.locks_dir, unit.name)
     with pytest.raises(UserError, match="journal is a symbolic link"):
-        run_claimed(unit, lock, plan.job)
+        run_claimed(unit, lock, plan.job, plan.check)
     assert list(elsewhere.iterdir()) == [] and list(record_elsewhere.iterdir()) == []
     frame = job / "frames" / "frame_00001.png"
     secret = tmp_path / "secret.png"

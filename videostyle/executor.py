@@ -19,7 +19,8 @@ from typing import Protocol, Sequence
 from videostyle.jobdir import JobDir, Lock, check_no_link_on_the_way, try_lock
 from videostyle.journal import record_done
 from videostyle.plan import JobPlan
-from videostyle.units import EventCallback, OutputCheck, StageEvent, Unit, UnitProgress, UnitResult, is_done
+from videostyle.units import (EventCallback, OutputCheck, StageEvent, Unit, UnitProgress, UnitResult, is_done,
+                              read_again)
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +36,15 @@ def claim(unit: Unit, job: JobDir, check: OutputCheck, lock_ttl: float) -> Lock 
     """The lock of ``unit`` when it is free and still to do; None when a live worker holds it or
     its outputs are done (checked again under the lock: another worker may have just finished)."""
     lock = try_lock(job.locks_dir, unit.name, lock_ttl)
+    if lock is not None:
+        read_again(check)  # the last holder recorded before it let go, maybe within the same tick
     if lock is not None and is_done(unit, check):
         lock.release()
         return None
     return lock
 
 
-def run_claimed(unit: Unit, lock: Lock, job: JobDir) -> UnitResult:
+def run_claimed(unit: Unit, lock: Lock, job: JobDir, check: OutputCheck) -> UnitResult:
     """Do a claimed unit, record its outputs in the journal while it is still locked, release it.
 
     Its outputs are checked to lead nowhere outside the job just before it runs (the folder may
@@ -59,6 +62,7 @@ def run_claimed(unit: Unit, lock: Lock, job: JobDir) -> UnitResult:
             return result
         record_done(job.root, unit.name, time.monotonic() - start, unit.outputs,
                     iterations=result.iterations, stop_reason=result.stop_reason)
+        read_again(check)  # the units waiting on this one see it done at once
         return result
     finally:
         lock.release()
@@ -71,7 +75,7 @@ def run_when_free(unit: Unit, job: JobDir, check: OutputCheck, lock_ttl: float,
     while True:
         lock = claim(unit, job, check, lock_ttl)
         if lock is not None:
-            return run_claimed(unit, lock, job)
+            return run_claimed(unit, lock, job, check)
         if is_done(unit, check):
             return None
         time.sleep(poll_seconds)

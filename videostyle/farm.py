@@ -109,7 +109,7 @@ class FarmWorker:
 
     def _do(self, plan: JobPlan, unit: Unit, lock: Lock, done: set[str], emit: EventCallback) -> None:
         start = time.monotonic()
-        result = run_claimed(unit, lock, plan.job)
+        result = run_claimed(unit, lock, plan.job, plan.check)
         self.report.units_done += 1
         # what the next claim would read anyway: only the units not yet seen done are checked
         done.update(u.name for u in plan.units if u.name not in done and is_done(u, plan.check))

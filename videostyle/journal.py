@@ -41,6 +41,7 @@ def record_done(job_root: Path, unit_name: str, seconds: float, outputs: Iterabl
 
 
 _TICK_SECONDS = 2.0  # the coarsest mtime granularity of a file system a job may live on (FAT, old NFS)
+_RELIST_SECONDS = 0.05  # within that tick, a folder listed this recently is not listed again
 
 
 class JournalReader:
@@ -54,6 +55,12 @@ class JournalReader:
         self._legacy: list[dict[str, Any]] = []
         self._folder_stamp: int | None = None
         self._stamp_seen = 0.0
+        self._listed = -1.0  # monotonic time of the last listing; below 0: list on the next refresh
+
+    def read_again(self) -> None:
+        """List the folder on the next refresh whatever its stamp says (after a claim, or after
+        this process recorded a unit: what it must see at once)."""
+        self._listed = -1.0
 
     def refresh(self) -> bool:
         """Read what is new; True when anything was."""
@@ -65,11 +72,16 @@ class JournalReader:
             return changed
         # An unchanged folder mtime proves nothing new only once the clock has moved on past its
         # tick (a record renamed in during the same tick keeps it): for 2 s after a stamp is first
-        # seen the folder is listed anyway (git's rule for racily clean index entries).
-        if stamp == self._folder_stamp and time.monotonic() - self._stamp_seen > _TICK_SECONDS:
+        # seen the folder is listed again (git's rule for racily clean index entries), but at most
+        # every _RELIST_SECONDS, so a worker checking thousands of units does not list it for each;
+        # what must be seen at once asks for it (read_again).
+        now = time.monotonic()
+        if stamp == self._folder_stamp and self._listed >= 0 and (
+                now - self._stamp_seen > _TICK_SECONDS or now - self._listed < _RELIST_SECONDS):
             return changed
         if stamp != self._folder_stamp:
-            self._folder_stamp, self._stamp_seen = stamp, time.monotonic()
+            self._folder_stamp, self._stamp_seen = stamp, now
+        self._listed = now
         with os.scandir(folder) as listing:
             for item in listing:
                 if item.name in self._records or not item.name.endswith(".json") or item.name.startswith("."):
@@ -136,6 +148,9 @@ class Ledger:
         self.job_root = job_root
         self._reader = JournalReader(job_root)
         self._sizes: dict[str, int] = {}
+
+    def read_again(self) -> None:
+        self._reader.read_again()
 
     def recorded_size(self, path: Path) -> int | None:
         if self._reader.refresh():

@@ -69,6 +69,15 @@ def cost_kind(unit: Unit) -> str:
     return unit.kind or unit.stage
 
 
+def read_again(check: OutputCheck) -> None:
+    """A check that caches what it read of the journal (``verify.AsRecorded``) reads it afresh on
+    its next call: after a claim, whose recheck must see a record made just before, and after this
+    process recorded a unit. Plain callables have nothing to refresh."""
+    refresh = getattr(check, "read_again", None)
+    if refresh is not None:
+        refresh()
+
+
 def is_done(unit: Unit, check: OutputCheck) -> bool:
     return all(check(path) for path in unit.outputs)
 

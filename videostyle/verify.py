@@ -74,6 +74,10 @@ class AsRecorded:
     height: int
     width: int
 
+    def read_again(self) -> None:
+        """Read the journal afresh on the next call (see :func:`videostyle.units.read_again`)."""
+        self.ledger.read_again()
+
     def __call__(self, path: Path) -> bool:
         size = file_size(path)
         return (size is not None and size == self.ledger.recorded_size(path)
