@@ -201,3 +201,19 @@ def test_an_openjd_session_gets_openjd_lines_unless_told(monkeypatch: pytest.Mon
     assert isinstance(worker_progress("auto"), OpenJDProgress)
     assert isinstance(worker_progress("bar"), TerminalProgress)
     assert isinstance(worker_progress("openjd"), OpenJDProgress)
+
+
+def test_a_folder_with_its_own_template_is_not_written_over(tiny_clip: Path, tiny_style: Path,
+                                                            tmp_path: Path) -> None:
+    job = tmp_path / "job"
+    plan(tiny_clip, tiny_style, job)
+    folder = tmp_path / "studio"
+    folder.mkdir()
+    (folder / "template.yaml").write_text("specificationVersion: jobtemplate-2023-09\nname: comp\n")
+    (folder / "parameter_values.yaml").write_text("mine\n")
+    result = invoke("openjd", job, "-o", folder)
+    assert result.exit_code == 2 and "that videostyle did not write" in result.output, result.output
+    assert (folder / "template.yaml").read_text().endswith("name: comp\n")
+    assert (folder / "parameter_values.yaml").read_text() == "mine\n"
+    bundle(job, tmp_path / "ours")
+    bundle(job, tmp_path / "ours")  # its own bundle is written again

@@ -10,6 +10,7 @@ still has the byte size recorded when it was encoded for this style key.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -143,7 +144,7 @@ def _keep_edited_final(job: JobDir, marker: dict[str, object]) -> None:
     if not files:
         return
     n = 1
-    while (job.root / f"final.edited-{n}").exists():
+    while os.path.lexists(job.root / f"final.edited-{n}"):  # a planted link is a name taken too
         n += 1
     aside = job.root / f"final.edited-{n}"
     job.final_dir.rename(aside)

@@ -202,6 +202,7 @@ def write_bundle(job_dir: Path, bundle_dir: Path, workers: int | None = None, gp
     values = bundle_values(plan, workers, gpus, output)
     if bundle_dir.exists() and not bundle_dir.is_dir():
         raise UserError(f"{bundle_dir} is a file, not a folder for the bundle")
+    check_bundle_is_ours(bundle_dir)
     bundle_dir.mkdir(parents=True, exist_ok=True)
     template = bundle_dir / TEMPLATE_NAME
     _write_yaml(template, job_template(plan, values, bundle_dir))
@@ -212,6 +213,23 @@ def write_bundle(job_dir: Path, bundle_dir: Path, workers: int | None = None, gp
     elif values_file.is_file():
         values_file.unlink()  # an older bundle's values, which the defaults now give
     return Bundle(template, missing)
+
+
+def check_bundle_is_ours(bundle_dir: Path) -> None:
+    """The files a bundle replaces (``template.yaml``, ``parameter_values.yaml``) are a bundle this
+    command wrote before, or not there: a folder's own files of those names are never replaced."""
+    template, values = bundle_dir / TEMPLATE_NAME, bundle_dir / PARAMETER_VALUES_NAME
+    if not (template.exists() or values.exists()):
+        return
+    try:
+        data = yaml.safe_load(template.read_text()) if template.is_file() else None
+    except (OSError, yaml.YAMLError):
+        data = None
+    ours = (isinstance(data, dict) and data.get("specificationVersion") == "jobtemplate-2023-09"
+            and str(data.get("name", "")).startswith("videostyle "))
+    if not ours:
+        raise UserError(f"{bundle_dir} holds a {TEMPLATE_NAME} or {PARAMETER_VALUES_NAME} that videostyle did not "
+                        "write; give -o a new or empty folder")
 
 
 def _write_yaml(path: Path, data: dict[str, Any]) -> None:
