@@ -149,8 +149,10 @@ def _pair_work(store: FlowStore, a: int, b: int, load_frame: FrameLoader, method
             forward, backward = _external_pair(store, external, a, b, frame_a.shape[:2])
         else:
             frame_b = load_frame(b)
-            forward = flow.estimate_flow(frame_a, frame_b, method)
-            backward = flow.estimate_flow(frame_b, frame_a, method)
+            # One estimator both ways: a fused one reuses its members' flows for the second.
+            estimator = flow.create_estimator(method)
+            forward = estimator(frame_a, frame_b)
+            backward = estimator(frame_b, frame_a)
             flow.write_flo(store.flow_path(a, b), forward)
             flow.write_flo(store.flow_path(b, a), backward)
         _write_reliability(store, a, b, forward, backward, external)

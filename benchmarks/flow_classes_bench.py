@@ -1,0 +1,162 @@
+"""Optical flow per clip class: endpoint error against the exact flow, and what the reliability catches.
+
+    python benchmarks/flow_classes_bench.py [--methods dis_dense,fused,rlof,dis_dense@x2,dis_dense@src2]
+        [--clips pan,zoom] [--widths 128,192] [--frames 6] [--photos DIR] [--threads 1]
+
+For every synthetic clip class of ``benchmarks/temporal_bench.py`` (``SYNTHETIC``: exact flow
+from ``flow.synthetic.camera_clip``), at each width, every consecutive pair's flow t -> t-1 (the
+one the stylizer warps with) is scored over the pixels frame t-1 shows too:
+
+* ``EPE``: mean endpoint error, px;
+* ``>1px``: share of those pixels off by more than 1 px (where warping visibly tears);
+* ``caught``: share of the >1 px pixels the consistency check (flow t -> t-1 against t-1 -> t)
+  marks unreliable (< 128 of 255), i.e. the temporal loss does not pull them;
+* ``lost``: share of the correct pixels (<= 1 px) it marks unreliable (what it throws away);
+* ``s/pair``: seconds for both flows of a pair (median over pairs).
+
+Methods: every name of ``flow.available_methods()``; ``NAME@xK`` is method NAME on the frames
+upsampled K times (``flow.estimators.UpsampledEstimator``); ``NAME@srcK`` is NAME on the clip
+rendered K times larger (the source footage of a job worked at this width), its flow shrunk to
+this width; and OpenCV methods the project does not offer, to show why: ``dis_ultrafast``,
+``dis_fast`` (DIS presets), ``rlof`` (dense RLOF), ``pcaflow``, ``simpleflow``.
+
+Photos: ``--photos`` (default ``../shared/data/photos`` beside the repository, as
+temporal_bench); where it is absent the clips fall back to analytic textures, which have no flat
+regions and give other figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import temporal_bench  # noqa: E402
+import flow  # noqa: E402
+from flow.estimators import UpsampledEstimator, to_grey_uint8  # noqa: E402
+from flow.synthetic import SyntheticClip  # noqa: E402
+
+UNRELIABLE = 128
+DEFAULT_METHODS = ("dis", "dis_fine", "dis_dense", "deepflow", "tvl1", "farneback", "dis_ultrafast", "dis_fast",
+                   "rlof", "pcaflow", "simpleflow", "dis_dense@x2", "dis_dense@src2", "fused")
+
+
+class _GreyOpenCV:
+    """An OpenCV method the project does not offer, on 8-bit grey (3-channel where it insists)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._engine = {
+            "dis_ultrafast": lambda: cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST),
+            "dis_fast": lambda: cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST),
+            "pcaflow": cv2.optflow.createOptFlow_PCAFlow,
+        }.get(name, lambda: None)()
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.nan_to_num(self._compute(to_grey_uint8(a), to_grey_uint8(b)))  # SimpleFlow gives NaNs
+
+    def _compute(self, grey_a: np.ndarray, grey_b: np.ndarray) -> np.ndarray:
+        if self.name == "rlof":  # dense RLOF and SimpleFlow take 8-bit 3-channel frames only
+            return cv2.optflow.calcOpticalFlowDenseRLOF(*(cv2.cvtColor(g, cv2.COLOR_GRAY2BGR) for g in (grey_a, grey_b)),
+                                                        None)
+        if self.name == "simpleflow":
+            return cv2.optflow.calcOpticalFlowSF(*(cv2.cvtColor(g, cv2.COLOR_GRAY2BGR) for g in (grey_a, grey_b)),
+                                                 3, 2, 4)
+        return self._engine.calc(grey_a, grey_b, None)
+
+
+EXTRA = ("dis_ultrafast", "dis_fast", "rlof", "pcaflow", "simpleflow")
+
+
+def make_estimator(method: str) -> flow.FlowEstimator:
+    if "@x" in method:
+        base, factor = method.split("@x")
+        return UpsampledEstimator(make_estimator(base), int(factor))
+    if method in EXTRA:
+        return _GreyOpenCV(method)
+    return flow.create_estimator(method)
+
+
+def source_scale(method: str) -> int:
+    return int(method.split("@src")[1]) if "@src" in method else 1
+
+
+@dataclass
+class Score:
+    errors: list[np.ndarray]  # per pair: EPE of the visible pixels
+    unreliable: list[np.ndarray]  # per pair: the check's verdict on the same pixels
+    seconds: list[float]
+
+    def row(self) -> tuple[float, float, float, float, float]:
+        err, unrel = np.concatenate(self.errors), np.concatenate(self.unreliable)
+        wrong = err > 1.0
+        caught = float(unrel[wrong].mean()) if wrong.any() else float("nan")
+        lost = float(unrel[~wrong].mean()) if (~wrong).any() else float("nan")
+        return float(err.mean()), float(wrong.mean()), caught, lost, statistics.median(self.seconds)
+
+
+def score(method: str, clip: SyntheticClip, source: SyntheticClip | None) -> Score:
+    estimator = make_estimator(method.split("@src")[0])
+    frames = (source or clip).frames
+    height, width = clip.frames[0].shape[:2]
+    result = Score([], [], [])
+    for k in range(1, len(frames)):
+        start = time.perf_counter()
+        backward = estimator(frames[k], frames[k - 1])
+        forward = estimator(frames[k - 1], frames[k])
+        result.seconds.append(time.perf_counter() - start)
+        backward, forward = flow.resize_flow(backward, height, width), flow.resize_flow(forward, height, width)
+        visible = clip.visible[k]
+        err = np.hypot(*(backward - clip.backward[k]).transpose(2, 0, 1))
+        result.errors.append(err[visible])
+        result.unreliable.append(flow.consistency_check(backward, forward)[visible] < UNRELIABLE)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
+    parser.add_argument("--clips", default=",".join(temporal_bench.SYNTHETIC))
+    parser.add_argument("--widths", default="128,192")
+    parser.add_argument("--frames", type=int, default=6)
+    parser.add_argument("--photos", type=Path, default=temporal_bench.PHOTOS)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    cv2.setNumThreads(args.threads)
+    temporal_bench.PHOTOS = args.photos
+    methods = [m for m in args.methods.split(",") if m]
+    clips = [c for c in args.clips.split(",") if c]
+    print(f"OpenCV {cv2.__version__}, {args.threads} thread(s); photos from {args.photos}"
+          f"{'' if args.photos.is_dir() else ' (absent: analytic textures)'}; {args.frames} frames per clip")
+    worst: dict[tuple[str, int], tuple[float, str]] = {}
+    for width in (int(w) for w in args.widths.split(",")):
+        for name in clips:
+            clip = temporal_bench.synthetic_clip(name, args.frames, width)
+            sources: dict[int, SyntheticClip] = {}
+            print(f"\n{name} at {width}x{clip.frames[0].shape[0]}, {args.frames - 1} pairs")
+            print(f"  {'method':16s} {'EPE':>6s} {'>1px':>6s} {'caught':>7s} {'lost':>6s} {'s/pair':>7s}")
+            for method in methods:
+                scale = source_scale(method)
+                if scale > 1 and scale not in sources:
+                    sources[scale] = temporal_bench.synthetic_clip(name, args.frames, width * scale)
+                epe, wrong, caught, lost, seconds = score(method, clip, sources.get(scale)).row()
+                print(f"  {method:16s} {epe:6.3f} {wrong:6.1%} {caught:7.1%} {lost:6.1%} {seconds:7.3f}", flush=True)
+                key = (method, width)
+                if epe > worst.get(key, (-1.0, ""))[0]:
+                    worst[key] = (epe, name)
+    print("\nworst class per method (mean EPE, px)")
+    for (method, width), (epe, name) in sorted(worst.items(), key=lambda kv: (kv[0][1], kv[1][0])):
+        print(f"  {width:4d} px  {method:16s} {epe:6.3f} ({name})")
+
+
+if __name__ == "__main__":
+    main()
