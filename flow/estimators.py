@@ -241,19 +241,22 @@ def available_methods() -> list[str]:
     return list(_ESTIMATORS)
 
 
-def create_estimator(method: str = DEFAULT_METHOD) -> FlowEstimator:
-    """A new estimator for ``method``; reuse it for many frame pairs. FlowError if unknown."""
+def create_estimator(method: str = DEFAULT_METHOD, upsample: int = 1) -> FlowEstimator:
+    """A new estimator for ``method``, run on frames ``upsample`` times larger when above 1;
+    reuse it for many frame pairs. FlowError if unknown."""
     try:
         factory = _ESTIMATORS[method]
     except KeyError:
         raise FlowError(f"unknown flow method {method!r}; available: "
                         f"{', '.join(available_methods())}") from None
-    return factory()
+    if int(upsample) != upsample or upsample < 1:
+        raise FlowError(f"flow upsampling must be a whole number from 1, got {upsample}")
+    return factory() if upsample == 1 else UpsampledEstimator(factory(), int(upsample))
 
 
-def estimate_flow(a: np.ndarray, b: np.ndarray, method: str = DEFAULT_METHOD) -> np.ndarray:
+def estimate_flow(a: np.ndarray, b: np.ndarray, method: str = DEFAULT_METHOD, upsample: int = 1) -> np.ndarray:
     """Flow(a -> b) as HxWx2 float32 with a(x) ~ b(x + flow(x)); see the module docstring."""
-    return create_estimator(method)(a, b)
+    return create_estimator(method, upsample)(a, b)
 
 
 def to_grey_uint8(image: np.ndarray, what: str = "frame") -> np.ndarray:

@@ -97,3 +97,43 @@ def test_warped_frame_matches_better_with_the_fused_flow() -> None:
         return float(np.abs(warp(s, flow.estimate_flow(t, s, method)) - t).mean(axis=2)[visible].mean())
 
     assert residual("fused") < residual("dis_dense")
+
+
+def test_flow_upsample_setting_reaches_the_estimator_and_the_flows_key() -> None:
+    from videostyle.flowstage import planned_source
+
+    settings = resolve_settings(overrides={"flow": {"method": "dis_dense", "upsample": 2}})
+    assert settings.flow.upsample == 2
+    assert planned_source(settings.flow.method, None, settings.flow.upsample) == "dis_dense@x2"
+    assert planned_source("dis_dense", None) == "dis_dense"
+    assert flow.create_estimator("dis_dense", 2).name == "dis_dense@x2"
+    with pytest.raises(UserError, match="upsample"):
+        resolve_settings(overrides={"flow": {"upsample": 0}})
+    with pytest.raises(flow.FlowError, match="whole number"):
+        flow.create_estimator("dis", 0)
+
+
+def test_run_records_the_fused_upsampled_flow_method(tiny_clip, tiny_style, tmp_path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from videostyle.cli import main
+
+    job = tmp_path / "job"
+    result = CliRunner().invoke(main, ["run", str(tiny_clip), "--style", str(tiny_style), "--job-dir", str(job),
+                                       "--plan-only", "--flow", "fused", "--flow-upsample", "2"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((job / "job.json").read_text())["flow"]["method"] == "fused@x2"
+
+
+def test_a_flow_unit_of_the_fused_method_writes_its_flows_both_ways(tmp_path) -> None:
+    from videostyle.flowstage import FlowStore, flow_units
+
+    clip = _hard_clip()
+    store = FlowStore(tmp_path)
+    [unit] = flow_units(store, [(2, 3)], lambda i: clip.frames[i - 1], "fused")
+    unit.work()
+    assert np.array_equal(store.flow(3, 2), flow.estimate_flow(clip.frames[2], clip.frames[1], "fused"))
+    assert np.array_equal(store.flow(2, 3), flow.estimate_flow(clip.frames[1], clip.frames[2], "fused"))
+    assert store.reliability(3, 2).shape == (72, 128)
