@@ -1,7 +1,7 @@
 """Optical flow per clip class: endpoint error against the exact flow, and what the reliability catches.
 
     python benchmarks/flow_classes_bench.py [--methods dis_dense,fused,rlof,dis_dense@x2,dis_dense@src2]
-        [--clips pan,zoom] [--widths 128,192] [--frames 6] [--photos DIR] [--threads 1]
+        [--clips pan,zoom] [--widths 128,192] [--frames 6] [--photos DIR] [--threads 1] [--no-temporal]
 
 For every synthetic clip class of ``benchmarks/temporal_bench.py`` (``SYNTHETIC``: exact flow
 from ``flow.synthetic.camera_clip``), at each width, every consecutive pair's flow t -> t-1 (the
@@ -12,7 +12,15 @@ one the stylizer warps with) is scored over the pixels frame t-1 shows too:
 * ``caught``: share of the >1 px pixels the consistency check (flow t -> t-1 against t-1 -> t)
   marks unreliable (< 128 of 255), i.e. the temporal loss does not pull them;
 * ``lost``: share of the correct pixels (<= 1 px) it marks unreliable (what it throws away);
+* ``occl``: share of the pixels frame t-1 does not show (occluded, outside, on a disc's rim) it
+  marks unreliable (what must not be pulled);
 * ``s/pair``: seconds for both flows of a pair (median over pairs).
+
+With ``--temporal`` (the default), the same three for a reliability that also uses what the previous pair saw,
+over the pairs after the first (the checker's own figures over those pairs beside them): a pixel
+the checker marks as a motion boundary is reliable after all when its flow agrees within
+``--temporal-tolerance`` px with the previous pair's flow t-1 -> t-2 taken at the point it maps
+to (constant motion over three frames); disoccluded pixels stay unreliable.
 
 Methods: every name of ``flow.available_methods()``; ``NAME@xK`` is method NAME on the frames
 upsampled K times (``flow.estimators.UpsampledEstimator``); ``NAME@srcK`` is NAME on the clip
@@ -42,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import temporal_bench  # noqa: E402
 import flow  # noqa: E402
+from flow.consistency import MOTION_BOUNDARY, RELIABLE, _classify, smooth_gaussian_like_checker  # noqa: E402
 from flow.estimators import UpsampledEstimator, to_grey_uint8  # noqa: E402
 from flow.synthetic import SyntheticClip  # noqa: E402
 
@@ -91,24 +100,58 @@ def source_scale(method: str) -> int:
 
 
 @dataclass
+class Verdicts:
+    """A reliability's verdicts (True = unreliable) on the visible pixels, their errors, and on
+    the pixels the other frame does not show; one array per pair."""
+
+    errors: list[np.ndarray]
+    visible: list[np.ndarray]
+    hidden: list[np.ndarray]
+
+    def add(self, err: np.ndarray, unreliable: np.ndarray, visible: np.ndarray) -> None:
+        self.errors.append(err[visible])
+        self.visible.append(unreliable[visible])
+        self.hidden.append(unreliable[~visible])
+
+    def caught_lost_occluded(self) -> tuple[float, float, float]:
+        err, unrel, hidden = (np.concatenate(x) for x in (self.errors, self.visible, self.hidden))
+        wrong = err > 1.0
+        return _share(unrel[wrong]), _share(unrel[~wrong]), _share(hidden)
+
+
+def _share(flags: np.ndarray) -> float:
+    return float(flags.mean()) if flags.size else float("nan")
+
+
+@dataclass
 class Score:
-    errors: list[np.ndarray]  # per pair: EPE of the visible pixels
-    unreliable: list[np.ndarray]  # per pair: the check's verdict on the same pixels
+    checker: Verdicts
+    later_checker: Verdicts  # the checker over the pairs after the first
+    temporal: Verdicts  # the temporal reliability over the same pairs
     seconds: list[float]
 
-    def row(self) -> tuple[float, float, float, float, float]:
-        err, unrel = np.concatenate(self.errors), np.concatenate(self.unreliable)
-        wrong = err > 1.0
-        caught = float(unrel[wrong].mean()) if wrong.any() else float("nan")
-        lost = float(unrel[~wrong].mean()) if (~wrong).any() else float("nan")
-        return float(err.mean()), float(wrong.mean()), caught, lost, statistics.median(self.seconds)
+    def row(self) -> tuple[float, float, float, float, float, float]:
+        err = np.concatenate(self.checker.errors)
+        return (float(err.mean()), float((err > 1.0).mean()), *self.checker.caught_lost_occluded(),
+                statistics.median(self.seconds))
 
 
-def score(method: str, clip: SyntheticClip, source: SyntheticClip | None) -> Score:
+def temporal_unreliable(backward: np.ndarray, forward: np.ndarray, previous: np.ndarray, tolerance: float) -> np.ndarray:
+    """The checker's verdict with its motion-boundary marks lifted where the flow t -> t-1 agrees
+    with the previous pair's flow t-1 -> t-2 at the point it maps to."""
+    raw = _classify(backward, forward)
+    agrees = np.hypot(*(backward - flow.warp(previous, backward)).transpose(2, 0, 1)) <= tolerance
+    lifted = (raw == MOTION_BOUNDARY) & (flow.lands_inside(backward) > 0) & agrees
+    raw = np.where(lifted, np.float32(RELIABLE), raw)
+    return np.clip(smooth_gaussian_like_checker(raw), 0, 255) < UNRELIABLE
+
+
+def score(method: str, clip: SyntheticClip, source: SyntheticClip | None, tolerance: float) -> Score:
     estimator = make_estimator(method.split("@src")[0])
     frames = (source or clip).frames
     height, width = clip.frames[0].shape[:2]
-    result = Score([], [], [])
+    result = Score(Verdicts([], [], []), Verdicts([], [], []), Verdicts([], [], []), [])
+    previous = None
     for k in range(1, len(frames)):
         start = time.perf_counter()
         backward = estimator(frames[k], frames[k - 1])
@@ -117,8 +160,12 @@ def score(method: str, clip: SyntheticClip, source: SyntheticClip | None) -> Sco
         backward, forward = flow.resize_flow(backward, height, width), flow.resize_flow(forward, height, width)
         visible = clip.visible[k]
         err = np.hypot(*(backward - clip.backward[k]).transpose(2, 0, 1))
-        result.errors.append(err[visible])
-        result.unreliable.append(flow.consistency_check(backward, forward)[visible] < UNRELIABLE)
+        unreliable = flow.consistency_check(backward, forward) < UNRELIABLE
+        result.checker.add(err, unreliable, visible)
+        if previous is not None and tolerance > 0:
+            result.later_checker.add(err, unreliable, visible)
+            result.temporal.add(err, temporal_unreliable(backward, forward, previous, tolerance), visible)
+        previous = backward
     return result
 
 
@@ -130,6 +177,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=6)
     parser.add_argument("--photos", type=Path, default=temporal_bench.PHOTOS)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--temporal", action=argparse.BooleanOptionalAction, default=True,
+                        help="also the reliability that uses the previous pair")
+    parser.add_argument("--temporal-tolerance", type=float, default=0.5)
     args = parser.parse_args()
     cv2.setNumThreads(args.threads)
     temporal_bench.PHOTOS = args.photos
@@ -143,13 +193,22 @@ def main() -> None:
             clip = temporal_bench.synthetic_clip(name, args.frames, width)
             sources: dict[int, SyntheticClip] = {}
             print(f"\n{name} at {width}x{clip.frames[0].shape[0]}, {args.frames - 1} pairs")
-            print(f"  {'method':16s} {'EPE':>6s} {'>1px':>6s} {'caught':>7s} {'lost':>6s} {'s/pair':>7s}")
+            header = f"  {'method':16s} {'EPE':>6s} {'>1px':>6s} {'caught':>7s} {'lost':>6s} {'occl':>6s} {'s/pair':>7s}"
+            if args.temporal:
+                header += "   later pairs: checker caught/lost/occl   temporal caught/lost/occl"
+            print(header)
             for method in methods:
                 scale = source_scale(method)
                 if scale > 1 and scale not in sources:
                     sources[scale] = temporal_bench.synthetic_clip(name, args.frames, width * scale)
-                epe, wrong, caught, lost, seconds = score(method, clip, sources.get(scale)).row()
-                print(f"  {method:16s} {epe:6.3f} {wrong:6.1%} {caught:7.1%} {lost:6.1%} {seconds:7.3f}", flush=True)
+                result = score(method, clip, sources.get(scale), args.temporal_tolerance if args.temporal else 0.0)
+                epe, wrong, caught, lost, occluded, seconds = result.row()
+                line = (f"  {method:16s} {epe:6.3f} {wrong:6.1%} {caught:7.1%} {lost:6.1%} {occluded:6.1%}"
+                        f" {seconds:7.3f}")
+                if args.temporal:
+                    line += "   " + " / ".join(f"{x:.1%}" for x in result.later_checker.caught_lost_occluded())
+                    line += "   " + " / ".join(f"{x:.1%}" for x in result.temporal.caught_lost_occluded())
+                print(line, flush=True)
                 key = (method, width)
                 if epe > worst.get(key, (-1.0, ""))[0]:
                     worst[key] = (epe, name)
