@@ -11,6 +11,8 @@ one the stylizer warps with) is scored over the pixels frame t-1 shows too:
 * ``>1px``: share of those pixels off by more than 1 px (where warping visibly tears);
 * ``caught``: share of the >1 px pixels the consistency check (flow t -> t-1 against t-1 -> t)
   marks unreliable (< 128 of 255), i.e. the temporal loss does not pull them;
+* ``missed``: share of all visible pixels that are off by more than 1 px and yet marked reliable
+  (what the temporal loss pulls towards a wrong place: ``>1px`` x (1 - ``caught``));
 * ``lost``: share of the correct pixels (<= 1 px) it marks unreliable (what it throws away);
 * ``occl``: share of the pixels frame t-1 does not show (occluded, outside, on a disc's rim) it
   marks unreliable (what must not be pulled);
@@ -27,6 +29,20 @@ upsampled K times (``flow.estimators.UpsampledEstimator``); ``NAME@srcK`` is NAM
 rendered K times larger (the source footage of a job worked at this width), its flow shrunk to
 this width; and OpenCV methods the project does not offer, to show why: ``dis_ultrafast``,
 ``dis_fast`` (DIS presets), ``rlof`` (dense RLOF), ``pcaflow``, ``simpleflow``.
+
+Measured (8 classes, 128 and 192 px, 6 frames, one thread; the tables in the flow issue's
+report): ``fused`` leaves the fewest pixels off by more than 1 px on every class among the
+methods on working-size frames; dense DIS on the frames upsampled 2x, or on the source at twice
+the size, beats dense DIS on most classes at 128 px (``fast``: 1.22 and 1.47 px against 1.67)
+for 4-5x its time, and on the source it is the most exact on rotation and zoom (``rotation``,
+128 px: 0.044 px against fused 0.18, dense DIS 0.22). Left out of the project:
+``dis_ultrafast`` / ``dis_fast`` (3-64% of pixels off by >1 px), ``pcaflow`` (5-80%), ``rlof``
+(5-47%, 0.06-0.13 s a pair), ``simpleflow`` (worst class 4.7 px at 192 px, 0.3-0.4 s a pair);
+farneback and tvl1 stay for what they were (worst classes 11.6 and 4.8 px at 192 px).
+The temporal reliability (``--temporal``) throws away fewer correct pixels where the motion is
+steady (``zoom`` 128 px, dense DIS: 8.9% -> 4.4%) but marks many fewer occluded pixels
+(``slow``: 66% -> 33%, ``static``: 76% -> 61%) and catches fewer wrong ones (``slow``: 100% ->
+30%): not worth making a setting.
 
 Photos: ``--photos`` (default ``../shared/data/photos`` beside the repository, as
 temporal_bench); where it is absent the clips fall back to analytic textures, which have no flat
@@ -130,10 +146,12 @@ class Score:
     temporal: Verdicts  # the temporal reliability over the same pairs
     seconds: list[float]
 
-    def row(self) -> tuple[float, float, float, float, float, float]:
+    def row(self) -> tuple[float, float, float, float, float, float, float]:
         err = np.concatenate(self.checker.errors)
-        return (float(err.mean()), float((err > 1.0).mean()), *self.checker.caught_lost_occluded(),
-                statistics.median(self.seconds))
+        wrong = err > 1.0
+        missed = float((wrong & ~np.concatenate(self.checker.visible)).mean())
+        caught, lost, occluded = self.checker.caught_lost_occluded()
+        return float(err.mean()), float(wrong.mean()), caught, missed, lost, occluded, statistics.median(self.seconds)
 
 
 def temporal_unreliable(backward: np.ndarray, forward: np.ndarray, previous: np.ndarray, tolerance: float) -> np.ndarray:
@@ -193,7 +211,8 @@ def main() -> None:
             clip = temporal_bench.synthetic_clip(name, args.frames, width)
             sources: dict[int, SyntheticClip] = {}
             print(f"\n{name} at {width}x{clip.frames[0].shape[0]}, {args.frames - 1} pairs")
-            header = f"  {'method':16s} {'EPE':>6s} {'>1px':>6s} {'caught':>7s} {'lost':>6s} {'occl':>6s} {'s/pair':>7s}"
+            header = (f"  {'method':16s} {'EPE':>6s} {'>1px':>6s} {'caught':>7s} {'missed':>6s} {'lost':>6s} {'occl':>6s}"
+                      f" {'s/pair':>7s}")
             if args.temporal:
                 header += "   later pairs: checker caught/lost/occl   temporal caught/lost/occl"
             print(header)
@@ -202,9 +221,9 @@ def main() -> None:
                 if scale > 1 and scale not in sources:
                     sources[scale] = temporal_bench.synthetic_clip(name, args.frames, width * scale)
                 result = score(method, clip, sources.get(scale), args.temporal_tolerance if args.temporal else 0.0)
-                epe, wrong, caught, lost, occluded, seconds = result.row()
-                line = (f"  {method:16s} {epe:6.3f} {wrong:6.1%} {caught:7.1%} {lost:6.1%} {occluded:6.1%}"
-                        f" {seconds:7.3f}")
+                epe, wrong, caught, missed, lost, occluded, seconds = result.row()
+                line = (f"  {method:16s} {epe:6.3f} {wrong:6.1%} {caught:7.1%} {missed:6.2%} {lost:6.1%}"
+                        f" {occluded:6.1%} {seconds:7.3f}")
                 if args.temporal:
                     line += "   " + " / ".join(f"{x:.1%}" for x in result.later_checker.caught_lost_occluded())
                     line += "   " + " / ".join(f"{x:.1%}" for x in result.temporal.caught_lost_occluded())

@@ -3,10 +3,10 @@
 No single OpenCV method holds everywhere on hard footage: dense DIS follows fast objects but
 wanders on flat regions and at the working sizes of a preview (128 px wide) loses a fast disc,
 DIS on frames upsampled 2x keeps the disc but smears the slow clip, DeepFlow is steadiest on flat
-regions and loses fast motion. Yet at most pixels one of them is right (see
-``benchmarks/flow_classes_bench.py``: the per-pixel best of four candidates has a worst-class
-endpoint error of 0.12 px at 128 px wide, the best single method 0.24). So each pixel takes the
-candidate that best explains the frames, by a cost that needs no ground truth:
+regions and loses fast motion. Yet at most pixels one of them is right (``benchmarks/
+flow_classes_bench.py``'s first four clip classes at 128 px: the per-pixel best of the four
+candidates has a worst-class endpoint error of 0.12 px, the best single method 0.24). So each
+pixel takes the candidate that best explains the frames, by a cost that needs no ground truth:
 
     cost_i(x) = box( |a(x) - b(x + f_i(x))| ) + fb_weight * box( min(fb_i(x), fb_cap) )
 
