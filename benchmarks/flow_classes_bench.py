@@ -90,13 +90,13 @@ class _GreyOpenCV:
         return np.nan_to_num(self._compute(to_grey_uint8(a), to_grey_uint8(b)))  # SimpleFlow gives NaNs
 
     def _compute(self, grey_a: np.ndarray, grey_b: np.ndarray) -> np.ndarray:
-        if self.name == "rlof":  # dense RLOF and SimpleFlow take 8-bit 3-channel frames only
-            return cv2.optflow.calcOpticalFlowDenseRLOF(*(cv2.cvtColor(g, cv2.COLOR_GRAY2BGR) for g in (grey_a, grey_b)),
-                                                        None)
-        if self.name == "simpleflow":
-            return cv2.optflow.calcOpticalFlowSF(*(cv2.cvtColor(g, cv2.COLOR_GRAY2BGR) for g in (grey_a, grey_b)),
-                                                 3, 2, 4)
-        return self._engine.calc(grey_a, grey_b, None)
+        if self._engine is not None:
+            return self._engine.calc(grey_a, grey_b, None)
+        # Dense RLOF and SimpleFlow take 8-bit 3-channel frames only.
+        colour = [cv2.cvtColor(g, cv2.COLOR_GRAY2BGR) for g in (grey_a, grey_b)]
+        if self.name == "rlof":
+            return cv2.optflow.calcOpticalFlowDenseRLOF(*colour, None)
+        return cv2.optflow.calcOpticalFlowSF(*colour, 3, 2, 4)  # 3 levels, 2 px averaging block, 4 px max flow
 
 
 EXTRA = ("dis_ultrafast", "dis_fast", "rlof", "pcaflow", "simpleflow")
@@ -154,7 +154,8 @@ class Score:
         return float(err.mean()), float(wrong.mean()), caught, missed, lost, occluded, statistics.median(self.seconds)
 
 
-def temporal_unreliable(backward: np.ndarray, forward: np.ndarray, previous: np.ndarray, tolerance: float) -> np.ndarray:
+def temporal_unreliable(backward: np.ndarray, forward: np.ndarray, previous: np.ndarray,
+                        tolerance: float) -> np.ndarray:
     """The checker's verdict with its motion-boundary marks lifted where the flow t -> t-1 agrees
     with the previous pair's flow t-1 -> t-2 at the point it maps to."""
     raw = _classify(backward, forward)
@@ -211,8 +212,8 @@ def main() -> None:
             clip = temporal_bench.synthetic_clip(name, args.frames, width)
             sources: dict[int, SyntheticClip] = {}
             print(f"\n{name} at {width}x{clip.frames[0].shape[0]}, {args.frames - 1} pairs")
-            header = (f"  {'method':16s} {'EPE':>6s} {'>1px':>6s} {'caught':>7s} {'missed':>6s} {'lost':>6s} {'occl':>6s}"
-                      f" {'s/pair':>7s}")
+            header = (f"  {'method':16s} {'EPE':>6s} {'>1px':>6s} {'caught':>7s} {'missed':>6s} {'lost':>6s}"
+                      f" {'occl':>6s} {'s/pair':>7s}")
             if args.temporal:
                 header += "   later pairs: checker caught/lost/occl   temporal caught/lost/occl"
             print(header)
