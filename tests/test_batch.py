@@ -363,3 +363,14 @@ def test_a_batched_job_ends_close_to_the_unbatched_one(tiny_clip: Path, tiny_sty
     for k in range(1, 6):
         a, b = (load_image(tmp_path / f"job{n}" / "final" / f"frame_{k:05d}.png").astype(np.float32) for n in (1, 2))
         assert np.abs(a - b).mean() < 1.0
+
+
+def test_a_batched_kind_is_measured_as_one_call_of_its_frames(tiny_clip: Path, tiny_style: Path, tmp_path: Path,
+                                                              one_torch_thread) -> None:
+    from videostyle.workload import measure_unit
+
+    plan = prepare(_request(tiny_clip, tiny_style, tmp_path / "job", 2))
+    group = next(u for u in plan.units if cost_kind(u) == "stylize 1x, 2 frames a call")
+    seconds = measure_unit(plan, group)
+    assert 0 < seconds < 5  # per full-size iteration of one frame, 64x48 here
+    assert plan.ctx.stylizer()._batch_by_shape == {(48, 64, 2): 2}  # timed as one call of two frames
