@@ -1,8 +1,9 @@
 """The two temporal algorithms of Ruder et al. as units of work: multi-pass and single-pass.
 
 Every unit reads its inputs (content frame, earlier results, flows) from the job folder and
-writes one PNG, so a run can stop after any unit and resume with identical results: nothing is
-carried in memory from one unit to the next.
+writes one PNG (a group of frames stylized together, ``batch_frames``, one per frame), so a run
+can stop after any unit and resume with identical results: nothing is carried in memory from one
+unit to the next.
 
 Frames are stylized per segment (see ``videostyle.shots``): no warp, blend or temporal loss
 reaches outside a segment except to its anchor frames, which are stylized first and then fixed.
