@@ -474,7 +474,8 @@ def batched_units(ctx: PassContext, units: list[Unit]) -> list[Unit]:
         group_of.update({m.name: name for m in members})
         grouped[members[0].name] = Unit(
             name=name, stage="stylize", outputs=tuple(o for m in members for o in m.outputs),
-            needs=tuple(dict.fromkeys(n for m in members for n in m.needs)), work=_group_work(ctx, seg, rank, p, frames),
+            needs=tuple(dict.fromkeys(n for m in members for n in m.needs)),
+            work=_group_work(ctx, seg, rank, p, frames),
             label=f"pass {p}/{ctx.settings.video.passes} frames {','.join(map(str, frames))}/{ctx.n_frames}",
             effort=sum(m.effort for m in members), kind=batch_kind(members[0].kind, len(frames)))
     result = []
