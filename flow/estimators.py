@@ -207,6 +207,11 @@ class FusedEstimator:
                                               UpsampledEstimator(DISDenseEstimator(), 2)]
         self._last: tuple[bytes, bytes, list[np.ndarray], list[np.ndarray]] | None = None
 
+    @property
+    def member_names(self) -> list[str]:
+        """The estimators it chooses from (an upsampled one by its own name: ``dis_dense@x2``)."""
+        return [member.name for member in self._members]
+
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         grey_a, grey_b = to_grey_uint8(a, "first frame"), to_grey_uint8(b, "second frame")
         if grey_a.shape != grey_b.shape:

@@ -301,3 +301,17 @@ def test_a_job_is_measured_with_another_estimator_than_its_own(tmp_path, job_met
     assert code == 0 and f"flows: estimated ({expected}, not the job's {job_method})" in text
     same = run_json("eval", str(job), "--no-distances", "--flow-method", job_method)
     assert any("the job's own flow estimator" in n for n in same["notes"])
+
+
+@pytest.mark.parametrize("job_method", [*flow.available_methods(), None])
+def test_eval_never_measures_a_job_with_its_own_estimator_or_one_it_was_fused_from(job_method):
+    from flow.estimators import FusedEstimator
+    from videostyle.evaluate import independent_method
+
+    chosen = independent_method(job_method)
+    assert chosen in flow.available_methods()
+    members = {name.split("@")[0] for name in FusedEstimator().member_names}
+    own = {job_method} | (members if job_method == "fused" else set())
+    assert chosen not in own, (job_method, chosen)
+    dis = {"dis", "dis_fine", "dis_dense"}
+    assert not (job_method in dis and chosen in dis), (job_method, chosen)

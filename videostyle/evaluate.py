@@ -377,15 +377,17 @@ class _Track:
 
 
 # What measures a job's result when its own estimator must not: another algorithm, not another
-# setting of the same one (the DIS variants share their errors).
-INDEPENDENT_FLOW = {"deepflow": "dis_dense"}
+# setting of the same one (the DIS variants share their errors), and none of the members a fused
+# flow chose from (TV-L1: at 128 px 0.4-2.9 px endpoint error on the clip classes, as deepflow).
+INDEPENDENT_FLOW = {"deepflow": "dis_dense", "fused": "tvl1"}
 INDEPENDENT_FLOW_DEFAULT = "deepflow"
 _FAMILY = {"dis_fine": "dis", "dis_dense": "dis"}
 
 
 def independent_method(job_method: str | None) -> str:
     """The estimator ``eval`` measures a job with by default: not the job's own (``deepflow``,
-    or ``dis_dense`` for a job that used DeepFlow). ``job_method`` None: no job, or the user's files."""
+    ``dis_dense`` for a job that used DeepFlow, ``tvl1`` for a fused one). ``job_method`` None: no
+    job, or the user's files."""
     return INDEPENDENT_FLOW.get(_FAMILY.get(job_method or "", job_method or ""), INDEPENDENT_FLOW_DEFAULT)
 
 
