@@ -142,5 +142,7 @@ def test_revealed_background_comes_back_with_its_strokes(tiny_style: Path, tmp_p
 
     before, short_before = stylize((1,), "before")
     after, short_after = stylize(offsets, "after")
-    assert after < 0.5 * before, (after, before)
-    assert short_after < 1.1 * short_before, (short_after, short_before)
+    # Measured: 63.5 -> 13.2 over the revealed pixels (0.21x); the short-range error 5.99 -> 6.55
+    # at this size and budget (at 128 px with a preset's budget it fell, benchmarks/longrange_bench.py).
+    assert after < 0.4 * before, (after, before)
+    assert short_after < 1.25 * short_before, (short_after, short_before)
