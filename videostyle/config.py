@@ -42,6 +42,8 @@ MAX_PASSES = 1000
 MAX_ITERATIONS = 100_000
 MAX_SIDE = 16384
 MAX_FRAMES = 1_000_000
+# Frames of one batched call (a unit's name lists them all, and must stay a short file name).
+MAX_BATCH_FRAMES = 16
 STYLE_LAYERS_DEFAULT = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 SPEC = "videostyle.setting"  # the metadata key of a field's declaration
 RUN, IMAGE = "run", "image"  # commands that offer settings as options
@@ -297,6 +299,11 @@ class VideoSettings:
     parallel_spacing: int = setting(2, "Multi-pass, --schedule parallel: a pass after the first starts with every "
                                        "Nth frame at once, then does the frames between them from both sides in "
                                        "about N/2 more steps.", minimum=1)
+    batch_frames: int = setting(
+        1, "Multi-pass, --schedule parallel: stylize up to N frames of one step of a pass (frames that do not "
+           "read each other) in one unit, one batched VGG-19 call per iteration, each frame with its own "
+           "optimiser, so each result is the unbatched one up to rounding. Faster on a GPU; on a CPU it gains "
+           "nothing (1 there).", minimum=1, maximum=MAX_BATCH_FRAMES)
     init_rest: str = setting("prev_warped", "Single-pass: start of the frames after the first.",
                              choices=("prev_warped", "prev", "first", "random", "content"))
     long_term_combine: str = setting("closest_first", "Long-term weights (--long-term): c_long (the paper's: a "

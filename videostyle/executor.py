@@ -61,7 +61,8 @@ def run_claimed(unit: Unit, lock: Lock, job: JobDir, check: OutputCheck) -> Unit
                         "lock's lifetime?); its result is not recorded", unit.name)
             return result
         record_done(job.root, unit.name, time.monotonic() - start, unit.outputs,
-                    iterations=result.iterations, stop_reason=result.stop_reason)
+                    iterations=result.iterations, stop_reason=result.stop_reason,
+                    each=[(r.iterations, r.stop_reason) for r in result.outputs])
         read_again(check)  # the units waiting on this one see it done at once
         return result
     finally:

@@ -17,7 +17,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +26,19 @@ from videostyle.jobdir import JobDir, check_no_link_on_the_way
 
 
 def record_done(job_root: Path, unit_name: str, seconds: float, outputs: Iterable[Path] = (),
-                iterations: int = 0, stop_reason: str = "") -> None:
+                iterations: int = 0, stop_reason: str = "", each: Sequence[tuple[int, str]] = ()) -> None:
     """Write one record for ``unit_name``: who did it, how long it took, its files' byte sizes, and
-    for a stylization unit its optimiser iterations and why they ended."""
+    for a stylization unit its optimiser iterations and why they ended; ``each``: (iterations,
+    stop reason) of each output of a unit of several frames, in ``outputs`` order."""
+    outputs = list(outputs)
     sizes = {_relative(job_root, path): path.stat().st_size for path in outputs}
     entry: dict[str, Any] = {"unit": unit_name, "host": socket.gethostname(), "pid": os.getpid(),
                              "seconds": round(seconds, 3), "time": time.time(), "outputs": sizes}
     if iterations:
         entry.update(iterations=iterations, stop=stop_reason)
+    if each:
+        entry["frames"] = {_relative(job_root, path): {"iterations": it, "stop": stop}
+                           for path, (it, stop) in zip(outputs, each)}
     folder = JobDir(job_root).journal_dir
     record = folder / f"{unit_name.replace('/', '__')}~{uuid.uuid4().hex[:12]}.json"
     check_no_link_on_the_way(job_root, record)
@@ -171,6 +176,10 @@ def stylize_records(job_root: Path, key: str) -> dict[Path, dict[str, Any]]:
     for entry in read_journal(job_root):
         outputs = entry.get("outputs")
         if "iterations" in entry and isinstance(outputs, dict):
-            paths = (job_root / name for name in outputs if isinstance(name, str))
-            records.update({path: entry for path in paths if path.is_relative_to(folder)})
+            each = entry.get("frames") if isinstance(entry.get("frames"), dict) else {}
+            for name in outputs:
+                path = job_root / name if isinstance(name, str) else None
+                if path is not None and path.is_relative_to(folder):
+                    own = each.get(name)
+                    records[path] = {**entry, **own} if isinstance(own, dict) else entry
     return records

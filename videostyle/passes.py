@@ -1,8 +1,9 @@
 """The two temporal algorithms of Ruder et al. as units of work: multi-pass and single-pass.
 
 Every unit reads its inputs (content frame, earlier results, flows) from the job folder and
-writes one PNG, so a run can stop after any unit and resume with identical results: nothing is
-carried in memory from one unit to the next.
+writes one PNG (a group of frames stylized together, ``batch_frames``, one per frame), so a run
+can stop after any unit and resume with identical results: nothing is carried in memory from one
+unit to the next.
 
 Frames are stylized per segment (see ``videostyle.shots``): no warp, blend or temporal loss
 reaches outside a segment except to its anchor frames, which are stylized first and then fixed.
@@ -11,7 +12,8 @@ A unit lists the units it reads from, flows included, so any engine may run it o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -19,7 +21,7 @@ import numpy as np
 
 from videostyle.config import Settings
 from videostyle.flowstage import FlowStore, flow_unit_name
-from videostyle.frame.stylize import FrameLook, Stylizer, TemporalTarget
+from videostyle.frame.stylize import FrameLook, FrameTask, Stylizer, TemporalTarget
 from videostyle.images import save_image
 from videostyle.jobdir import JobDir
 from videostyle.shots import Segment, previous_anchors
@@ -143,6 +145,7 @@ def _kind(ctx: PassContext, pass_index: int, i: int) -> str:
 
 def kind_scale(kind: str) -> float | None:
     """The size a stylization unit of this cost kind is optimised at; None for other kinds."""
+    kind, _frames = split_batch_kind(kind)
     prefix, _, suffix = STYLIZE_KIND.partition("{:g}")
     if not (kind.startswith(prefix) and kind.endswith(suffix)):
         return None
@@ -151,13 +154,20 @@ def kind_scale(kind: str) -> float | None:
 
 def _stylize(ctx: PassContext, i: int, iterations: int, init: np.ndarray | str,
              temporal: list[TemporalTarget], pass_index: int) -> UnitResult:
-    v = ctx.settings.video
-    result = ctx.stylizer().stylize(ctx.content(i), iterations=iterations, init=init, temporal=temporal,
-                                    temporal_weight=v.temporal_weight if temporal else 0.0,
-                                    seed=frame_seed(v.seed, i, pass_index), scale=frame_scale(ctx, pass_index, i),
-                                    look=ctx.look(i))
+    task = _frame_task(ctx, i, init, temporal, pass_index)
+    result = ctx.stylizer().stylize(task.content, iterations=iterations, init=task.init, temporal=task.temporal,
+                                    temporal_weight=task.temporal_weight, seed=task.seed,
+                                    scale=frame_scale(ctx, pass_index, i), look=task.look)
     save_image(ctx.result_path(pass_index, i), result.image)
     return UnitResult(losses=result.losses, iterations=result.iterations, stop_reason=result.stop_reason)
+
+
+def _frame_task(ctx: PassContext, i: int, init: np.ndarray | str, temporal: list[TemporalTarget],
+                pass_index: int) -> FrameTask:
+    v = ctx.settings.video
+    return FrameTask(ctx.content(i), init=init, temporal=tuple(temporal),
+                     temporal_weight=v.temporal_weight if temporal else 0.0, seed=frame_seed(v.seed, i, pass_index),
+                     look=ctx.look(i))
 
 
 # ---------------------------------------------------------------- anchors
@@ -213,7 +223,7 @@ def multipass_units(ctx: PassContext) -> list[Unit]:
                                   work=_multipass_work(ctx, seg, rank, p, i),
                                   label=f"pass {p}/{v.passes} frame {i}/{ctx.n_frames}",
                                   effort=_effort(ctx, p, i, iterations), kind=_kind(ctx, p, i)))
-    return units
+    return batched_units(ctx, units) if _batches(ctx) else units
 
 
 def pass_ranks(ctx: PassContext, seg: Segment, p: int) -> dict[int, int]:
@@ -382,17 +392,23 @@ def _propagated_init(ctx: PassContext, seg: Segment, rank: Mapping[int, int], i:
 def _multipass_work(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int,
                     i: int) -> Callable[[], UnitResult]:
     def work() -> UnitResult:
-        temporal = []
-        if _temporal_on(ctx, p):
-            assert ctx.flows is not None
-            held = (_neighbour_sources(ctx, seg, rank, p, i) if _holds_to_previous(ctx, p)
-                    else [(p, j) for j in _settled_neighbours(ctx, seg, rank, i)])
-            temporal = [TemporalTarget(ctx.warped_result(q, j, i), ctx.flows.reliability(i, j)) for q, j in held]
-            temporal = _with_long_term(ctx, seg, rank, p, i, temporal)
-        return _stylize(ctx, i, _multipass_iterations(ctx, seg, rank, p, i), _multipass_init(ctx, seg, rank, p, i),
-                        temporal, p)
+        init, temporal = _multipass_start(ctx, seg, rank, p, i)
+        return _stylize(ctx, i, _multipass_iterations(ctx, seg, rank, p, i), init, temporal, p)
 
     return work
+
+
+def _multipass_start(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int,
+                     i: int) -> tuple[np.ndarray | str, list[TemporalTarget]]:
+    """Frame i's start in pass p and the warped results it is held to."""
+    temporal = []
+    if _temporal_on(ctx, p):
+        assert ctx.flows is not None
+        held = (_neighbour_sources(ctx, seg, rank, p, i) if _holds_to_previous(ctx, p)
+                else [(p, j) for j in _settled_neighbours(ctx, seg, rank, i)])
+        temporal = [TemporalTarget(ctx.warped_result(q, j, i), ctx.flows.reliability(i, j)) for q, j in held]
+        temporal = _with_long_term(ctx, seg, rank, p, i, temporal)
+    return _multipass_init(ctx, seg, rank, p, i), temporal
 
 
 def _multipass_iterations(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int, i: int) -> int:
@@ -450,6 +466,105 @@ def _with_long_term(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: 
                                          "normalize").values())
     images = [t.image for t in held] + [ctx.warped_result(q, k, i) for q, k in sources]
     return [TemporalTarget(image, w) for image, w in zip(images, weights) if w.any()]
+
+
+# ---------------------------------------------------------------- batched frames (parallel schedule)
+
+
+def _batches(ctx: PassContext) -> bool:
+    return _parallel(ctx) and ctx.settings.video.batch_frames > 1
+
+
+def batch_frames_note(settings: Settings) -> str | None:
+    """A note when ``batch_frames`` is asked for where no frames are stylized together."""
+    v = settings.video
+    if v.batch_frames <= 1 or (v.algorithm == "multipass" and v.schedule == "parallel"):
+        return None
+    return (f"note: batch_frames {v.batch_frames} applies to --schedule parallel only (frames of one step of a "
+            "pass); each frame is stylized alone")
+
+
+def frame_groups(ctx: PassContext) -> list[tuple[int, Segment, Mapping[int, int], tuple[int, ...]]]:
+    """(pass, segment, its ranks, frames) of every group of frames stylized together: up to
+    ``batch_frames`` frames of one step of a parallel pass in one segment (no two read each
+    other's results: a frame reads only frames of earlier steps and passes), of one size and
+    budget, in plan order. A group of one frame is the frame's own unit."""
+    size = ctx.settings.video.batch_frames
+    groups = []
+    for p in range(1, ctx.settings.video.passes + 1):
+        for seg in ctx.segments:
+            rank = pass_ranks(ctx, seg, p)
+            by_step: dict[tuple[int, float, int], list[int]] = {}
+            for i in sorted(rank, key=lambda frame: (rank[frame], frame)):
+                step = (rank[i], frame_scale(ctx, p, i), _multipass_iterations(ctx, seg, rank, p, i))
+                by_step.setdefault(step, []).append(i)
+            for step in sorted(by_step):
+                frames = by_step[step]
+                groups += [(p, seg, rank, tuple(frames[k:k + size])) for k in range(0, len(frames), size)]
+    return groups
+
+
+def batched_units(ctx: PassContext, units: list[Unit]) -> list[Unit]:
+    """The multi-pass ``units`` with each group of :func:`frame_groups` as one unit in the place
+    of its first frame's: its outputs are the frames' results (each written atomically, the unit
+    done when all are), its needs those of its frames outside it, its effort theirs summed; any
+    unit that needed one of its frames needs the group."""
+    by_name = {u.name: u for u in units}
+    group_of: dict[str, str] = {}
+    grouped: dict[str, Unit] = {}
+    for p, seg, rank, frames in frame_groups(ctx):
+        if len(frames) < 2:
+            continue
+        members = [by_name[unit_name(ctx, p, i)] for i in frames]
+        name = members[0].name + "".join(f"+{i:05d}" for i in frames[1:])
+        group_of.update({m.name: name for m in members})
+        grouped[members[0].name] = Unit(
+            name=name, stage="stylize", outputs=tuple(o for m in members for o in m.outputs),
+            needs=tuple(dict.fromkeys(n for m in members for n in m.needs)),
+            work=_group_work(ctx, seg, rank, p, frames),
+            label=f"pass {p}/{ctx.settings.video.passes} frames {','.join(map(str, frames))}/{ctx.n_frames}",
+            effort=sum(m.effort for m in members), kind=batch_kind(members[0].kind, len(frames)))
+    result = []
+    for unit in units:
+        if unit.name in group_of and unit.name not in grouped:
+            continue  # in its group's unit, placed at the group's first frame
+        unit = grouped.get(unit.name, unit)
+        needs = tuple(dict.fromkeys(group_of.get(n, n) for n in unit.needs if group_of.get(n, n) != unit.name))
+        result.append(replace(unit, needs=needs))
+    return result
+
+
+BATCH_KIND = "{}, {} frames a call"  # the cost kind of a group of frames of one kind (see ``Unit.kind``)
+_BATCH_KIND = re.compile(r"(.+), (\d+) frames a call")
+
+
+def batch_kind(kind: str, frames: int) -> str:
+    """A group's cost kind: a batched call of N frames costs less per frame than N calls on a GPU."""
+    return BATCH_KIND.format(kind, frames)
+
+
+def split_batch_kind(kind: str) -> tuple[str, int]:
+    """The kind of one frame of a unit of this cost kind, and how many frames a call stylizes (1
+    for a frame's own unit)."""
+    match = _BATCH_KIND.fullmatch(kind)
+    return (match.group(1), int(match.group(2))) if match else (kind, 1)
+
+
+def _group_work(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int,
+                frames: tuple[int, ...]) -> Callable[[], UnitResult]:
+    def work() -> UnitResult:
+        tasks = [_frame_task(ctx, i, *_multipass_start(ctx, seg, rank, p, i), p) for i in frames]
+        # frame_groups puts frames of one size and budget together
+        results = ctx.stylizer().stylize_batch(tasks, iterations=_multipass_iterations(ctx, seg, rank, p, frames[0]),
+                                               scale=frame_scale(ctx, p, frames[0]))
+        for i, result in zip(frames, results):
+            save_image(ctx.result_path(p, i), result.image)
+        each = tuple(UnitResult(losses=r.losses, iterations=r.iterations, stop_reason=r.stop_reason) for r in results)
+        return UnitResult(losses={k: sum(r.losses.get(k, 0.0) for r in each) for k in each[0].losses},
+                          iterations=sum(r.iterations for r in each),
+                          stop_reason=",".join(sorted({r.stop_reason for r in each})), outputs=each)
+
+    return work
 
 
 # ---------------------------------------------------------------- single-pass

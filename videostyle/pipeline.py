@@ -42,8 +42,8 @@ from videostyle.jobdir import JobDir, check_tree_has_no_links
 from videostyle.journal import Ledger
 from videostyle.looks import frame_look, parse_keyframes
 from videostyle.maskstage import MaskInput, MaskStore, check_mask_frames, job_masks, keep_masks, mask_inputs, note_mask_sizes
-from videostyle.passes import (PassContext, coarse_passes_note, last_pass, multipass_long_term_offsets, needs_flow,
-                               stylize_units)
+from videostyle.passes import (PassContext, batch_frames_note, coarse_passes_note, last_pass,
+                               multipass_long_term_offsets, needs_flow, stylize_units)
 from videostyle.plan import JobPlan, RunResult
 from videostyle.request import (VIDEO_SUFFIXES, RunRequest, check_frames_of_clip, check_request, default_paths,
                                 job_frame_count, load_request, request_to_json, worker_output)
@@ -89,8 +89,9 @@ def prepare(request: RunRequest, emit: EventCallback | None = None) -> JobPlan:
     check_frames_of_clip(request, info.n_frames)
     check_mask_frames(mask_files, (request.frames or (1, None))[0], job_frame_count(request, info.n_frames))
     note_mask_sizes(mask_files, (info.width, info.height))
-    if coarse_passes_note(settings):
-        log.warning("%s", coarse_passes_note(settings))
+    for note in (coarse_passes_note(settings), batch_frames_note(settings)):
+        if note:
+            log.warning("%s", note)
     prepare_job_folder(job, output, request.make_video)
     # with the output resolved here: a worker's current folder is not the planner's
     job.update_manifest(request=request_to_json(dataclasses.replace(request, output=output)),
@@ -209,9 +210,11 @@ def _color_reference(job: JobDir, settings: Settings, n_frames: int) -> ColorSta
 
 def _look_settings(settings: Settings) -> dict[str, Any]:
     # The device changes speed, not the look, so workers on different devices may share a job;
-    # the work width is already part of the frames key.
+    # so does batching frames (each keeps its own optimiser: the same results up to rounding, as
+    # on another device), so a job may be resumed with or without it; the work width is already
+    # part of the frames key.
     video = dataclasses.asdict(settings.video)
-    for name in ("device", "width"):
+    for name in ("device", "width", "batch_frames"):
         video.pop(name)
     if settings.video.algorithm == "singlepass" or multipass_long_term_offsets(settings):
         video["long_term"] = settings.flow.long_term

@@ -21,6 +21,8 @@ class UnitResult:
     losses: dict[str, float] = field(default_factory=dict)
     iterations: int = 0
     stop_reason: str = ""  # stylization: budget | converged | non-finite
+    # A unit of several frames (``passes.batched_units``): each one's result, in ``Unit.outputs`` order.
+    outputs: tuple[UnitResult, ...] = ()
 
 
 @dataclass(frozen=True)

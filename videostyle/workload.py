@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from videostyle.journal import read_journal
-from videostyle.passes import kind_scale
+from videostyle.frame.stylize import FrameTask
+from videostyle.passes import kind_scale, split_batch_kind
 from videostyle.plan import JobPlan
 from videostyle.units import Unit, cost_kind, is_done
 
@@ -91,19 +92,24 @@ def measure_unit(plan: JobPlan, unit: Unit) -> float:
     pair estimated between the first two frames (no other kind costs anything), or a few
     optimiser iterations of the first frame
     at the unit's size: the difference between 1 and 1 + MEASURE_ITERATIONS iterations, after one
-    untimed call that builds the network and the style targets for that size."""
-    scale = kind_scale(cost_kind(unit))
+    untimed call that builds the network and the style targets for that size. A unit of N frames
+    stylized together (``passes.batched_units``) is timed as one call on N copies of it, and its
+    seconds shared among them (its effort is theirs summed)."""
+    kind = cost_kind(unit)
+    scale = kind_scale(kind)
     if scale is None:
         return _flow_seconds(plan) / max(unit.effort, 1e-9) if unit.stage == "flow" else 0.0
-    stylizer, content = plan.ctx.stylizer(), plan.ctx.content(1)
-    stylizer.stylize(content, iterations=1, scale=scale)
+    _, frames = split_batch_kind(kind)
+    stylizer = plan.ctx.stylizer()
+    tasks = [FrameTask(plan.ctx.content(1))] * frames
+    stylizer.stylize_batch(tasks, iterations=1, scale=scale)
     timed = []
     for iterations in (1, 1 + MEASURE_ITERATIONS):
         start = time.perf_counter()
-        stylizer.stylize(content, iterations=iterations, scale=scale)
+        stylizer.stylize_batch(tasks, iterations=iterations, scale=scale)
         timed.append(time.perf_counter() - start)
     per_iteration = max(timed[1] - timed[0], 0.0) / MEASURE_ITERATIONS
-    return per_iteration / (scale * scale)
+    return per_iteration / (scale * scale * frames)
 
 
 def _flow_seconds(plan: JobPlan) -> float:

@@ -103,22 +103,35 @@ def style_pixels(height: int, width: int, settings: StyleSettings,
 
 
 def estimate_bytes(height: int, width: int, settings: StyleSettings, device: torch.device | str = "cpu",
-                   style_shapes: Sequence[Sequence[int]] = (), tile: int = 0) -> int:
+                   style_shapes: Sequence[Sequence[int]] = (), tile: int = 0, frames: int = 1) -> int:
     """Peak memory (bytes) that stylizing one ``height`` x ``width`` frame adds on ``device``,
     optimiser history full; in tiles of ``tile`` px (0: untiled, see :mod:`videostyle.frame.tiles`).
-    ``style_shapes``: (H, W) of the style images, when known."""
+    ``style_shapes``: (H, W) of the style images, when known. ``frames``: that many frames
+    optimised together, untiled (one batched network call, each frame its own optimiser state)."""
     device = torch.device(device)
     pixels = height * width
     per_pixel = OPTIMISATION_BYTES_PER_PIXEL[choose_precision(settings.precision, device).dtype]
     state = optimiser_state_bytes(pixels, settings.optimizer)
     style = style_pixels(height, width, settings, style_shapes)
     if not tile:
-        return CONSTANT_BYTES + max(per_pixel * pixels + state, REFERENCE_BYTES_PER_PIXEL * style)
+        return CONSTANT_BYTES + max(frames * (per_pixel * pixels + state), REFERENCE_BYTES_PER_PIXEL * style)
     side = tile + 2 * halo(settings)
     region = min(height, side) * min(width, side)
     one_tile = max(per_pixel, REFERENCE_BYTES_PER_PIXEL) * region
     # The style image itself (float32 RGB) is held while its Gram matrices are added up.
     return CONSTANT_BYTES + TILED_BYTES_PER_PIXEL * pixels + state + 12 * style + one_tile
+
+
+def frames_that_fit(height: int, width: int, settings: StyleSettings, device: torch.device | str = "cpu",
+                    style_shapes: Sequence[Sequence[int]] = (), wanted: int = 1, available: int | None = None) -> int:
+    """How many ``height`` x ``width`` frames, at most ``wanted``, one batched optimisation fits
+    in the memory available (``available`` bytes when given); at least 1, which
+    :func:`check_frame_fits` plans."""
+    room = available_bytes(device) if available is None else available
+    frames = max(1, wanted)
+    while frames > 1 and estimate_bytes(height, width, settings, device, style_shapes, frames=frames) > room:
+        frames -= 1
+    return frames
 
 
 def halo(settings: StyleSettings) -> int:

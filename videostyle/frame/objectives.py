@@ -13,7 +13,7 @@ the pixel terms (TV, temporal) on the whole image and sums content and style ove
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
@@ -77,6 +77,37 @@ class TiledObjective(Objective):
 
     def in_network(self, features: Features) -> TiledObjective:
         return TiledObjective(self.terms, self.tiled.with_features(features))
+
+
+class BatchObjective:
+    """Several frames of one size, each with its own whole-frame objective, over one forward pass of
+    their stacked pixels (N,3,H,W): each frame's terms read only its own slice of the features and
+    of the pixels, so its value and gradient are those it has alone (VGG-19 treats the images of a
+    batch independently) and N frames cost one network call. Called with the frames' pixels and
+    which frames they are; returns each one's sums by kind."""
+
+    def __init__(self, frames: Sequence[WholeObjective]) -> None:
+        self.frames = list(frames)
+
+    def __call__(self, pixels: torch.Tensor, which: Sequence[int]) -> list[dict[str, torch.Tensor]]:
+        feats = self.frames[which[0]].features(pixels)
+        return [sum_terms(self.frames[k].terms, {name: f[j:j + 1] for name, f in feats.items()}, pixels[j:j + 1])
+                for j, k in enumerate(which)]
+
+    def in_network(self, features: Features) -> BatchObjective:
+        return BatchObjective([frame.in_network(features) for frame in self.frames])
+
+
+def together(objectives: Sequence[Objective]) -> Callable[[torch.Tensor, Sequence[int]], list[dict[str, torch.Tensor]]]:
+    """``objectives`` as the optimiser's several-frame objective (see
+    :func:`videostyle.frame.optimize.optimize_frames`): one frame's as it is (any kind), several
+    whole frames' in one network call (:class:`BatchObjective`)."""
+    if len(objectives) == 1:
+        one = objectives[0]
+        return lambda pixels, which: [one(pixels)]
+    if not all(isinstance(o, WholeObjective) for o in objectives):
+        raise ValueError("frames in tiles are optimised one at a time")
+    return BatchObjective([o for o in objectives if isinstance(o, WholeObjective)])
 
 
 def whole_objective(features: Features, settings: StyleSettings, content_targets: dict[str, torch.Tensor],

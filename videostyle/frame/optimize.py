@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("lbfgs", "adam")
 Objective = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+# Several frames' objective: their pixels stacked (N,3,H,W), which frames they are -> each one's terms.
+FramesObjective = Callable[[torch.Tensor, Sequence[int]], list[dict[str, torch.Tensor]]]
 
 
 @dataclass(frozen=True)
@@ -92,13 +94,16 @@ class LossScale:
         self.growth_interval = growth_interval
         self._finite_in_a_row = 0
 
-    def backward(self, total: torch.Tensor, x: torch.Tensor) -> bool:
-        """Backpropagate ``total`` into ``x.grad`` (unscaled); False if the gradient overflowed."""
+    def backward(self, total: torch.Tensor, x: torch.Tensor | Sequence[torch.Tensor]) -> bool:
+        """Backpropagate ``total`` into the ``.grad`` of ``x`` (one leaf or several), unscaled;
+        False if any gradient overflowed."""
+        leaves = [x] if isinstance(x, torch.Tensor) else list(x)
         (total * self.scale).backward()
         if not self.enabled:
             return True
-        x.grad.div_(self.scale)
-        if torch.isfinite(x.grad).all():
+        for leaf in leaves:
+            leaf.grad.div_(self.scale)
+        if all(bool(torch.isfinite(leaf.grad).all()) for leaf in leaves):
             self._finite_in_a_row += 1
             if self._finite_in_a_row == self.growth_interval:
                 self.scale *= 2.0
@@ -106,7 +111,8 @@ class LossScale:
             return True
         self.scale /= 2.0
         self._finite_in_a_row = 0
-        x.grad = None
+        for leaf in leaves:
+            leaf.grad = None
         return False
 
 
@@ -126,70 +132,166 @@ def optimize(x: torch.Tensor, objective: Objective, *, iterations: int, method: 
     curvature pairs with ``sᵀy < 1e-10``, so a loss of order 1 from near-featureless noise never
     gets going (see ``videostyle.frame.losses.OBJECTIVE_SCALE``).
     """
+    back = None if fallback is None else _one_frame(fallback)
+    return optimize_frames([x], _one_frame(objective), iterations=iterations, method=method,
+                           learning_rate=learning_rate, tol_loss_relative=tol_loss_relative,
+                           tol_loss_relative_interval=tol_loss_relative_interval, callback=callback,
+                           loss_scaling=loss_scaling, history_size=history_size, fallback=back,
+                           objective_scale=objective_scale)[0]
+
+
+def _one_frame(objective: Objective) -> FramesObjective:
+    return lambda pixels, which: [objective(pixels)]
+
+
+@dataclass
+class _Frame:
+    """One frame's own optimiser, stopping rule, best iterate and last evaluation."""
+
+    x: torch.Tensor
+    opt: torch.optim.Optimizer
+    stop: RelativeLossStop
+    outcome: OptimizeOutcome
+    best_x: torch.Tensor
+    best_losses: dict[str, float] = field(default_factory=dict)
+    seen: torch.Tensor | None = None  # the total the optimiser sees (times objective_scale), last evaluation
+
+
+def optimize_frames(xs: Sequence[torch.Tensor], objective: FramesObjective, *, iterations: int,
+                    method: str = "lbfgs", learning_rate: float = 1.0, tol_loss_relative: float = 0.0,
+                    tol_loss_relative_interval: int = 50, callback: Callable[[Progress], None] | None = None,
+                    loss_scaling: bool = False, history_size: int = 100, fallback: FramesObjective | None = None,
+                    objective_scale: float = 1.0) -> list[OptimizeOutcome]:
+    """:func:`optimize` for several frames at once, one evaluation of them all per iteration.
+
+    ``objective(pixels, which)`` gets the leaves ``xs[k]`` for ``k`` in ``which`` stacked along
+    the first dimension (the one leaf itself when there is one) and returns each one's terms, in
+    that order. Every frame has its own optimiser state, stopping rule and best iterate, and its
+    gradient is that of its own terms alone, so each frame takes the path it would take alone
+    (up to the rounding of a batched network call): with one L-BFGS over all the frames, its first
+    step (``1/|g|₁`` over every frame) and its curvature pairs would mix the frames. A frame whose
+    loss settles (``tol_loss_relative``) or turns non-finite leaves the batch; the others go on.
+    ``callback`` gets the terms summed over the frames evaluated in that iteration.
+    """
     if method not in OPTIMIZERS:
         raise UserError(f"unknown optimizer {method!r}; choose lbfgs or adam")
     if history_size < 1:
         raise ValueError(f"history_size must be at least 1, not {history_size}")
-    if not x.requires_grad or not x.is_leaf:
+    if not xs:
+        raise ValueError("optimize_frames needs at least one frame")
+    if any(not x.requires_grad or not x.is_leaf for x in xs):
         raise ValueError("optimize needs a leaf tensor with requires_grad=True")
+    frames = [_Frame(x, _optimizer(x, method, learning_rate, history_size),
+                     RelativeLossStop(tol_loss_relative, tol_loss_relative_interval), OptimizeOutcome(0, {}, 0.0),
+                     x.detach().clone()) for x in xs]
+    scaler = LossScale(loss_scaling)
+    start = time.perf_counter()
+    active = list(range(len(frames)))
+    for iteration in range(1, iterations + 1):
+        if not active:
+            break
+        evaluated = {k: frames[k].x.detach().clone() for k in active}  # the step evaluates these, then moves x
+        _evaluate(frames, active, objective, fallback, scaler, objective_scale)
+        for k in active:
+            frame = frames[k]
+            if not math.isfinite(frame.outcome.losses["total"]):
+                continue  # no step: its run ends here, on its best finite iterate
+            if method == "lbfgs":
+                frame.opt.step(lambda frame=frame: frame.seen)
+            else:
+                frame.opt.step()
+        finite = []
+        for k in list(active):
+            if not _record(frames[k], iteration, evaluated[k]):
+                active.remove(k)
+            if math.isfinite(frames[k].outcome.losses["total"]):
+                finite.append(frames[k].outcome.losses)
+        if callback is not None and finite:
+            callback(Progress(iteration, _summed(finite), time.perf_counter() - start))
+    seconds = time.perf_counter() - start
+    for frame in frames:
+        with torch.no_grad():
+            frame.x.copy_(frame.best_x)  # the initial x when no finite loss was seen
+        if frame.best_losses:
+            frame.outcome.losses = frame.best_losses
+        frame.outcome.seconds = seconds
+    return [frame.outcome for frame in frames]
+
+
+def _optimizer(x: torch.Tensor, method: str, learning_rate: float, history_size: int) -> torch.optim.Optimizer:
     if method == "lbfgs":
         # max_iter=1 per step() call: one evaluation and one update, the state carries over, so the
         # caller's loop sees every iteration. Negative tolerances: the authors disable torch's own.
-        opt: torch.optim.Optimizer = torch.optim.LBFGS(
-            [x], lr=learning_rate, max_iter=1, history_size=history_size, tolerance_grad=-1.0, tolerance_change=-1.0)
-    else:
-        opt = torch.optim.Adam([x], lr=learning_rate)
-    stop = RelativeLossStop(tol_loss_relative, tol_loss_relative_interval)
-    scaler = LossScale(loss_scaling)
-    start = time.perf_counter()
-    outcome = OptimizeOutcome(0, {}, 0.0)
-    best_x, best_losses = x.detach().clone(), {}
+        return torch.optim.LBFGS([x], lr=learning_rate, max_iter=1, history_size=history_size, tolerance_grad=-1.0,
+                                 tolerance_change=-1.0)
+    return torch.optim.Adam([x], lr=learning_rate)
 
-    def closure() -> torch.Tensor:
-        for _ in range(40):  # float16 overflow retries; each halves the scale
-            opt.zero_grad(set_to_none=True)
-            terms = objective(x)
-            total = torch.stack([t.float() for t in terms.values()]).sum()
-            if not torch.isfinite(total):  # no loss scale helps a loss that overflowed itself
-                if fallback is not None:  # past float16's range (see the module doc)
-                    terms = fallback(x)
-                    total = torch.stack([t.float() for t in terms.values()]).sum()
-                    total.backward()
-                break  # else the loop below ends the run
-            if scaler.backward(total * objective_scale, x):
+
+def _evaluate(frames: list[_Frame], active: list[int], objective: FramesObjective, fallback: FramesObjective | None,
+              scaler: LossScale, objective_scale: float) -> None:
+    """One evaluation of the ``active`` frames: their terms, and the gradient of each one's total
+    in its leaf's ``.grad`` (none for a frame whose loss is not finite even in ``fallback``)."""
+    leaves = [frames[k].x for k in active]
+    for _ in range(40):  # float16 overflow retries; each halves the scale
+        for leaf in leaves:
+            leaf.grad = None
+        terms = objective(_stacked(leaves), active)
+        totals = [_total(t) for t in terms]
+        finite = [bool(torch.isfinite(t)) for t in totals]
+        if all(finite):
+            if scaler.backward(torch.stack(totals).sum() * objective_scale, leaves):
                 break
-        else:
-            raise FloatingPointError("gradient overflow persists at every loss scale")
-        outcome.losses = {k: float(v.detach()) for k, v in terms.items()}
-        outcome.losses["total"] = float(total.detach())
-        return total * objective_scale
+            continue
+        # no loss scale helps a loss that overflowed itself: those frames again in float32
+        bad = [j for j, ok in enumerate(finite) if not ok]
+        if fallback is not None:
+            again = fallback(_stacked([leaves[j] for j in bad]), [active[j] for j in bad])
+            for j, t in zip(bad, again):
+                terms[j], totals[j] = t, _total(t)
+            torch.stack([totals[j] for j in bad]).sum().backward()  # past float16's range (see the module doc)
+        good = [j for j, ok in enumerate(finite) if ok]
+        if not good or scaler.backward(torch.stack([totals[j] for j in good]).sum() * objective_scale,
+                                       [leaves[j] for j in good]):
+            break
+    else:
+        raise FloatingPointError("gradient overflow persists at every loss scale")
+    for k, t, total in zip(active, terms, totals):
+        frames[k].outcome.losses = {name: float(v.detach()) for name, v in t.items()}
+        frames[k].outcome.losses["total"] = float(total.detach())
+        frames[k].seen = total.detach() * objective_scale
 
-    for iteration in range(1, iterations + 1):
-        evaluated = x.detach().clone()  # the step evaluates this iterate, then moves x
-        if method == "lbfgs":
-            opt.step(closure)
-        else:
-            closure()
-            opt.step()
-        total = outcome.losses["total"]
-        outcome.iterations = iteration
-        outcome.history.append(total)
-        if not math.isfinite(total):
-            log.warning("loss became %s at iteration %d; keeping the best finite image", total, iteration)
-            outcome.stop_reason = "non-finite"
-            break
-        if not best_losses or total < best_losses["total"]:
-            best_x, best_losses = evaluated, dict(outcome.losses)
-        if callback is not None:
-            callback(Progress(iteration, dict(outcome.losses), time.perf_counter() - start))
-        if stop.should_stop(iteration, total):
-            log.debug("relative loss change below %g over %d iterations: stopping at %d",
-                      stop.tol, stop.interval, iteration)
-            outcome.stop_reason = "converged"
-            break
-    with torch.no_grad():
-        x.copy_(best_x)  # the initial x when no finite loss was seen
-    if best_losses:
-        outcome.losses = best_losses
-    outcome.seconds = time.perf_counter() - start
-    return outcome
+
+def _stacked(leaves: list[torch.Tensor]) -> torch.Tensor:
+    return leaves[0] if len(leaves) == 1 else torch.cat(leaves)
+
+
+def _total(terms: dict[str, torch.Tensor]) -> torch.Tensor:
+    return torch.stack([t.float() for t in terms.values()]).sum()
+
+
+def _record(frame: _Frame, iteration: int, evaluated: torch.Tensor) -> bool:
+    """Book one evaluation of ``frame``; False when its run ends (non-finite loss, or settled)."""
+    outcome = frame.outcome
+    total = outcome.losses["total"]
+    outcome.iterations = iteration
+    outcome.history.append(total)
+    if not math.isfinite(total):
+        log.warning("loss became %s at iteration %d; keeping the best finite image", total, iteration)
+        outcome.stop_reason = "non-finite"
+        return False
+    if not frame.best_losses or total < frame.best_losses["total"]:
+        frame.best_x, frame.best_losses = evaluated, dict(outcome.losses)
+    if frame.stop.should_stop(iteration, total):
+        log.debug("relative loss change below %g over %d iterations: stopping at %d",
+                  frame.stop.tol, frame.stop.interval, iteration)
+        outcome.stop_reason = "converged"
+        return False
+    return True
+
+
+def _summed(losses: list[dict[str, float]]) -> dict[str, float]:
+    summed = dict(losses[0])
+    for other in losses[1:]:
+        for name, value in other.items():
+            summed[name] = summed.get(name, 0.0) + value
+    return summed

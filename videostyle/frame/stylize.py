@@ -11,6 +11,7 @@ normalisation are in :mod:`videostyle.frame.losses`; precision choice in :mod:`v
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -24,16 +25,16 @@ from videostyle.errors import UserError
 from videostyle.frame.colors import ColorStats, original_colors, styles_in_colors
 from videostyle.frame.device import Precision, choose_precision, resolve_device, stylization_device
 from videostyle.frame.losses import OBJECTIVE_SCALE, LossTerm, TemporalLoss, gram_matrix, layer_shares, masked_gram
-from videostyle.frame.memory import check_frame_fits, lbfgs_history_size
+from videostyle.frame.memory import check_frame_fits, frames_that_fit, lbfgs_history_size
 from videostyle.frame.objectives import (Objective, TiledObjective, masked_objective, sum_terms, tiled_objective,
-                                         whole_objective)
-from videostyle.frame.optimize import Progress, optimize
+                                         together, whole_objective)
+from videostyle.frame.optimize import Progress, optimize_frames
 from videostyle.frame.tiles import TiledFeatureLoss, alignment, halo_for, plan_tiles, tiled_features, tiled_grams
 from videostyle.frame.vgg import LAYER_NAMES, VGGFeatures, VGGWeights, load_weights
 from videostyle.images import resize, resize_long_side
 from videostyle.looks import FrameLook
 
-__all__ = ["FrameLook", "Progress", "StylizeResult", "Stylizer", "TemporalTarget", "resolve_device"]
+__all__ = ["FrameLook", "FrameTask", "Progress", "StylizeResult", "Stylizer", "TemporalTarget", "resolve_device"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,23 @@ class TemporalTarget:
 
     image: np.ndarray
     weights: np.ndarray
+
+
+@dataclass(frozen=True)
+class FrameTask:
+    """One frame of :meth:`Stylizer.stylize_batch`: what :meth:`Stylizer.stylize` takes for it."""
+
+    content: np.ndarray
+    init: np.ndarray | str = "random"
+    temporal: Sequence[TemporalTarget] = ()
+    temporal_weight: float = 0.0
+    seed: int = 0
+    look: FrameLook | None = None
+
+
+# Said once by a process that stylizes frames together on a CPU (see Stylizer.stylize_batch).
+BATCH_ON_CPU = ("frames are stylized several at a time (batch_frames) on the CPU, where it gains nothing: one "
+                "frame keeps every core busy already; it pays on a GPU")
 
 
 @dataclass
@@ -152,6 +170,7 @@ class Stylizer:
         self.halo = halo_for(self.vgg.last_layer)
         self._tile_setting = tile
         self._tile_by_shape: dict[tuple[int, int], int] = {}  # 0: whole frame
+        self._batch_by_shape: dict[tuple[int, int, int], int] = {}  # (H, W, frames asked) -> frames a call
         self._check_fits(self.content_shape)
         self._grams_by_shape: dict[tuple[int, int], list[dict[str, torch.Tensor]]] = {}
         self.style_targets = self.targets_for(self.content_shape)
@@ -376,42 +395,92 @@ class Stylizer:
         style blend weights or style masks (see :mod:`videostyle.looks`). Deterministic for a
         fixed seed on one device.
         """
-        content = _as_rgb(content, "content image")
-        self._check_size(content.shape, "content image")
+        frame = FrameTask(content, init=init, temporal=tuple(temporal), temporal_weight=temporal_weight, seed=seed,
+                          look=look)
+        return self.stylize_batch([frame], iterations=iterations, callback=callback, scale=scale)[0]
+
+    def stylize_batch(self, frames: Sequence[FrameTask], *, iterations: int, scale: float = 1.0,
+                      callback: Callable[[Progress], None] | None = None) -> list[StylizeResult]:
+        """:meth:`stylize` for frames of one size that do not depend on each other, optimised
+        together: one network call per iteration for all of them (as many as fit the device's
+        memory at once; frames in tiles one by one). Each frame keeps its own optimiser, so its
+        result is what :meth:`stylize` gives it, up to the rounding of a batched call (see
+        :func:`videostyle.frame.optimize.optimize_frames`). ``callback`` gets the terms summed
+        over the frames. Worth it on a GPU, which a single frame of a few hundred pixels leaves
+        mostly idle; a CPU's cores are busy with one frame already (see ``BATCH_ON_CPU``)."""
+        frames = [dataclasses.replace(f, content=_as_rgb(f.content, "content image")) for f in frames]
+        for frame in frames:
+            self._check_size(frame.content.shape, "content image")
+        if len({frame.content.shape for frame in frames}) > 1:
+            raise UserError("frames stylized together must all be of one size, got "
+                            + ", ".join(sorted({f"{f.content.shape[1]}x{f.content.shape[0]}" for f in frames})))
         if iterations < 0:
             raise UserError("iterations must not be negative")
         if not 0 < scale <= 1:
             raise UserError(f"scale must be in (0, 1] (got {scale})")
+        if not frames:
+            return []
         if scale < 1:
-            return self._stylize_reduced(content, scale, iterations=iterations, init=init, temporal=temporal,
-                                         temporal_weight=temporal_weight, seed=seed, callback=callback, look=look)
-        tile = self._check_fits(content.shape)
+            return self._stylize_reduced(frames, scale, iterations=iterations, callback=callback)
+        shape = frames[0].content.shape
+        tile = self._check_fits(shape)
+        size = self._batch_size(shape, len(frames), tile)
+        return [result for k in range(0, len(frames), size)
+                for result in self._optimise(frames[k:k + size], iterations, tile, callback)]
+
+    def _optimise(self, frames: Sequence[FrameTask], iterations: int, tile: int,
+                  callback: Callable[[Progress], None] | None) -> list[StylizeResult]:
+        """One optimisation of ``frames`` (of one size) together, in tiles of ``tile`` px (0: whole)."""
         started = time.perf_counter()
-        objective = self._objective(content, temporal, temporal_weight, tile, look)
-        in_float32 = objective.in_network(self._reference_net)  # where float16 overflows, and the report
-        x = self._initial_pixels(init, content, seed).contiguous().requires_grad_(True)
-        outcome = optimize(
-            x, objective, iterations=iterations, method=self.settings.optimizer,
+        objectives = [self._objective(f.content, f.temporal, f.temporal_weight, tile, f.look) for f in frames]
+        # in the float32 network: where float16 overflows, and the report
+        in_float32 = [objective.in_network(self._reference_net) for objective in objectives]
+        xs = [self._initial_pixels(f.init, f.content, f.seed).contiguous().requires_grad_(True) for f in frames]
+        height, width = frames[0].content.shape[:2]
+        outcomes = optimize_frames(
+            xs, together(objectives), iterations=iterations, method=self.settings.optimizer,
             learning_rate=self._learning_rate(), tol_loss_relative=self.settings.tol_loss_relative,
             tol_loss_relative_interval=self.settings.tol_loss_relative_interval, callback=callback,
-            loss_scaling=self.precision.loss_scaling, fallback=in_float32 if self.precision.loss_scaling else None,
+            loss_scaling=self.precision.loss_scaling,
+            fallback=together(in_float32) if self.precision.loss_scaling else None,
             objective_scale=OBJECTIVE_SCALE[self.settings.normalization],
-            history_size=lbfgs_history_size(content.shape[0] * content.shape[1]))
-        result = x.detach().clamp(0.0, 255.0)
-        losses = self._report(in_float32, result)
-        image = result[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
-        if self.settings.color_transfer == "luminance":
-            image = original_colors(content, image)
-        return StylizeResult(image, losses, outcome.iterations, time.perf_counter() - started, outcome.stop_reason)
+            history_size=lbfgs_history_size(height * width))
+        results = [x.detach().clamp(0.0, 255.0) for x in xs]
+        reports = self._reports(in_float32, results)
+        stylized = []
+        for frame, result, losses, outcome in zip(frames, results, reports, outcomes):
+            image = result[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
+            if self.settings.color_transfer == "luminance":
+                image = original_colors(frame.content, image)
+            stylized.append(StylizeResult(image, losses, outcome.iterations, 0.0, outcome.stop_reason))
+        seconds = (time.perf_counter() - started) / len(frames)  # each frame's share of the call
+        return [dataclasses.replace(result, seconds=seconds) for result in stylized]
 
-    def _stylize_reduced(self, content: np.ndarray, scale: float, *, init: np.ndarray | str,
-                         temporal: Sequence[TemporalTarget], look: FrameLook | None, **kwargs) -> StylizeResult:
-        height, width = content.shape[:2]
+    def _batch_size(self, shape: Sequence[int], wanted: int, tile: int) -> int:
+        """How many frames of ``shape`` one call optimises together: ``wanted``, or as many as fit
+        the device's memory at once (once per shape and number, as :meth:`_check_fits`); frames in
+        tiles one at a time. Says once that on a CPU it gains nothing."""
+        if tile or wanted <= 1:
+            return 1
+        key = (int(shape[0]), int(shape[1]), wanted)
+        if key not in self._batch_by_shape:
+            fitting = frames_that_fit(key[0], key[1], self.settings, self.device,
+                                      [style.shape for style in self._styles], wanted)
+            if fitting < wanted:
+                log.info("%dx%d frames: %d at a time fit on %s, not %d", key[1], key[0], fitting, self.device, wanted)
+            if self.device.type == "cpu" and not self._batch_by_shape:
+                log.warning("note: %s", BATCH_ON_CPU)
+            self._batch_by_shape[key] = fitting
+        return self._batch_by_shape[key]
+
+    def _stylize_reduced(self, frames: Sequence[FrameTask], scale: float, **kwargs) -> list[StylizeResult]:
+        height, width = frames[0].content.shape[:2]
         size = (max(self.min_side, round(width * scale)), max(self.min_side, round(height * scale)))
-        small = reduced_target_images(content, init, temporal, size, look)
-        result = self.stylize(small.content, init=small.init, temporal=small.temporal, look=small.look, **kwargs)
-        image = np.clip(resize(result.image, (width, height)), 0.0, 255.0).astype(np.float32)
-        return StylizeResult(image, result.losses, result.iterations, result.seconds, result.stop_reason)
+        small = [reduced_target_images(f.content, f.init, f.temporal, size, f.look) for f in frames]
+        results = self.stylize_batch([dataclasses.replace(f, content=r.content, init=r.init, temporal=tuple(r.temporal),
+                                                          look=r.look) for f, r in zip(frames, small)], **kwargs)
+        return [dataclasses.replace(result, image=np.clip(resize(result.image, (width, height)), 0.0, 255.0)
+                                    .astype(np.float32)) for result in results]
 
     def _learning_rate(self) -> float:
         if self.settings.optimizer == "adam":
@@ -421,9 +490,18 @@ class Stylizer:
     @torch.no_grad()
     def _report(self, objective: Objective, pixels: torch.Tensor) -> dict[str, float]:
         """The terms of ``objective`` (in the float32 network) as floats, plus ``total``."""
-        sums = {k: float(v) for k, v in objective(pixels).items()}
-        sums["total"] = sum(sums.values())
-        return sums
+        return self._reports([objective], [pixels])[0]
+
+    @torch.no_grad()
+    def _reports(self, objectives: Sequence[Objective], pixels: Sequence[torch.Tensor]) -> list[dict[str, float]]:
+        """:meth:`_report` of each frame (1,3,H,W each), in one network call."""
+        stacked = pixels[0] if len(pixels) == 1 else torch.cat(list(pixels))
+        reports = []
+        for terms in together(objectives)(stacked, range(len(pixels))):
+            sums = {k: float(v) for k, v in terms.items()}
+            sums["total"] = sum(sums.values())
+            reports.append(sums)
+        return reports
 
     def losses(self, image: np.ndarray, content: np.ndarray, temporal: Sequence[TemporalTarget] = (),
                temporal_weight: float = 0.0, look: FrameLook | None = None) -> dict[str, float]:
