@@ -16,6 +16,9 @@ Methods (all OpenCV, CPU, no external binaries):
 - ``tvl1``: Dual TV-L1 with a scale step of 0.5 instead of 0.8, so its 5-level pyramid reaches
   1/16 resolution and catches 10-20 px motion (0.8 only reaches 0.41).
 - ``farneback``: Farnebäck polynomial expansion, 5 levels.
+- ``fused``: per pixel the best of ``dis_dense``, ``dis_fine``, ``deepflow`` and ``dis_dense`` on
+  frames upsampled 2x (``flow.fusion``): the fewest pixels off by more than 1 px on every clip
+  class of the benchmark, at the cost of its four members both ways (see :class:`FusedEstimator`).
 
 Every OpenCV method here accepts only single-channel input (DeepFlow and DIS: 8-bit grey; TV-L1
 and Farnebäck: 8-bit or float grey), so colour frames are converted to 8-bit grey (ITU-R 601
@@ -29,6 +32,7 @@ per worker amortises set-up; instances share no state. OpenCV's threading is lef
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -38,6 +42,8 @@ import cv2
 import numpy as np
 
 from flow.errors import FlowError
+from flow.fusion import REFINE_ITERATIONS, fuse_flows, smooth_fused
+from flow.resize import resize_flow
 
 DEFAULT_METHOD = "deepflow"
 MIN_SIDE = 32
@@ -150,6 +156,89 @@ class FarnebackEstimator(_OpenCVEstimator):
                                                flags=0)
 
 
+class UpsampledEstimator:
+    """Another estimator run on frames upsampled ``factor`` times (bicubic, on grey), its flow
+    brought back to the frames' size. DIS's patches are 8 px whatever the size, so on small
+    frames (128 px wide) they span a fast object; upsampled 2x, dense DIS keeps a 17 px/frame
+    disc it loses at 1x (benchmarks/flow_classes_bench.py)."""
+
+    def __init__(self, inner: FlowEstimator, factor: int) -> None:
+        self._inner, self._factor = inner, factor
+        self.name = f"{inner.name}@x{factor}"
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        grey_a, grey_b = to_grey_uint8(a, "first frame"), to_grey_uint8(b, "second frame")
+        height, width = grey_a.shape
+        size = (width * self._factor, height * self._factor)
+        flw = self._inner(cv2.resize(grey_a, size, interpolation=cv2.INTER_CUBIC),
+                          cv2.resize(grey_b, size, interpolation=cv2.INTER_CUBIC))
+        return resize_flow(flw, height, width)
+
+
+class FusedEstimator:
+    """Per pixel the member flow that best explains the frames (``flow.fusion``), smoothed.
+
+    Each member runs both ways (the fusion's forward-backward term needs the opposite flows);
+    the members' flows of the last pair are kept, so the flow stage's second call, b -> a,
+    reuses them instead of recomputing: 0.23 s a pair at 128x72 and 0.53 s at 192x108 (one
+    thread), against dense DIS's 0.03 and 0.08.
+
+    ``benchmarks/flow_classes_bench.py``, 8 clip classes, 5 pairs each, the flow t -> t-1 over
+    visible pixels, against the other methods on the working-size frames: at 128 px wide the
+    lowest mean endpoint error on 7 classes (``slow``: 0.062 px, DeepFlow 0.060) and the lowest
+    worst class (``fast``, a disc crossing at 27 px a frame: 0.97 px; members 1.22-2.96); at
+    192 px the lowest on 6 classes, but its worst class (``fast``, 1.98 px) is above
+    ``dis_dense`` upsampled 2x (1.92): every candidate loses that disc (the per-pixel best of
+    them is still 1.66), and the mean is the disc's. Pixels off by more than 1 px: the fewest
+    on every class, 0.1-4.8% (dense DIS 0.9-8.8%). Dense DIS on the source at twice the
+    working size does better still on the rotating and zooming classes (``rotation`` 0.044 px
+    against 0.11-0.18): the job keeps no frames that large yet. With ``flow.upsample = 2`` at
+    192 px its worst class is 1.77 px, below every member's, for about 4x the time.
+
+    The consistency check catches fewer of its wrong pixels (38-44% on ``handheld``) because
+    the choice favours flows both directions agree on, yet it leaves fewer wrong pixels marked
+    reliable (0.3% of visible against dense DIS's 0.5%).
+    """
+
+    name = "fused"
+
+    def __init__(self) -> None:
+        self._members: list[FlowEstimator] = [DISDenseEstimator(), DISFineEstimator(), DeepFlowEstimator(),
+                                              UpsampledEstimator(DISDenseEstimator(), 2)]
+        self._last: tuple[bytes, bytes, list[np.ndarray], list[np.ndarray]] | None = None
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        grey_a, grey_b = to_grey_uint8(a, "first frame"), to_grey_uint8(b, "second frame")
+        if grey_a.shape != grey_b.shape:
+            raise FlowError(f"frames differ in size: {grey_a.shape[1]}x{grey_a.shape[0]} vs "
+                            f"{grey_b.shape[1]}x{grey_b.shape[0]}")
+        forwards, backwards = self._candidates(a, b)
+        colour_a, colour_b = np.asarray(a), np.asarray(b)
+        if colour_a.ndim != colour_b.ndim:  # grey against colour: compare in grey
+            colour_a, colour_b = grey_a, grey_b
+        fused, _ = fuse_flows(colour_a, colour_b, forwards, backwards)
+        # The refinement shares DIS's limits on tiny frames; below MIN_SIDE only the median runs.
+        iterations = REFINE_ITERATIONS if min(grey_a.shape) >= MIN_SIDE else 0
+        return smooth_fused(fused, grey_a, grey_b, iterations=iterations)
+
+    def _candidates(self, a: np.ndarray, b: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        key_a, key_b = _frame_key(a), _frame_key(b)
+        if self._last is not None and (self._last[0], self._last[1]) == (key_b, key_a):
+            return self._last[3], self._last[2]
+        if self._last is not None and (self._last[0], self._last[1]) == (key_a, key_b):
+            return self._last[2], self._last[3]
+        forwards = [member(a, b) for member in self._members]
+        backwards = [member(b, a) for member in self._members]
+        self._last = (key_a, key_b, forwards, backwards)
+        return forwards, backwards
+
+
+def _frame_key(frame: np.ndarray) -> bytes:
+    digest = hashlib.blake2b(f"{frame.dtype}{frame.shape}".encode(), digest_size=16)
+    digest.update(np.ascontiguousarray(frame).tobytes())
+    return digest.digest()
+
+
 _ESTIMATORS: Mapping[str, Callable[[], FlowEstimator]] = MappingProxyType({
     "deepflow": DeepFlowEstimator,
     "dis": DISEstimator,
@@ -157,6 +246,7 @@ _ESTIMATORS: Mapping[str, Callable[[], FlowEstimator]] = MappingProxyType({
     "dis_dense": DISDenseEstimator,
     "tvl1": TVL1Estimator,
     "farneback": FarnebackEstimator,
+    "fused": FusedEstimator,
 })
 
 
@@ -165,19 +255,22 @@ def available_methods() -> list[str]:
     return list(_ESTIMATORS)
 
 
-def create_estimator(method: str = DEFAULT_METHOD) -> FlowEstimator:
-    """A new estimator for ``method``; reuse it for many frame pairs. FlowError if unknown."""
+def create_estimator(method: str = DEFAULT_METHOD, upsample: int = 1) -> FlowEstimator:
+    """A new estimator for ``method``, run on frames ``upsample`` times larger when above 1;
+    reuse it for many frame pairs. FlowError if unknown."""
     try:
         factory = _ESTIMATORS[method]
     except KeyError:
         raise FlowError(f"unknown flow method {method!r}; available: "
                         f"{', '.join(available_methods())}") from None
-    return factory()
+    if int(upsample) != upsample or upsample < 1:
+        raise FlowError(f"flow upsampling must be a whole number from 1, got {upsample}")
+    return factory() if upsample == 1 else UpsampledEstimator(factory(), int(upsample))
 
 
-def estimate_flow(a: np.ndarray, b: np.ndarray, method: str = DEFAULT_METHOD) -> np.ndarray:
+def estimate_flow(a: np.ndarray, b: np.ndarray, method: str = DEFAULT_METHOD, upsample: int = 1) -> np.ndarray:
     """Flow(a -> b) as HxWx2 float32 with a(x) ~ b(x + flow(x)); see the module docstring."""
-    return create_estimator(method)(a, b)
+    return create_estimator(method, upsample)(a, b)
 
 
 def to_grey_uint8(image: np.ndarray, what: str = "frame") -> np.ndarray:

@@ -11,10 +11,11 @@ import pytest
 import flow
 from flow.synthetic import Motion, endpoint_error, make_pair
 
-METHODS = ["deepflow", "dis", "dis_fine", "dis_dense", "tvl1", "farneback"]
+METHODS = ["deepflow", "dis", "dis_fine", "dis_dense", "tvl1", "farneback", "fused"]
 # Mean endpoint error bounds on visible pixels, 2-3x what each method measured on this pair
-# (deepflow 0.19, dis 0.26, dis_fine 0.15, dis_dense 0.12, tvl1 0.13, farneback 0.84 px).
-MAX_EPE = {"deepflow": 0.4, "dis": 0.5, "dis_fine": 0.35, "dis_dense": 0.3, "tvl1": 0.4, "farneback": 1.6}
+# (deepflow 0.19, dis 0.26, dis_fine 0.15, dis_dense 0.12, tvl1 0.13, farneback 0.84, fused 0.096 px).
+MAX_EPE = {"deepflow": 0.4, "dis": 0.5, "dis_fine": 0.35, "dis_dense": 0.3, "tvl1": 0.4, "farneback": 1.6,
+           "fused": 0.25}
 # Background: 2 degree rotation plus (4, -2.5) px; a disc moving (-2, 4) px over it.
 MOTION = Motion(shift=(4.0, -2.5), rotation_deg=2.0, disc_radius=14.0, disc_shift=(-2.0, 4.0))
 

@@ -243,6 +243,10 @@ class FlowSettings:
 
     method: str = setting("deepflow", "Optical flow method.", flags=("--flow",), choices=_flow_methods,
                           noun="flow method")
+    upsample: int = setting(
+        1, "Estimate the flow on frames this many times the working size (bicubic), then shrink it: at a "
+           "preview's 128 px dense DIS then keeps a fast object it loses at 1x (benchmarks/flow_classes_bench.py).",
+        flags=("--flow-upsample",), minimum=1, maximum=4)
     # Frame offsets J for long-term consistency; (1,) is short-term only. Here because the flow
     # stage computes the flows of every offset.
     long_term: tuple[int, ...] = setting((1,), "Frame offsets of the temporal loss, e.g. 1,10,20,40 (1: short-term "

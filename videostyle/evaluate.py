@@ -393,6 +393,7 @@ def job_flow_method(job: Path) -> str | None:
     """The flow estimator the job's flows came from, as job.json records it (None: the user's own
     flow files, or not recorded)."""
     method = JobDir(job).read_manifest().get("flow", {}).get("method")
+    method = method.split("@x")[0] if isinstance(method, str) else method  # upsampled: the same estimator
     return method if isinstance(method, str) and method in flow.available_methods() else None
 
 

@@ -90,27 +90,32 @@ class FlowPlan:
 
 
 def plan_flows(job: JobDir, frames_key: str, source: str, pairs: list[tuple[int, int]], method: str,
-               flow_files: Path | None) -> FlowPlan:
+               flow_files: Path | None, upsample: int = 1) -> FlowPlan:
     """The units that make the flows and masks of ``pairs`` from the job's frames (or bring the
     user's ``flow_files``); ``source`` says which (see ``planned_source``, ``recorded_source``)."""
     key = stage_key("flow", frames_key, source)
     store = FlowStore(job.flow_dir(key))
-    units = flow_units(store, pairs, lambda i: job.read_image(job.frame_path(i)), method, flow_files)
+    units = flow_units(store, pairs, lambda i: job.read_image(job.frame_path(i)), method, flow_files, upsample)
     return FlowPlan(store, units, {"key": key, "method": source, "pairs": [list(p) for p in pairs]})
 
 
-def planned_source(method: str, flow_files: Path | None) -> str:
+def method_source(method: str, upsample: int = 1) -> str:
+    """The method as job.json records it and the flows' key holds it: ``dis_dense@x2`` upsampled."""
+    return method if upsample == 1 else f"{method}@x{upsample}"
+
+
+def planned_source(method: str, flow_files: Path | None, upsample: int = 1) -> str:
     """What the planner's flows come from: the method, or the user's files as they are now."""
     if flow_files is None:
-        return method
+        return method_source(method, upsample)
     return f"files:{file_tree_digest(flow_files)}"
 
 
-def recorded_source(job: JobDir, method: str, flow_files: Path | None) -> str:
+def recorded_source(job: JobDir, method: str, flow_files: Path | None, upsample: int = 1) -> str:
     """What a worker's flows come from: the planner's record (the worker may not see the user's
     folder, and needs it only for flows not made yet); a folder it does see must hold the same files."""
     if flow_files is None:
-        return method
+        return method_source(method, upsample)
     recorded = job.read_manifest().get("flow", {}).get("method")
     if not (isinstance(recorded, str) and recorded.startswith("files:")):
         raise UserError("the job folder does not record which flow files it was planned with; "
@@ -133,24 +138,26 @@ def file_tree_digest(folder: Path) -> str:
 
 
 def flow_units(store: FlowStore, pairs: list[tuple[int, int]], load_frame: FrameLoader,
-               method: str, external: Path | None = None) -> list[Unit]:
+               method: str, external: Path | None = None, upsample: int = 1) -> list[Unit]:
     """One unit per pair (a, b), a < b: both flows and both reliability masks."""
     return [Unit(name=flow_unit_name(a, b), stage="flow", outputs=store.pair_outputs(a, b), needs=(),
-                 work=_pair_work(store, a, b, load_frame, method, external),
+                 work=_pair_work(store, a, b, load_frame, method, external, upsample),
                  label=f"flow {a}<->{b}")
             for a, b in pairs]
 
 
 def _pair_work(store: FlowStore, a: int, b: int, load_frame: FrameLoader, method: str,
-               external: Path | None) -> Callable[[], UnitResult]:
+               external: Path | None, upsample: int = 1) -> Callable[[], UnitResult]:
     def work() -> UnitResult:
         frame_a = load_frame(a)
         if external is not None:
             forward, backward = _external_pair(store, external, a, b, frame_a.shape[:2])
         else:
             frame_b = load_frame(b)
-            forward = flow.estimate_flow(frame_a, frame_b, method)
-            backward = flow.estimate_flow(frame_b, frame_a, method)
+            # One estimator both ways: a fused one reuses its members' flows for the second.
+            estimator = flow.create_estimator(method, upsample)
+            forward = estimator(frame_a, frame_b)
+            backward = estimator(frame_b, frame_a)
             flow.write_flo(store.flow_path(a, b), forward)
             flow.write_flo(store.flow_path(b, a), backward)
         _write_reliability(store, a, b, forward, backward, external)

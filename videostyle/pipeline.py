@@ -101,7 +101,8 @@ def prepare(request: RunRequest, emit: EventCallback | None = None) -> JobPlan:
     keep_audio_copy(job, request.input, info)
     masks = keep_masks(job, mask_files, (frames.width, frames.height), frames.first, frames.count)
     plan, records = plan_units(request, job, output, info, frames, style_images, masks,
-                               lambda: planned_source(request.settings.flow.method, request.flow_files))
+                               lambda: planned_source(request.settings.flow.method, request.flow_files,
+                                                      request.settings.flow.upsample))
     job.update_manifest(**records)
     return plan
 
@@ -136,7 +137,8 @@ def plan_from_job(job_dir: Path, output: Path | None = None, weights: Path | Non
     masks = job_masks(job, request.style_masks, (frames.width, frames.height), frames.first, frames.count)
     plan, _planner_records = plan_units(
         request, job, chosen, info, frames, style_images, masks,
-        lambda: recorded_source(job, request.settings.flow.method, request.flow_files), weights)
+        lambda: recorded_source(job, request.settings.flow.method, request.flow_files, request.settings.flow.upsample),
+        weights)
     return dataclasses.replace(plan, reads_input=False)
 
 
@@ -177,7 +179,7 @@ def plan_units(request: RunRequest, job: JobDir, output: Path, info: VideoInfo, 
         # Both algorithms warp the neighbours in, whatever long-term offsets their temporal loss uses.
         offsets = {1} | set(settings.flow.long_term)
         flows = plan_flows(job, frames_key, flow_source(), flow_pairs(segments, sorted(offsets)),
-                           settings.flow.method, request.flow_files)
+                           settings.flow.method, request.flow_files, settings.flow.upsample)
         records["flow"] = flows.record
     style_key = stage_key("stylize", frames_key, flows.store.root.name if flows else None,
                               settings.style, _look_settings(settings), cuts,
@@ -243,7 +245,8 @@ def check_run_fits(source_size: tuple[int, int], size: tuple[int, int] | None, w
     ``video_io.output_size``)."""
     work_width, work_height = output_size(source_size, size, width)
     check_frame_fits(work_height, work_width, settings.style, resolve_device(settings.video.device))
-    check_flow_fits(work_width, work_height)
+    upsample = settings.flow.upsample  # the estimator works on frames this many times larger
+    check_flow_fits(work_width * upsample, work_height * upsample)
 
 
 def check_user_files(request: RunRequest, job: JobDir, output: Path, masks: list[MaskInput]) -> None:

@@ -121,9 +121,9 @@ def _flow_seconds(plan: JobPlan) -> float:
     if plan.request.flow_files is not None or plan.n_frames < 2:
         return 0.0
     a, b = (load_image(plan.job.frame_path(i)) for i in (1, 2))
-    method = plan.request.settings.flow.method
+    estimator = flow.create_estimator(plan.request.settings.flow.method, plan.request.settings.flow.upsample)
     start = time.perf_counter()
-    forward, backward = flow.estimate_flow(a, b, method), flow.estimate_flow(b, a, method)
+    forward, backward = estimator(a, b), estimator(b, a)
     flow.consistency_check(backward, forward)
     flow.consistency_check(forward, backward)
     return time.perf_counter() - start
