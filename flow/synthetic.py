@@ -12,6 +12,7 @@ for pixels visible in both frames; ``backward`` is flow(b -> a).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -388,3 +389,18 @@ def write_clip(clip: SyntheticClip, frames_dir: Path, flows_dir: Path | None = N
             write_flo(Path(flows_dir) / flow_file_name(t, s), flw)
             write_pgm(Path(flows_dir) / reliable_file_name(t, s), seen.astype(np.uint8) * 255)
     return Path(frames_dir) / "frame_%04d.png"
+
+
+def write_long_range_flows(clip: SyntheticClip, flows_dir: Path, offsets: Iterable[int]) -> None:
+    """Beside :func:`write_clip`'s flows, the exact flows and visibility of the frame pairs
+    (a, a+j) for each offset j > 1, both ways, under the same names: what a run with long-term
+    offsets (``--long-term``) reads from ``--flow-files``."""
+    from flow.io import flow_file_name, reliable_file_name, write_flo, write_pgm
+
+    n = len(clip.frames)
+    for j in sorted({j for j in offsets if j > 1}):
+        for a in range(1, n + 1 - j):
+            for t, s in ((a, a + j), (a + j, a)):
+                flw, seen = clip.flow_between(t - 1, s - 1)
+                write_flo(Path(flows_dir) / flow_file_name(t, s), flw)
+                write_pgm(Path(flows_dir) / reliable_file_name(t, s), seen.astype(np.uint8) * 255)

@@ -133,6 +133,25 @@ def test_distance_wrappers_pass_frames_and_contents_in_order():
         metrics.content_distances(frames, contents[:1], Recorder())
 
 
+def test_long_range_errors_split_revealed_from_steady_pixels():
+    # Three frames of two pixel columns, nothing moving: the left column is always shown; the
+    # right one is covered in frame 1 (0-based) only, so between frames 2 and 0 it is revealed.
+    frames = [np.stack([np.full((3, 3), a), np.full((3, 3), b)], axis=1).astype(np.float32)  # 3 rows, 2 columns, RGB
+              for a, b in ((10, 20), (12, 99), (13, 50))]
+
+    def flow_between(t: int, s: int) -> tuple[np.ndarray, np.ndarray]:
+        visible = np.ones((3, 2), bool)
+        visible[:, 1] = 1 not in (t, s)  # frame 1 shows the cover there, and what it covers is not in it
+        return np.zeros((3, 2, 2), np.float32), visible
+
+    short, two = metrics.long_range_errors(frames, flow_between, max_offset=2)
+    assert (short.offset, two.offset) == (1, 2)
+    assert short.steady == pytest.approx(1.5) and short.steady_pixels == 6  # |12-10| and |13-12|, left column
+    assert math.isnan(short.revealed) and short.revealed_pixels == 0  # nothing lies between neighbours
+    assert two.revealed == pytest.approx(30.0) and two.revealed_pixels == 3  # |50-20|, right column
+    assert two.steady == pytest.approx(3.0) and two.steady_pixels == 3  # |13-10|, left column
+
+
 def test_real_vgg_distances_zero_for_identical_images_and_positive_otherwise(vgg_weights):
     from videostyle.config import StyleSettings
     from videostyle.frame.stylize import Stylizer

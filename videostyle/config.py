@@ -247,8 +247,12 @@ class FlowSettings:
         1, "Estimate the flow on frames this many times the working size (bicubic), then shrink it: at a "
            "preview's 128 px dense DIS then keeps a fast object it loses at 1x (benchmarks/flow_classes_bench.py).",
         flags=("--flow-upsample",), minimum=1, maximum=4)
-    # Frame offsets J for long-term consistency; (1,) is short-term only.
-    long_term: tuple[int, ...] = setting((1,), "Single-pass: frame offsets of the temporal loss, e.g. 1,10,20,40.",
+    # Frame offsets J for long-term consistency; (1,) is short-term only. Here because the flow
+    # stage computes the flows of every offset.
+    long_term: tuple[int, ...] = setting((1,), "Frame offsets of the temporal loss, e.g. 1,10,20,40 (1: short-term "
+                                               "only). Single-pass: the frames that far back. Multi-pass: beyond the "
+                                               "neighbours, the frames that far away already done in the pass, so "
+                                               "what an occluder hid comes back as it was.",
                                          minimum=1, maximum=MAX_PASSES, rule=_not_empty)
 
 
@@ -306,8 +310,10 @@ class VideoSettings:
            "nothing (1 there).", minimum=1, maximum=MAX_BATCH_FRAMES)
     init_rest: str = setting("prev_warped", "Single-pass: start of the frames after the first.",
                              choices=("prev_warped", "prev", "first", "random", "content"))
-    long_term_combine: str = setting("closest_first", "Single-pass long-term weights: c_long (the paper's) "
-                                                      "or normalized.", choices=("closest_first", "normalize"))
+    long_term_combine: str = setting("closest_first", "Long-term weights (--long-term): c_long (the paper's: a "
+                                                      "pixel is held to the nearest of those frames that sees it) or "
+                                                      "normalized (to every one that sees it, sharing the weight).",
+                                     choices=("closest_first", "normalize"))
     seed: int = setting(0, "Seed of the random starts.", minimum=0, maximum=2**32 - 1, commands=BOTH)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N.", rule=_device_name, commands=BOTH)
     width: int = setting(0, "Work at this width, keeping the aspect ratio (0: the input's size).",

@@ -22,7 +22,7 @@ units averaged over the RGB channels (``mean_abs``), and, as Lai et al. do, the 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,6 +96,51 @@ def summarize_pairs(pairs: Sequence[PairWarpingError]) -> WarpingError:
     """Collect per-pair errors (e.g. computed while streaming a video) into a WarpingError."""
     return WarpingError(tuple(pairs), nanmean([p.mean_abs for p in pairs]),
                         nanmean([p.mean_squared for p in pairs]))
+
+
+@dataclass(frozen=True)
+class LongRangeError:
+    """Warping error between frames t and t-``offset``, pooled over every t (each pixel counts
+    once, so a pair that shows few of them counts little), 0..255 (NaN without pixels).
+
+    ``revealed``: over frame t's pixels that frame t-k shows and some frame between hides (an
+    occluder passed, or the camera looked away): what long-term consistency keeps. ``steady``:
+    over the pixels every frame from t-k to t shows (at ``offset`` 1, the usual warping error).
+    """
+
+    offset: int
+    revealed: float
+    revealed_pixels: int
+    steady: float
+    steady_pixels: int
+
+
+# The exact flow from frame t to frame s (0-based) and which of t's pixels s shows, as
+# ``flow.synthetic.SyntheticClip.flow_between`` gives them.
+FlowBetween = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
+
+
+def long_range_errors(frames: Sequence[np.ndarray], flow_between: FlowBetween,
+                      max_offset: int = 10) -> list[LongRangeError]:
+    """The warping error at every offset 1..``max_offset`` of a sequence with exact flow."""
+    sums = np.zeros((max_offset + 1, 2))
+    counts = np.zeros((max_offset + 1, 2), dtype=np.int64)
+    for t in range(1, len(frames)):
+        reach = range(max(0, t - max_offset), t)
+        pairs = {s: flow_between(t, s) for s in reach}
+        hidden = np.zeros(frames[t].shape[:2], dtype=bool)  # by a frame after s and before t
+        for s in reversed(reach):
+            flw, visible = pairs[s]
+            for column, mask in enumerate((visible & hidden, visible & ~hidden)):
+                pair = pair_warping_error(frames[t], frames[s], flw, mask.astype(np.float32))
+                pixels = round(pair.reliable_fraction * mask.size)
+                if pixels:
+                    sums[t - s, column] += pair.mean_abs * pixels
+                    counts[t - s, column] += pixels
+            hidden |= ~visible
+    means = np.divide(sums, counts, out=np.full_like(sums, math.nan), where=counts > 0)
+    return [LongRangeError(k, float(means[k, 0]), int(counts[k, 0]), float(means[k, 1]), int(counts[k, 1]))
+            for k in range(1, max_offset + 1)]
 
 
 def flow_weights(backward_flow: np.ndarray, reliable: np.ndarray | None = None) -> np.ndarray:

