@@ -330,3 +330,19 @@ def test_parallel_ranks_steps() -> None:
     # a segment after an anchor propagates from it; between two anchors, in from both
     assert [parallel_ranks(Segment(6, 9, 5, None), 1, True)[i] for i in range(6, 10)] == [0, 1, 2, 3]
     assert [parallel_ranks(Segment(6, 10, 5, 11), 1, True)[i] for i in range(6, 11)] == [0, 1, 2, 1, 0]
+
+
+@pytest.mark.parametrize("schedule", ["sequential", "parallel"])
+def test_propagated_frames_take_the_propagate_iterations(schedule: str, recorder: RecordingStylizer,
+                                                         tiny_clip: Path, tiny_style: Path, tmp_path: Path) -> None:
+    # The frame that starts the chain keeps every pass's iterations; the frames it is handed on
+    # to take --propagate-iterations in pass 1 only, and the plan weighs them so.
+    plan = prepare(_request(tiny_clip, tiny_style, tmp_path, passes=3, iterations=4, propagate_iterations=1,
+                            first_pass="propagate", temporal_from=1, schedule=schedule, propagate_scale=1.0,
+                            scene_cuts="off"))
+    pass1 = [u for u in plan.units if u.name.startswith("pass_01/")]
+    start = "pass_01/frame_00003" if schedule == "parallel" else "pass_01/frame_00001"
+    assert {u.name: u.effort for u in pass1} == {u.name: 12.0 if u.name == start else 1.0 for u in pass1}
+    run(plan.request)
+    assert sorted(c.iterations for c in recorder.calls[:5]) == [1, 1, 1, 1, 12]
+    assert [c.iterations for c in recorder.calls[5:]] == [4] * 10

@@ -300,6 +300,11 @@ class VideoSettings:
     propagate_scale: float = setting(0.25, "Multi-pass, --schedule parallel with --first-pass propagate: size of "
                                            "pass 1 (the only chain of frames one after another), relative to the "
                                            "working size.", minimum=0.1, maximum=1)
+    propagate_iterations: int = setting(0, "Multi-pass, --first-pass propagate: iterations of each frame of "
+                                           "pass 1 after the one that starts the chain, which only adapts the "
+                                           "texture handed to it (0: --iterations). With --schedule parallel "
+                                           "the chain is most of the critical path.", minimum=0,
+                                        maximum=MAX_ITERATIONS)
     parallel_spacing: int = setting(2, "Multi-pass, --schedule parallel: a pass after the first starts with every "
                                        "Nth frame at once, then does the frames between them from both sides in "
                                        "about N/2 more steps.", minimum=1)

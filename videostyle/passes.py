@@ -419,8 +419,11 @@ def _multipass_iterations(ctx: PassContext, seg: Segment, rank: Mapping[int, int
     benchmark clip, The Scream, ``preview``: pass-1 errors fell from 8.4 at its start to 5.2 at its
     end; with the longer start 5.4 to 4.5, and the final error 4.27 instead of 4.47)."""
     v = ctx.settings.video
-    starts_chain = _propagates(ctx, p) and not _settled_neighbours(ctx, seg, rank, i)
-    return v.iterations * v.passes if starts_chain else v.iterations
+    if not _propagates(ctx, p):
+        return v.iterations
+    if not _settled_neighbours(ctx, seg, rank, i):
+        return v.iterations * v.passes
+    return v.propagate_iterations or v.iterations
 
 
 def multipass_long_term_offsets(settings: Settings) -> tuple[int, ...]:
