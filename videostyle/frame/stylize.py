@@ -396,7 +396,8 @@ class Stylizer:
             tol_loss_relative_interval=self.settings.tol_loss_relative_interval, callback=callback,
             loss_scaling=self.precision.loss_scaling, fallback=in_float32 if self.precision.loss_scaling else None,
             objective_scale=OBJECTIVE_SCALE[self.settings.normalization],
-            history_size=lbfgs_history_size(content.shape[0] * content.shape[1]))
+            history_size=lbfgs_history_size(content.shape[0] * content.shape[1]),
+            warm_start=not (isinstance(init, str) and init == "random"))
         result = x.detach().clamp(0.0, 255.0)
         losses = self._report(in_float32, result)
         image = result[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
