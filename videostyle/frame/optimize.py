@@ -23,9 +23,10 @@ bfloat16: 0.060).
 A warm start (``warm_start``: ``x`` is already an image, e.g. the previous pass's result) takes a
 first step whose largest pixel change is :data:`FIRST_STEP` (1 in 0..255). torch's first step,
 ``min(1, 1/|g|₁)·lr·g``, moves 128x96 pixels by about 3e-5 each, far below bfloat16's resolution
-at the network's input (0.25-0.5 there): the features do not change, the first curvature pair
-measures only the float32 pixel terms (TV), and the second step, scaled by that weak curvature,
-jumped far outside 0..255, from which 40 iterations did not come back. Measured: the default
+at the network's input (0.25-0.5 there): the features barely change, so the first curvature
+pair sees little but the float32 pixel terms (TV; tests/test_stylize.py reproduces this on a toy
+loss), and the second step, scaled by that weak curvature, jumped far outside 0..255, from which
+40 iterations did not come back. Measured: the default
 preset on a one-frame clip with two style masks (tubingen, 128 px), in 3 of 11 pairs of the
 reference paintings, the full-size passes 3-5 each blew up at their second step (loss 9.3 ->
 4e11) and handed back pass 2's frame unchanged; from the same start with the longer first step
