@@ -97,6 +97,48 @@ def test_optimize_returns_the_best_iterate_not_an_overshoot():
     assert float(objective(x.detach())["valley"]) == pytest.approx(min(out.history), rel=1e-6)
 
 
+def test_a_warm_start_takes_a_first_step_that_bfloat16_can_see():
+    # The loss sees x only through bfloat16 (as the network's input does): torch's first step,
+    # min(1, 1/|g|₁)·g, is 1e-6 per value here and vanishes in the rounding, so the first
+    # curvature pair measures only the float32 term's weak curvature and the second step jumps
+    # far away (loss 1.3e8 -> 5.3e14 here; on real frames 9.3 -> 4e11). A warm start's first
+    # step moves its largest value FIRST_STEP, and it descends without a spike (to 5.3e4 here).
+    target = torch.linspace(100.0, 140.0, 1000)
+
+    def objective(x):
+        seen = x.to(torch.bfloat16).float()  # what a bfloat16 network sees
+        return {"features": 1e6 * ((seen - target) ** 2).mean(), "tv": 1e-3 * (x ** 2).mean()}
+
+    results = {}
+    for warm in (False, True):
+        x = torch.full((1000,), 120.0, requires_grad=True)
+        results[warm] = optimize(x, objective, iterations=12, method="lbfgs", learning_rate=1.0, warm_start=warm)
+    cold, warm = results[False], results[True]
+    assert max(cold.history) > 1e5 * cold.history[0]  # torch's steps blow up
+    assert max(warm.history) <= warm.history[0]
+    assert warm.losses["total"] < 0.05 * warm.history[0]
+
+
+def test_lbfgs_warm_start_steps_are_torchs_after_the_first():
+    # A warm start whose first step already moves a value by FIRST_STEP or more (one value, step
+    # 1.5·g/|g|₁ = 1.5) takes torch's L-BFGS steps, one for one.
+    x, y = torch.zeros(1, requires_grad=True), torch.zeros(1, requires_grad=True)
+    out = optimize(x, _quadratic, iterations=8, method="lbfgs", learning_rate=1.5, warm_start=True)
+    plain = torch.optim.LBFGS([y], lr=1.5, max_iter=1, tolerance_grad=-1.0, tolerance_change=-1.0)
+    history = []
+
+    def closure():
+        plain.zero_grad()
+        loss = sum(_quadratic(y).values())
+        loss.backward()
+        history.append(float(loss))
+        return loss
+
+    for _ in range(8):
+        plain.step(closure)
+    assert out.history == pytest.approx(history, rel=1e-6)
+
+
 def test_relative_loss_stop_rule():
     stop = RelativeLossStop(tol=0.01, interval=10)
     assert not stop.should_stop(10, 100.0)  # first check only records

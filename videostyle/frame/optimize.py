@@ -20,6 +20,19 @@ takes the float32 run's path through its spikes. Measured, 24x32 from the author
 iteration not a number); with it the float16 run ended at 0.080 of its start (float32: 0.15,
 bfloat16: 0.060).
 
+A warm start (``warm_start``: ``x`` is already an image, e.g. the previous pass's result) takes a
+first step whose largest pixel change is :data:`FIRST_STEP` (1 in 0..255). torch's first step,
+``min(1, 1/|g|₁)·lr·g``, moves 128x96 pixels by about 3e-5 each, far below bfloat16's resolution
+at the network's input (0.25-0.5 there): the features barely change, so the first curvature
+pair sees little but the float32 pixel terms (TV; tests/test_stylize.py reproduces this on a toy
+loss), and the second step, scaled by that weak curvature, jumped far outside 0..255, from which
+40 iterations did not come back. Measured: the default
+preset on a one-frame clip with two style masks (tubingen, 128 px), in 3 of 11 pairs of the
+reference paintings, the full-size passes 3-5 each blew up at their second step (loss 9.3 ->
+4e11) and handed back pass 2's frame unchanged; from the same start with the longer first step
+the loss fell 9.34 -> 2.26 in 20 iterations, with no spike. A noise start keeps torch's steps
+(the authors' rule; there the kick that follows is what gets the image going).
+
 Early stop (the authors' ``tol_loss_relative``): every ``interval`` iterations the total loss is
 compared with its value ``interval`` iterations earlier; the run stops when it changed by less
 than ``tol`` of that earlier value. ``tol = 0`` disables it.
@@ -40,6 +53,8 @@ from videostyle.errors import UserError
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("lbfgs", "adam")
+# A warm start's first step moves its largest pixel change this far (0..255 units).
+FIRST_STEP = 1.0
 Objective = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 # Several frames' objective: their pixels stacked (N,3,H,W), which frames they are -> each one's terms.
 FramesObjective = Callable[[torch.Tensor, Sequence[int]], list[dict[str, torch.Tensor]]]
@@ -116,11 +131,24 @@ class LossScale:
         return False
 
 
+def _lengthen_first_step(opt: torch.optim.Optimizer, x: torch.Tensor, evaluated: torch.Tensor) -> None:
+    """After L-BFGS's first step from ``evaluated``: lengthen it (and torch's record of it) so
+    that its largest pixel change is :data:`FIRST_STEP` (see the module doc)."""
+    state = opt.state[x]
+    with torch.no_grad():
+        step = x - evaluated
+        longest = float(step.abs().max())
+        if 0 < longest < FIRST_STEP:
+            longer = FIRST_STEP / longest
+            x.copy_(evaluated + step * longer)
+            state["t"] = state["t"] * longer  # the first curvature pair's s = d·t is the step taken
+
+
 def optimize(x: torch.Tensor, objective: Objective, *, iterations: int, method: str = "lbfgs",
              learning_rate: float = 1.0, tol_loss_relative: float = 0.0, tol_loss_relative_interval: int = 50,
              callback: Callable[[Progress], None] | None = None, loss_scaling: bool = False,
              history_size: int = 100, fallback: Objective | None = None,
-             objective_scale: float = 1.0) -> OptimizeOutcome:
+             objective_scale: float = 1.0, warm_start: bool = False) -> OptimizeOutcome:
     """Minimise the summed terms of ``objective`` over the leaf tensor ``x`` (updated in place).
 
     ``objective(x)`` returns named scalar terms; their sum is minimised. At most ``iterations``
@@ -130,14 +158,16 @@ def optimize(x: torch.Tensor, objective: Objective, *, iterations: int, method: 
     ``objective_scale``: the optimiser sees the sum times this (reports do not). torch's L-BFGS
     is not invariant to the loss's scale: its first step is ``min(1, 1/|g|₁)·g`` and it drops
     curvature pairs with ``sᵀy < 1e-10``, so a loss of order 1 from near-featureless noise never
-    gets going (see ``videostyle.frame.losses.OBJECTIVE_SCALE``).
+    gets going (see ``videostyle.frame.losses.OBJECTIVE_SCALE``). ``warm_start``: ``x`` is an
+    image, not noise; L-BFGS's first step is lengthened to be visible in bfloat16 (see the
+    module doc).
     """
     back = None if fallback is None else _one_frame(fallback)
     return optimize_frames([x], _one_frame(objective), iterations=iterations, method=method,
                            learning_rate=learning_rate, tol_loss_relative=tol_loss_relative,
                            tol_loss_relative_interval=tol_loss_relative_interval, callback=callback,
                            loss_scaling=loss_scaling, history_size=history_size, fallback=back,
-                           objective_scale=objective_scale)[0]
+                           objective_scale=objective_scale, warm_start=[warm_start])[0]
 
 
 def _one_frame(objective: Objective) -> FramesObjective:
@@ -161,7 +191,7 @@ def optimize_frames(xs: Sequence[torch.Tensor], objective: FramesObjective, *, i
                     method: str = "lbfgs", learning_rate: float = 1.0, tol_loss_relative: float = 0.0,
                     tol_loss_relative_interval: int = 50, callback: Callable[[Progress], None] | None = None,
                     loss_scaling: bool = False, history_size: int = 100, fallback: FramesObjective | None = None,
-                    objective_scale: float = 1.0) -> list[OptimizeOutcome]:
+                    objective_scale: float = 1.0, warm_start: Sequence[bool] | None = None) -> list[OptimizeOutcome]:
     """:func:`optimize` for several frames at once, one evaluation of them all per iteration.
 
     ``objective(pixels, which)`` gets the leaves ``xs[k]`` for ``k`` in ``which`` stacked along
@@ -171,7 +201,8 @@ def optimize_frames(xs: Sequence[torch.Tensor], objective: FramesObjective, *, i
     (up to the rounding of a batched network call): with one L-BFGS over all the frames, its first
     step (``1/|g|₁`` over every frame) and its curvature pairs would mix the frames. A frame whose
     loss settles (``tol_loss_relative``) or turns non-finite leaves the batch; the others go on.
-    ``callback`` gets the terms summed over the frames evaluated in that iteration.
+    ``callback`` gets the terms summed over the frames evaluated in that iteration. ``warm_start``:
+    which frames start from an image rather than noise (see :func:`optimize`).
     """
     if method not in OPTIMIZERS:
         raise UserError(f"unknown optimizer {method!r}; choose lbfgs or adam")
@@ -198,6 +229,8 @@ def optimize_frames(xs: Sequence[torch.Tensor], objective: FramesObjective, *, i
                 continue  # no step: its run ends here, on its best finite iterate
             if method == "lbfgs":
                 frame.opt.step(lambda frame=frame: frame.seen)
+                if warm_start is not None and warm_start[k] and iteration == 1:
+                    _lengthen_first_step(frame.opt, frame.x, evaluated[k])
             else:
                 frame.opt.step()
         finite = []

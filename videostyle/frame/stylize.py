@@ -444,7 +444,8 @@ class Stylizer:
             loss_scaling=self.precision.loss_scaling,
             fallback=together(in_float32) if self.precision.loss_scaling else None,
             objective_scale=OBJECTIVE_SCALE[self.settings.normalization],
-            history_size=lbfgs_history_size(height * width))
+            history_size=lbfgs_history_size(height * width),
+            warm_start=[not (isinstance(f.init, str) and f.init == "random") for f in frames])
         results = [x.detach().clamp(0.0, 255.0) for x in xs]
         reports = self._reports(in_float32, results)
         stylized = []
