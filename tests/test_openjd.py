@@ -84,8 +84,9 @@ def test_the_bundle_describes_the_planned_job(tiny_clip: Path, tiny_style: Path,
         "PATH", "DIRECTORY", "job")
     assert (params["Output"]["type"], params["Output"]["default"]) == ("PATH", "job/tiny_stylized.mp4")
     assert params["VggWeights"]["type"] == "PATH" and params["ThreadsPerTask"]["type"] == "INT"
-    # 4 flow pairs and frames 1, 3 (an anchor) and 5 have nothing to wait for
-    assert params["Workers"]["default"] == 7
+    # the flow pairs of default's temporal offsets 1, 2 and 3 (4 + 3 + 2) have nothing to wait for;
+    # every frame waits for its pairs
+    assert params["Workers"]["default"] == 9
     work, finish = template["steps"]
     assert (work["name"], finish["name"]) == (WORK_STEP, FINISH_STEP)
     assert finish["dependencies"] == [{"dependsOn": WORK_STEP}]

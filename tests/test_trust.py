@@ -213,6 +213,9 @@ def test_flow_files_at_the_source_size_are_rescaled_to_the_work_size(tiny_clip: 
         flow.write_flo(flows / f"backward_{a + 1}_{a}.flo", -field)
     job = tmp_path / "job"
     result = run_job(tiny_clip, tiny_style, job, "--flow-files", flows, "--no-video")
+    # the preset's long-term terms want pairs further apart, and the refusal says how to go without
+    assert result.exit_code == 2 and "forward_1_3.flo (frames 2 apart" in result.output, result.output
+    result = run_job(tiny_clip, tiny_style, job, "--flow-files", flows, "--no-video", "--long-term", "1")
     assert result.exit_code == 0, result.output
     (imported,) = (job / "flow").glob("*/forward_2_3.flo")
     np.testing.assert_allclose(flow.read_flo(imported), np.broadcast_to([2.0, -1.0], (24, 32, 2)))

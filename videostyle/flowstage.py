@@ -174,7 +174,9 @@ def _external_pair(store: FlowStore, external: Path, a: int, b: int,
     for t, s in ((a, b), (b, a)):
         src = external / flow.flow_file_name(t, s)
         if not src.is_file():
-            raise UserError(f"flow file missing in {external}: {flow.flow_file_name(t, s)}")
+            hint = (f" (frames {abs(a - b)} apart, for the long-term terms: give those flows too, or "
+                    "--long-term 1 for neighbours only)") if abs(a - b) > 1 else ""
+            raise UserError(f"flow file missing in {external}: {flow.flow_file_name(t, s)}{hint}")
         try:
             flows.append(flow.read_flo(src))
         except flow.FlowError as exc:
