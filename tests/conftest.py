@@ -8,6 +8,7 @@ weights, and the devices the core tests run on.
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass, field
 import subprocess
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import numpy as np
 import pytest
 import torch
 
+import videostyle.pipeline as pipeline
+from videostyle.frame.stylize import StylizeResult
 from videostyle.images import save_image
 from videostyle.video_io import ffmpeg_exe
 
@@ -89,3 +92,35 @@ def vgg_weights():
     from videostyle.frame.vgg import load_weights
 
     return load_weights()
+
+
+@dataclass
+class Call:
+    content_mean: float
+    init: object
+    n_temporal: int
+    iterations: int
+    scale: float = 1.0
+    targets: list = field(default_factory=list)  # the temporal targets themselves
+
+
+@dataclass
+class RecordingStylizer:
+    """A stand-in stylizer for the temporal algorithms' wiring: returns the content halved plus a
+    constant, and records what every call got."""
+
+    calls: list[Call] = field(default_factory=list)
+
+    def stylize(self, content, *, iterations, init="random", temporal=(), temporal_weight=0.0, seed=0,
+                callback=None, scale=1.0, look=None):
+        self.calls.append(Call(float(content.mean()), init if isinstance(init, str) else "array",
+                               len(temporal), iterations, scale, list(temporal)))
+        image = np.clip(content.astype(np.float32) * 0.5 + 60, 0, 255)
+        return StylizeResult(image=image, losses={"total": 1.0}, iterations=iterations, seconds=0.0)
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> RecordingStylizer:
+    rec = RecordingStylizer()
+    monkeypatch.setattr(pipeline, "Stylizer", lambda *args, **kwargs: rec)
+    return rec

@@ -8,17 +8,15 @@ between any two frames, so which pixels each frame shows is known.
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import videostyle.pipeline as pipeline
+from conftest import RecordingStylizer
 from flow.synthetic import CameraPath, SyntheticClip, camera_clip, textured_image, write_clip, write_long_range_flows
 from videostyle import evaluate, metrics
 from videostyle.config import resolve_settings
-from videostyle.frame.stylize import StylizeResult, TemporalTarget
 from videostyle.pipeline import RunRequest, prepare, run
 from videostyle.temporal import weights_beyond
 
@@ -45,27 +43,7 @@ def _settings(long_term: tuple[int, ...], combine: str = "closest_first", **vide
                                        "style": {"tol_loss_relative": 0.0}, "video": video})
 
 
-@dataclass
-class TargetRecorder:
-    """Returns the content halved plus a constant, and keeps every call's temporal targets."""
-
-    calls: list[list[TemporalTarget]] = field(default_factory=list)
-
-    def stylize(self, content, *, iterations, init="random", temporal=(), temporal_weight=0.0, seed=0,
-                callback=None, scale=1.0, look=None):
-        self.calls.append(list(temporal))
-        image = np.clip(content.astype(np.float32) * 0.5 + 60, 0, 255)
-        return StylizeResult(image=image, losses={"total": 1.0}, iterations=iterations, seconds=0.0)
-
-
-@pytest.fixture
-def recorder(monkeypatch: pytest.MonkeyPatch) -> TargetRecorder:
-    rec = TargetRecorder()
-    monkeypatch.setattr(pipeline, "Stylizer", lambda *args, **kwargs: rec)
-    return rec
-
-
-def test_long_term_offsets_request_their_flows(recorder: TargetRecorder, tiny_clip: Path, tiny_style: Path,
+def test_long_term_offsets_request_their_flows(recorder: RecordingStylizer, tiny_clip: Path, tiny_style: Path,
                                                tmp_path: Path) -> None:
     def plan(long_term: tuple[int, ...], name: str):
         return prepare(RunRequest(input=tiny_clip, styles=(tiny_style,), settings=_settings(long_term),
@@ -85,13 +63,13 @@ def test_long_term_offsets_request_their_flows(recorder: TargetRecorder, tiny_cl
 
 
 @pytest.mark.parametrize("combine", ["closest_first", "normalize"])
-def test_long_term_targets_hold_what_the_neighbour_does_not_see(recorder: TargetRecorder, tiny_style: Path,
+def test_long_term_targets_hold_what_the_neighbour_does_not_see(recorder: RecordingStylizer, tiny_style: Path,
                                                                tmp_path: Path, combine: str) -> None:
     made = _clip(6)
     frames, flows = _write(made, tmp_path / "clip", (2, 3))
     run(RunRequest(input=frames, styles=(tiny_style,), settings=_settings((1, 2, 3), combine), job_dir=tmp_path / "job",
                    make_video=False, flow_files=flows))
-    pass1 = recorder.calls[:6]  # forward, frame 1 first
+    pass1 = [call.targets for call in recorder.calls[:6]]  # forward, frame 1 first
     assert pass1[0] == []
     revealed_any = False
     for i in range(1, 6):  # 0-based: the neighbour, then offsets 2 and 3 where the clip has them

@@ -3,50 +3,17 @@ which frames are warped into which, blends, anchors, and that nothing crosses a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import flow
-import videostyle.pipeline as pipeline
-from conftest import make_clip
+from conftest import RecordingStylizer, make_clip
 from videostyle.config import resolve_settings
-from videostyle.frame.stylize import StylizeResult
 from videostyle.passes import pass_order
 from videostyle.pipeline import RunRequest, prepare, run
 from videostyle.shots import Segment, detect_cuts, flow_pairs, plan_segments, previous_anchors
-
-
-@dataclass
-class Call:
-    content_mean: float
-    init: object
-    n_temporal: int
-    iterations: int
-    scale: float = 1.0
-
-
-@dataclass
-class RecordingStylizer:
-    """Returns the content shifted by a constant, and records every call."""
-
-    calls: list[Call] = field(default_factory=list)
-
-    def stylize(self, content, *, iterations, init="random", temporal=(), temporal_weight=0.0, seed=0,
-                callback=None, scale=1.0, look=None):
-        self.calls.append(Call(float(content.mean()), init if isinstance(init, str) else "array",
-                               len(temporal), iterations, scale))
-        image = np.clip(content.astype(np.float32) * 0.5 + 60, 0, 255)
-        return StylizeResult(image=image, losses={"total": 1.0}, iterations=iterations, seconds=0.0)
-
-
-@pytest.fixture
-def recorder(monkeypatch: pytest.MonkeyPatch) -> RecordingStylizer:
-    rec = RecordingStylizer()
-    monkeypatch.setattr(pipeline, "Stylizer", lambda *args, **kwargs: rec)
-    return rec
 
 
 def _request(clip: Path, style: Path, tmp: Path, **video) -> RunRequest:
