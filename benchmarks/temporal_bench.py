@@ -131,7 +131,12 @@ class Row:
 
 def picture(name: str, seed: int) -> np.ndarray:
     path = PHOTOS / name
-    return load_image(path) if path.is_file() else textured_image(768, 1024, seed)
+    if path.is_file():
+        return load_image(path)
+    # Figures on analytic textures differ widely from the photos' (three runs from a git worktree,
+    # where ../shared is elsewhere, were taken for photo figures): say so on every clip made.
+    print(f"  note: {path} not found, clip made from an analytic texture; give --data", flush=True)
+    return textured_image(768, 1024, seed)
 
 
 def synthetic_clip(name: str, n_frames: int, width: int) -> SyntheticClip:
