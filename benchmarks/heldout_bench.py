@@ -88,8 +88,11 @@ def run_matrix(cells, presets: list[str], width: int, workdir: Path, extra: dict
         for preset in presets:
             settings = preset_settings(preset, width, extra)
             name = f"{preset}_{tag(extra)}"
-            rows.append(run_cell(clip, style, preset, "independent", independent_settings(settings), workdir,
-                                 stylizers, f"{name}_independent"))
+            # An independent run computes no flow, so a flow-only override shares the preset's.
+            unflowed = {k: v for k, v in extra.items() if k != "flow"}
+            baseline = independent_settings(preset_settings(preset, width, unflowed))
+            rows.append(run_cell(clip, style, preset, "independent", baseline, workdir,
+                                 stylizers, f"{preset}_{tag(unflowed)}_independent"))
             rows.append(run_cell(clip, style, preset, "own flow", settings, workdir, stylizers, f"{name}_own_flow"))
             if with_paper and preset == "default":
                 rows.append(run_cell(clip, style, preset, "paper", preset_settings("paper", width, {}), workdir,

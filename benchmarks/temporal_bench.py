@@ -64,7 +64,8 @@ import flow  # noqa: E402
 from flow.synthetic import CameraPath, Disc, SyntheticClip, camera_clip, textured_image, write_clip  # noqa: E402
 from quality_bench import cached_stylizer_factory  # noqa: E402
 from videostyle import evaluate  # noqa: E402
-from videostyle.config import Settings, resolve_settings  # noqa: E402
+from videostyle import __version__  # noqa: E402
+from videostyle.config import Settings, resolve_settings, settings_hash  # noqa: E402
 from videostyle.images import load_image  # noqa: E402
 from videostyle.pipeline import RunRequest, run  # noqa: E402
 
@@ -236,17 +237,29 @@ def measure(job: Path, clip: Clip, style: Path, stylizers: dict) -> tuple[float,
             report.mean_content_distance)
 
 
+CACHED_SECONDS_PER_FRAME = 0.2  # a run this fast stylized nothing: every frame came from the job's cache
+
+
 def seconds_file(job: Path) -> Path:
     return job / "bench_seconds_per_frame.txt"
 
 
 def timed_stylize(clip: Clip, style: Path, settings: Settings, job: Path, flow_files: Path | None) -> float:
-    """Seconds per frame of the first run of this job (remembered, so a rerun reports it too)."""
-    seconds = stylize(clip, style, settings, job, flow_files)
+    """Seconds per frame of the run that made this job's results (remembered, so a rerun reports it too).
+
+    The record carries the settings and code version it was timed under: a job whose settings changed
+    since is stylized again, and its old time would describe other work.
+    """
+    made_by = settings_hash(settings, __version__)
     record = seconds_file(job)
+    seconds = stylize(clip, style, settings, job, flow_files)
     if record.is_file():
-        return float(record.read_text())
-    record.write_text(f"{seconds:.3f}")
+        remembered = record.read_text().split()
+        if len(remembered) == 2 and remembered[1] == made_by:
+            return float(remembered[0])
+        if len(remembered) == 1 and seconds < CACHED_SECONDS_PER_FRAME:
+            return float(remembered[0])  # an older record of a job that was not re-run
+    record.write_text(f"{seconds:.3f} {made_by}")
     return seconds
 
 

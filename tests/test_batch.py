@@ -146,7 +146,7 @@ def test_a_batch_at_a_reduced_size_and_split_where_memory_is_short(two_styles, v
     stylizer = Stylizer(two_styles, StyleSettings(), (48, 64), device="cpu", vgg_weights=vgg_weights)
     tasks = _tasks((48, 64))
     alone = _alone(stylizer, tasks, iterations=3, scale=0.5)
-    monkeypatch.setattr(stylize_module, "frames_that_fit", lambda *args: 2)  # 3 frames: calls of 2 and 1
+    monkeypatch.setattr(stylize_module, "frames_that_fit", lambda *args, **kwargs: 2)  # 3 frames: calls of 2 and 1
     batched = stylizer.stylize_batch(tasks, iterations=3, scale=0.5)
     assert [r.image.shape for r in batched] == [(48, 64, 3)] * 3  # enlarged back to the content's size
     for a, b in zip(alone, batched):

@@ -69,6 +69,13 @@ def test_flow_that_would_not_fit_in_memory_is_refused_with_what_fits() -> None:
     check_flow_fits(1920, 1080, available=1920 * 1080 * FLOW_BYTES_PER_PIXEL + 400 * 2**20)
 
 
+def test_fused_flow_is_charged_for_its_four_members_and_its_doubled_frames() -> None:
+    room = 1920 * 1080 * FLOW_BYTES_PER_PIXEL + 400 * 2**20  # enough for dense DIS at 1080p
+    check_flow_fits(1920, 1080, available=room, method="dis_dense")
+    with pytest.raises(UserError, match=r"optical flow by fused of 1920x1080 frames needs about 4\.\d GB"):
+        check_flow_fits(1920, 1080, available=room, method="fused")
+
+
 def test_frames_that_would_not_fit_on_the_disk_are_refused_before_extraction(tiny_clip: Path, tiny_style: Path,
                                                                              tmp_path: Path, monkeypatch) -> None:
     real = shutil.disk_usage

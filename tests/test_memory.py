@@ -201,3 +201,45 @@ def test_stylizer_refuses_a_frame_that_does_not_fit_and_passes_the_history_budge
     monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 10**6)
     with pytest.raises(UserError, match=r"a 48x32 frame needs about .* GB on cpu, 0\.0 GB available; no frame fits"):
         stylizer.stylize(np.full((32, 48, 3), 128.0, np.float32), iterations=1)
+
+
+def test_temporal_targets_are_counted_whole_frame_in_tiles_too() -> None:
+    settings = StyleSettings()
+    pixels = 1080 * 1920
+    for tile in (0, 512):
+        none, ten = (memory.estimate_bytes(1080, 1920, settings, "cpu", [(512, 512)], tile, temporal_targets=n)
+                     for n in (0, 10))
+        assert ten - none == 10 * memory.TEMPORAL_TARGET_BYTES_PER_PIXEL * pixels
+    whole_without_targets = memory.estimate_bytes(1080, 1920, settings, "cpu", [(512, 512)])
+    assert memory.check_frame_fits(1080, 1920, settings, "cpu", [(512, 512)], available=whole_without_targets) == 0
+    assert memory.check_frame_fits(1080, 1920, settings, "cpu", [(512, 512)], available=whole_without_targets,
+                                   temporal_targets=10) > 0  # the same room, with ten targets: in tiles
+
+
+def test_a_frame_is_planned_for_as_many_targets_as_its_preset_holds_it_to() -> None:
+    from videostyle.config import resolve_settings
+    from videostyle.passes import most_temporal_targets
+
+    # default: both neighbours and the long-term offsets 2, 3, 5, 10 on both sides
+    assert most_temporal_targets(resolve_settings("default")) == 10
+    assert most_temporal_targets(resolve_settings("default", overrides={"flow": {"long_term": [1]}})) == 2
+    assert most_temporal_targets(resolve_settings("default", overrides={"video": {"temporal_weight": 0.0}})) == 0
+    singlepass = resolve_settings("singlepass", overrides={"flow": {"long_term": [1, 2, 4]}})
+    assert most_temporal_targets(singlepass) == 4  # three behind, and the next segment's anchor
+
+
+def test_run_refuses_a_frame_whose_temporal_targets_do_not_fit(tiny_clip: Path, tiny_style: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from videostyle.config import resolve_settings
+
+    settings = resolve_settings("default").style
+    without = memory.least_bytes(3000, 4000, settings)
+    with_targets = memory.least_bytes(3000, 4000, settings, temporal_targets=10)
+    room = (without + with_targets) // 2  # the frame alone would fit, in tiles
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": room)
+    job = tmp_path / "job"
+    result = CliRunner().invoke(main, ["run", str(tiny_clip), "--style", str(tiny_style), "--job-dir", str(job),
+                                       "--size", "4000x3000", "--device", "cpu", "--preset", "default"])
+    assert result.exit_code == 2, result.output
+    assert re.search(r"a 4000x3000 frame needs about [\d.]+ GB on cpu", result.output)
+    assert not list(job.glob("frames/*.png"))

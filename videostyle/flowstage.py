@@ -32,19 +32,28 @@ from videostyle.units import Unit, UnitResult
 # memory over the process's own measured 251 B/px (dis_dense) and 232 B/px (deepflow) at 1024x768
 # on one thread; the frames, both flows and the check's arrays come on top.
 FLOW_BYTES_PER_PIXEL = 400
+# ``fused`` keeps its four members' flows both ways and runs one of them on frames twice the size:
+# 1691 B/px measured the same way (dense DIS 413 in that run).
+FUSED_BYTES_PER_PIXEL = 1800
 
 
-def check_flow_fits(width: int, height: int, available: int | None = None) -> None:
-    """A frame pair's flow fits in memory, or one line saying what size does (never OpenCV's
-    "Insufficient memory" traceback)."""
+def flow_bytes_per_pixel(method: str) -> int:
+    return FUSED_BYTES_PER_PIXEL if method == "fused" else FLOW_BYTES_PER_PIXEL
+
+
+def check_flow_fits(width: int, height: int, available: int | None = None, method: str = "") -> None:
+    """A frame pair's flow by ``method`` fits in memory, or one line saying what size does (never
+    OpenCV's "Insufficient memory" traceback)."""
     room = available_bytes("cpu") if available is None else available
-    needed = FLOW_BYTES_PER_PIXEL * width * height + CONSTANT_BYTES
+    per_pixel = flow_bytes_per_pixel(method)
+    needed = per_pixel * width * height + CONSTANT_BYTES
     if needed <= room:
         return
-    scale = math.sqrt(max(0, room - CONSTANT_BYTES) / (FLOW_BYTES_PER_PIXEL * width * height))
+    scale = math.sqrt(max(0, room - CONSTANT_BYTES) / (per_pixel * width * height))
     fits = f"{int(width * scale) // 2 * 2}x{int(height * scale) // 2 * 2} or smaller fits" if scale * min(width, height) >= 16 \
         else "no frame fits; free some memory"
-    raise UserError(f"optical flow of {width}x{height} frames needs about {needed / GB:.1f} GB, "
+    by = f" by {method}" if method else ""
+    raise UserError(f"optical flow{by} of {width}x{height} frames needs about {needed / GB:.1f} GB, "
                     f"{room / GB:.1f} GB available; {fits}")
 
 

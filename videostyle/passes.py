@@ -426,6 +426,17 @@ def _multipass_iterations(ctx: PassContext, seg: Segment, rank: Mapping[int, int
     return v.propagate_iterations or v.iterations
 
 
+def most_temporal_targets(settings: Settings) -> int:
+    """The most warped results one frame is held to: in multi-pass its neighbours and the long-term
+    offsets on both sides; in single-pass the offsets behind it and the anchor after its segment."""
+    v = settings.video
+    if v.temporal_weight <= 0:
+        return 0
+    if v.algorithm == "multipass":
+        return 2 * (1 + len(multipass_long_term_offsets(settings)))
+    return len(set(settings.flow.long_term)) + 1
+
+
 def multipass_long_term_offsets(settings: Settings) -> tuple[int, ...]:
     """The offsets of ``flow.long_term`` beyond the neighbours, which multi-pass holds to anyway."""
     return tuple(sorted({j for j in settings.flow.long_term if j > 1}))

@@ -43,7 +43,8 @@ from videostyle.journal import Ledger
 from videostyle.looks import frame_look, parse_keyframes
 from videostyle.maskstage import MaskInput, MaskStore, check_mask_frames, job_masks, keep_masks, mask_inputs, note_mask_sizes
 from videostyle.passes import (PassContext, batch_frames_note, coarse_passes_note, last_pass,
-                               multipass_long_term_offsets, needs_flow, stylize_units)
+                               most_temporal_targets, multipass_long_term_offsets, needs_flow,
+                               stylize_units)
 from videostyle.plan import JobPlan, RunResult
 from videostyle.request import (VIDEO_SUFFIXES, RunRequest, check_frames_of_clip, check_request, default_paths,
                                 job_frame_count, load_request, request_to_json, worker_output)
@@ -188,7 +189,8 @@ def plan_units(request: RunRequest, job: JobDir, output: Path, info: VideoInfo, 
                       n_frames=n_frames, settings=settings, segments=tuple(segments), anchors=tuple(anchors),
                       stylizer=cache(lambda: Stylizer(style_images, _weights_here(settings, weights), (height, width),
                                                       settings.video.device,
-                                                      color_reference=_color_reference(job, settings, n_frames))),
+                                                      color_reference=_color_reference(job, settings, n_frames),
+                                                      temporal_targets=most_temporal_targets(settings))),
                       look=partial(frame_look, parse_keyframes(settings.video.style_blend_keyframes),
                                    masks.load if masks else None))
     records["stylize"] = {"key": style_key, "passes": last_pass(settings), "anchors": anchors,
@@ -244,9 +246,10 @@ def check_run_fits(source_size: tuple[int, int], size: tuple[int, int] | None, w
     (W, H) of the input, worked at ``size`` or ``width`` as the frames are extracted (see
     ``video_io.output_size``)."""
     work_width, work_height = output_size(source_size, size, width)
-    check_frame_fits(work_height, work_width, settings.style, resolve_device(settings.video.device))
+    check_frame_fits(work_height, work_width, settings.style, resolve_device(settings.video.device),
+                     temporal_targets=most_temporal_targets(settings))
     upsample = settings.flow.upsample  # the estimator works on frames this many times larger
-    check_flow_fits(work_width * upsample, work_height * upsample)
+    check_flow_fits(work_width * upsample, work_height * upsample, method=settings.flow.method)
 
 
 def check_user_files(request: RunRequest, job: JobDir, output: Path, masks: list[MaskInput]) -> None:

@@ -10,6 +10,9 @@ plus a constant:
   (24 bytes per pixel per pair), Adam two moments (24 bytes per pixel). The L-BFGS history is
   given a fixed byte budget (:func:`lbfgs_history_size`), so above 512×512 it stops growing with
   the frame: 100 pairs (the authors') up to 0.26 Mpx, 12 at 1080p, the minimum of 5 at 4K;
+* each temporal target the frame is held to (a warped earlier result and its reliability, kept by
+  the caller and as a tensor, and the loss's saved difference): :data:`TEMPORAL_TARGET_BYTES_PER_PIXEL`;
+  with long-term offsets in multi-pass a frame has up to ten;
 * the float32 no-gradient pass that computes the style targets, over the style image scaled to
   the frame (:data:`REFERENCE_BYTES_PER_PIXEL` of the style image's pixels), which happens
   before the optimisation and is counted when it is the larger.
@@ -70,6 +73,11 @@ REFERENCE_BYTES_PER_PIXEL = 750
 # kernels: about 180 MB measured, whatever the size; rounded up for the allocator's slack.
 CONSTANT_BYTES = 384 * 2**20
 
+# One temporal target: the caller's HxWx3 + HxW float32 arrays, the target as a tensor, and what its
+# loss saves for the backward pass. Measured (512x384, one thread, style targets small so their pass
+# is not the peak): 10 targets raised the peak by 448 B/px over none.
+TEMPORAL_TARGET_BYTES_PER_PIXEL = 48
+
 # With tiles (videostyle.frame.tiles) only image-sized vectors grow with the frame: the image, its
 # gradient, the optimiser's flat gradient, step and previous gradient, the evaluated and the best
 # iterate, the content and result arrays, and the content layer's targets (relu4_2: 32 B/px).
@@ -103,33 +111,38 @@ def style_pixels(height: int, width: int, settings: StyleSettings,
 
 
 def estimate_bytes(height: int, width: int, settings: StyleSettings, device: torch.device | str = "cpu",
-                   style_shapes: Sequence[Sequence[int]] = (), tile: int = 0, frames: int = 1) -> int:
+                   style_shapes: Sequence[Sequence[int]] = (), tile: int = 0, frames: int = 1,
+                   temporal_targets: int = 0) -> int:
     """Peak memory (bytes) that stylizing one ``height`` x ``width`` frame adds on ``device``,
     optimiser history full; in tiles of ``tile`` px (0: untiled, see :mod:`videostyle.frame.tiles`).
     ``style_shapes``: (H, W) of the style images, when known. ``frames``: that many frames
-    optimised together, untiled (one batched network call, each frame its own optimiser state)."""
+    optimised together, untiled (one batched network call, each frame its own optimiser state).
+    ``temporal_targets``: the most warped results one frame is held to (whole-frame in tiles too)."""
     device = torch.device(device)
     pixels = height * width
     per_pixel = OPTIMISATION_BYTES_PER_PIXEL[choose_precision(settings.precision, device).dtype]
-    state = optimiser_state_bytes(pixels, settings.optimizer)
+    # held through the whole optimisation, in tiles too: the optimiser's state and the temporal targets
+    held = optimiser_state_bytes(pixels, settings.optimizer) + TEMPORAL_TARGET_BYTES_PER_PIXEL * temporal_targets * pixels
     style = style_pixels(height, width, settings, style_shapes)
     if not tile:
-        return CONSTANT_BYTES + max(frames * (per_pixel * pixels + state), REFERENCE_BYTES_PER_PIXEL * style)
+        return CONSTANT_BYTES + max(frames * (per_pixel * pixels + held), REFERENCE_BYTES_PER_PIXEL * style)
     side = tile + 2 * halo(settings)
     region = min(height, side) * min(width, side)
     one_tile = max(per_pixel, REFERENCE_BYTES_PER_PIXEL) * region
     # The style image itself (float32 RGB) is held while its Gram matrices are added up.
-    return CONSTANT_BYTES + TILED_BYTES_PER_PIXEL * pixels + state + 12 * style + one_tile
+    return CONSTANT_BYTES + TILED_BYTES_PER_PIXEL * pixels + held + 12 * style + one_tile
 
 
 def frames_that_fit(height: int, width: int, settings: StyleSettings, device: torch.device | str = "cpu",
-                    style_shapes: Sequence[Sequence[int]] = (), wanted: int = 1, available: int | None = None) -> int:
+                    style_shapes: Sequence[Sequence[int]] = (), wanted: int = 1, available: int | None = None,
+                    temporal_targets: int = 0) -> int:
     """How many ``height`` x ``width`` frames, at most ``wanted``, one batched optimisation fits
     in the memory available (``available`` bytes when given); at least 1, which
     :func:`check_frame_fits` plans."""
     room = available_bytes(device) if available is None else available
     frames = max(1, wanted)
-    while frames > 1 and estimate_bytes(height, width, settings, device, style_shapes, frames=frames) > room:
+    while frames > 1 and estimate_bytes(height, width, settings, device, style_shapes, frames=frames,
+                                        temporal_targets=temporal_targets) > room:
         frames -= 1
     return frames
 
@@ -141,25 +154,26 @@ def halo(settings: StyleSettings) -> int:
 
 
 def plan_tile(height: int, width: int, settings: StyleSettings, device: torch.device | str, available: int,
-              style_shapes: Sequence[Sequence[int]] = ()) -> int | None:
+              style_shapes: Sequence[Sequence[int]] = (), temporal_targets: int = 0) -> int | None:
     """0 when the frame fits untiled in ``available`` bytes, else the largest tile core that
     fits, or None when nothing does. Tiles need plain (not L1-normalised) gradients."""
-    if estimate_bytes(height, width, settings, device, style_shapes) <= available:
+    if estimate_bytes(height, width, settings, device, style_shapes, temporal_targets=temporal_targets) <= available:
         return 0
     if settings.normalize_gradients:
         return None
     for core in TILE_CORES:
-        if core < max(height, width) and estimate_bytes(height, width, settings, device, style_shapes,
-                                                        core) <= available:
+        if core < max(height, width) and estimate_bytes(height, width, settings, device, style_shapes, core,
+                                                        temporal_targets=temporal_targets) <= available:
             return core
     return None
 
 
 def least_bytes(height: int, width: int, settings: StyleSettings, device: torch.device | str = "cpu",
-                style_shapes: Sequence[Sequence[int]] = ()) -> int:
+                style_shapes: Sequence[Sequence[int]] = (), temporal_targets: int = 0) -> int:
     """The smallest estimate over every plan (untiled, or any tile core)."""
     cores = () if settings.normalize_gradients else TILE_CORES
-    return min(estimate_bytes(height, width, settings, device, style_shapes, tile) for tile in (0, *cores))
+    return min(estimate_bytes(height, width, settings, device, style_shapes, tile, temporal_targets=temporal_targets)
+               for tile in (0, *cores))
 
 
 def available_bytes(device: torch.device | str = "cpu") -> int:
@@ -214,13 +228,13 @@ def _read_int(path: str) -> int | None:
 
 
 def largest_fitting(height: int, width: int, available: int, settings: StyleSettings,
-                    device: torch.device | str = "cpu", style_shapes: Sequence[Sequence[int]] = ()
-                    ) -> tuple[int, int] | None:
+                    device: torch.device | str = "cpu", style_shapes: Sequence[Sequence[int]] = (),
+                    temporal_targets: int = 0) -> tuple[int, int] | None:
     """The largest (height, width) of the same aspect ratio that some plan fits in ``available``
     bytes, or None when not even a 16-px frame fits."""
     def fits(scale: float) -> bool:
         h, w = max(16, int(height * scale)), max(16, int(width * scale))
-        return least_bytes(h, w, settings, device, style_shapes) <= available
+        return least_bytes(h, w, settings, device, style_shapes, temporal_targets) <= available
 
     low, high = 16 / min(height, width), 1.0
     if not fits(low):
@@ -232,18 +246,19 @@ def largest_fitting(height: int, width: int, available: int, settings: StyleSett
 
 
 def check_frame_fits(height: int, width: int, settings: StyleSettings, device: torch.device | str = "cpu",
-                     style_shapes: Sequence[Sequence[int]] = (), available: int | None = None) -> int:
+                     style_shapes: Sequence[Sequence[int]] = (), available: int | None = None,
+                     temporal_targets: int = 0) -> int:
     """How to stylize a ``height`` x ``width`` frame on ``device`` within the memory available
-    (``available`` bytes when given): 0 untiled, else the tile core (see :func:`plan_tile`).
-    A frame no plan fits is refused, before anything is allocated, in one line saying what
-    size fits."""
+    (``available`` bytes when given), held to at most ``temporal_targets`` warped results: 0
+    untiled, else the tile core (see :func:`plan_tile`). A frame no plan fits is refused, before
+    anything is allocated, in one line saying what size fits."""
     device = torch.device(device)
     room = available_bytes(device) if available is None else available
-    tile = plan_tile(height, width, settings, device, room, style_shapes)
+    tile = plan_tile(height, width, settings, device, room, style_shapes, temporal_targets)
     if tile is not None:
         return tile
-    needed = least_bytes(height, width, settings, device, style_shapes)
-    fitting = largest_fitting(height, width, room, settings, device, style_shapes)
+    needed = least_bytes(height, width, settings, device, style_shapes, temporal_targets)
+    fitting = largest_fitting(height, width, room, settings, device, style_shapes, temporal_targets)
     advice = f"{fitting[1]}x{fitting[0]} or smaller fits" if fitting else "no frame fits; free some memory"
     raise UserError(f"a {width}x{height} frame needs about {needed / GB:.1f} GB on {device.type}, "
                     f"{room / GB:.1f} GB available; {advice}")

@@ -145,11 +145,12 @@ class Stylizer:
     (never) or the tile core in pixels (always; see :mod:`videostyle.frame.tiles`). ``color_reference``:
     the colours the style images take when ``settings.color_transfer`` is ``histogram`` (of the
     content image, or of the whole clip, see :func:`videostyle.frame.colors.color_stats`).
+    ``temporal_targets``: the most warped results one frame will be held to, counted in its memory plan.
     """
 
     def __init__(self, styles: Sequence[np.ndarray], settings: StyleSettings, content_shape: tuple[int, int],
                  device: str = "auto", *, vgg_weights: VGGWeights | None = None, tile: int | None = None,
-                 color_reference: ColorStats | None = None) -> None:
+                 color_reference: ColorStats | None = None, temporal_targets: int = 0) -> None:
         validate_style_settings(settings, len(styles))
         self.settings = settings
         self.device = stylization_device(device)
@@ -169,6 +170,7 @@ class Stylizer:
                                         settings.color_transfer, color_reference)
         self.halo = halo_for(self.vgg.last_layer)
         self._tile_setting = tile
+        self._temporal_targets = temporal_targets  # the most a frame will be held to: its memory is planned for
         self._tile_by_shape: dict[tuple[int, int], int] = {}  # 0: whole frame
         self._batch_by_shape: dict[tuple[int, int, int], int] = {}  # (H, W, frames asked) -> frames a call
         self._check_fits(self.content_shape)
@@ -202,7 +204,8 @@ class Stylizer:
         machine's free memory no longer shows)."""
         key = (int(shape[0]), int(shape[1]))
         if key not in self._tile_by_shape:
-            planned = check_frame_fits(*key, self.settings, self.device, [style.shape for style in self._styles])
+            planned = check_frame_fits(*key, self.settings, self.device, [style.shape for style in self._styles],
+                                       temporal_targets=self._temporal_targets)
             tile = planned if self._tile_setting is None else self._tile_setting
             if tile and self.settings.normalize_gradients:
                 raise UserError("normalize-gradients cannot be used with tiles (the gradient's norm is the "
@@ -466,7 +469,8 @@ class Stylizer:
         key = (int(shape[0]), int(shape[1]), wanted)
         if key not in self._batch_by_shape:
             fitting = frames_that_fit(key[0], key[1], self.settings, self.device,
-                                      [style.shape for style in self._styles], wanted)
+                                      [style.shape for style in self._styles], wanted,
+                                      temporal_targets=self._temporal_targets)
             if fitting < wanted:
                 log.info("%dx%d frames: %d at a time fit on %s, not %d", key[1], key[0], fitting, self.device, wanted)
             if self.device.type == "cpu" and not self._batch_by_shape:
