@@ -100,12 +100,12 @@ def test_warped_frame_matches_better_with_the_fused_flow() -> None:
 
 
 def test_flow_upsample_setting_reaches_the_estimator_and_the_flows_key() -> None:
-    from videostyle.flowstage import planned_source
+    from videostyle.flowstage import PairMethods, planned_source
 
     settings = resolve_settings(overrides={"flow": {"method": "dis_dense", "upsample": 2}})
     assert settings.flow.upsample == 2
-    assert planned_source(settings.flow.method, None, settings.flow.upsample) == "dis_dense@x2"
-    assert planned_source("dis_dense", None) == "dis_dense"
+    assert planned_source(PairMethods.of(settings.flow), None) == "dis_dense@x2"
+    assert planned_source(PairMethods("dis_dense"), None) == "dis_dense"
     assert flow.create_estimator("dis_dense", 2).name == "dis_dense@x2"
     with pytest.raises(UserError, match="upsample"):
         resolve_settings(overrides={"flow": {"upsample": 0}})
@@ -128,12 +128,61 @@ def test_run_records_the_fused_upsampled_flow_method(tiny_clip, tiny_style, tmp_
 
 
 def test_a_flow_unit_of_the_fused_method_writes_its_flows_both_ways(tmp_path) -> None:
-    from videostyle.flowstage import FlowStore, flow_units
+    from videostyle.flowstage import FlowStore, PairMethods, flow_units
 
     clip = _hard_clip()
     store = FlowStore(tmp_path)
-    [unit] = flow_units(store, [(2, 3)], lambda i: clip.frames[i - 1], "fused")
+    [unit] = flow_units(store, [(2, 3)], lambda i: clip.frames[i - 1], PairMethods("fused"))
     unit.work()
     assert np.array_equal(store.flow(3, 2), flow.estimate_flow(clip.frames[2], clip.frames[1], "fused"))
     assert np.array_equal(store.flow(2, 3), flow.estimate_flow(clip.frames[1], clip.frames[2], "fused"))
     assert store.reliability(3, 2).shape == (72, 128)
+
+
+def test_long_term_pairs_can_have_an_estimator_of_their_own(tmp_path, monkeypatch) -> None:
+    from videostyle.flowstage import LONG_TERM_FLOW_KIND, FlowStore, PairMethods, flow_units, recorded_method
+
+    clip = _hard_clip()
+    used: dict[tuple[int, int], set[str]] = {}
+
+    def recording(method, upsample=1):
+        estimator = real(method, upsample)
+
+        def estimate(a, b):
+            key = tuple(sorted(next(i + 1 for i, f in enumerate(clip.frames) if f is frame) for frame in (a, b)))
+            used.setdefault(key, set()).add(method)
+            return estimator(a, b)
+        return estimate
+
+    real = flow.create_estimator
+    monkeypatch.setattr(flow, "create_estimator", recording)
+    methods = PairMethods("dis_fine", "dis_dense")
+    units = flow_units(FlowStore(tmp_path), [(1, 2), (1, 3)], lambda i: clip.frames[i - 1], methods)
+    for unit in units:
+        unit.work()
+    assert used == {(1, 2): {"dis_fine"}, (1, 3): {"dis_dense"}}
+    assert [u.kind for u in units] == ["", LONG_TERM_FLOW_KIND]  # timed apart by the plan's estimates
+    assert methods.source == "dis_fine+long:dis_dense" and recorded_method(methods.source) == "dis_fine"
+    assert PairMethods("fused", "dis_dense", 2).source == "fused@x2+long:dis_dense"
+    # the same estimator, said either way, keeps the flows' key they always had
+    assert PairMethods("fused", "same").source == PairMethods("fused", "fused").source == "fused"
+    same = flow_units(FlowStore(tmp_path), [(1, 3)], lambda i: clip.frames[i - 1], PairMethods("fused"))
+    assert same[0].kind == ""
+
+
+def test_the_long_term_flow_method_is_a_setting_of_run(tiny_clip, tiny_style, tmp_path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from videostyle.cli import main
+
+    job = tmp_path / "job"
+    result = CliRunner().invoke(main, ["run", str(tiny_clip), "--style", str(tiny_style), "--job-dir", str(job),
+                                       "--plan-only", "--flow", "fused", "--long-term-flow", "dis_dense",
+                                       "--long-term", "1,2"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((job / "job.json").read_text())["flow"]["method"] == "fused+long:dis_dense"
+    bad = CliRunner().invoke(main, ["run", str(tiny_clip), "--style", str(tiny_style), "--job-dir",
+                                    str(tmp_path / "other"), "--long-term-flow", "nope"])
+    assert bad.exit_code == 2 and "nope" in bad.output and "Traceback" not in bad.output

@@ -174,6 +174,13 @@ def _flow_methods() -> Sequence[str]:
     return flow.available_methods()
 
 
+SAME_METHOD = "same"  # flow.long_term_method: the long-term pairs use flow.method too
+
+
+def _long_term_flow_methods() -> Sequence[str]:
+    return (SAME_METHOD, *_flow_methods())
+
+
 @dataclass(frozen=True)
 class StyleSettings:
     """The per-frame Gatys optimisation: losses, optimiser, precision.
@@ -254,6 +261,11 @@ class FlowSettings:
                                                "neighbours, the frames that far away already done in the pass, so "
                                                "what an occluder hid comes back as it was.",
                                          minimum=1, maximum=MAX_PASSES, rule=_not_empty)
+    long_term_method: str = setting(
+        SAME_METHOD, "Optical flow method of the long-term pairs (frames more than one apart; same: --flow). "
+                     "They only weigh where a neighbour does not see a pixel, so a cheaper estimator there "
+                     "costs little: fused on neighbours, dis_dense beyond.",
+        flags=("--long-term-flow",), choices=_long_term_flow_methods, noun="flow method")
 
 
 @dataclass(frozen=True)

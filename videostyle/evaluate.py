@@ -27,6 +27,7 @@ import flow
 from videostyle import metrics
 from videostyle.config import StyleSettings, check_value, declared
 from videostyle.errors import UserError
+from videostyle.flowstage import recorded_method
 from videostyle.images import load_image, resize
 from videostyle.jobdir import JobDir
 
@@ -395,7 +396,8 @@ def job_flow_method(job: Path) -> str | None:
     """The flow estimator the job's flows came from, as job.json records it (None: the user's own
     flow files, or not recorded)."""
     method = JobDir(job).read_manifest().get("flow", {}).get("method")
-    method = method.split("@x")[0] if isinstance(method, str) else method  # upsampled: the same estimator
+    # upsampled, or with other long-term pairs: the neighbours' estimator, which eval's pairs are
+    method = recorded_method(method) if isinstance(method, str) else method
     return method if isinstance(method, str) and method in flow.available_methods() else None
 
 

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 import flow
-from videostyle.config import stage_key
+from videostyle.config import SAME_METHOD, FlowSettings, stage_key
 from videostyle.errors import UserError
 from videostyle.frame.memory import CONSTANT_BYTES, GB, available_bytes
 from videostyle.jobdir import JobDir
@@ -98,33 +98,73 @@ class FlowPlan:
     record: dict[str, Any]  # job.json's "flow" entry, written by the planner
 
 
-def plan_flows(job: JobDir, frames_key: str, source: str, pairs: list[tuple[int, int]], method: str,
-               flow_files: Path | None, upsample: int = 1) -> FlowPlan:
+def plan_flows(job: JobDir, frames_key: str, source: str, pairs: list[tuple[int, int]], methods: PairMethods,
+               flow_files: Path | None) -> FlowPlan:
     """The units that make the flows and masks of ``pairs`` from the job's frames (or bring the
     user's ``flow_files``); ``source`` says which (see ``planned_source``, ``recorded_source``)."""
     key = stage_key("flow", frames_key, source)
     store = FlowStore(job.flow_dir(key))
-    units = flow_units(store, pairs, lambda i: job.read_image(job.frame_path(i)), method, flow_files, upsample)
+    units = flow_units(store, pairs, lambda i: job.read_image(job.frame_path(i)), methods, flow_files)
     return FlowPlan(store, units, {"key": key, "method": source, "pairs": [list(p) for p in pairs]})
 
 
-def method_source(method: str, upsample: int = 1) -> str:
-    """The method as job.json records it and the flows' key holds it: ``dis_dense@x2`` upsampled."""
-    return method if upsample == 1 else f"{method}@x{upsample}"
+# The kind of a flow unit between frames further apart than neighbours when those have an estimator
+# of their own (``flow.long_term_method``), so that the plan's estimates time it apart.
+LONG_TERM_FLOW_KIND = "flow long-term"
 
 
-def planned_source(method: str, flow_files: Path | None, upsample: int = 1) -> str:
-    """What the planner's flows come from: the method, or the user's files as they are now."""
+@dataclass(frozen=True)
+class PairMethods:
+    """Which estimator makes each pair's flow: ``method`` between neighbours, ``long_term`` (or
+    ``method``, when ``same``) between frames further apart; each on frames ``upsample`` times larger."""
+
+    method: str
+    long_term: str = SAME_METHOD
+    upsample: int = 1
+
+    @classmethod
+    def of(cls, settings: FlowSettings) -> PairMethods:
+        return cls(settings.method, settings.long_term_method, settings.upsample)
+
+    @property
+    def differ(self) -> bool:
+        return self.long_term not in (SAME_METHOD, self.method)
+
+    def for_pair(self, a: int, b: int) -> str:
+        return self.long_term if self.differ and abs(a - b) > 1 else self.method
+
+    def kind(self, a: int, b: int) -> str:
+        return LONG_TERM_FLOW_KIND if self.differ and abs(a - b) > 1 else ""
+
+    @property
+    def source(self) -> str:
+        """The methods as job.json records them and the flows' key holds them: ``dis_dense@x2``
+        upsampled, ``fused+long:dis_dense`` with an estimator of their own for the long-term pairs
+        (the flows of a job without one keep the key they always had)."""
+        text = self.method if self.upsample == 1 else f"{self.method}@x{self.upsample}"
+        return f"{text}{LONG_TERM_MARK}{self.long_term}" if self.differ else text
+
+
+LONG_TERM_MARK = "+long:"
+
+
+def recorded_method(source: str) -> str:
+    """The neighbours' estimator of a recorded flow source (``fused@x2+long:dis_dense``: fused)."""
+    return source.split(LONG_TERM_MARK)[0].split("@x")[0]
+
+
+def planned_source(methods: PairMethods, flow_files: Path | None) -> str:
+    """What the planner's flows come from: the methods, or the user's files as they are now."""
     if flow_files is None:
-        return method_source(method, upsample)
+        return methods.source
     return f"files:{file_tree_digest(flow_files)}"
 
 
-def recorded_source(job: JobDir, method: str, flow_files: Path | None, upsample: int = 1) -> str:
+def recorded_source(job: JobDir, methods: PairMethods, flow_files: Path | None) -> str:
     """What a worker's flows come from: the planner's record (the worker may not see the user's
     folder, and needs it only for flows not made yet); a folder it does see must hold the same files."""
     if flow_files is None:
-        return method_source(method, upsample)
+        return methods.source
     recorded = job.read_manifest().get("flow", {}).get("method")
     if not (isinstance(recorded, str) and recorded.startswith("files:")):
         raise UserError("the job folder does not record which flow files it was planned with; "
@@ -147,11 +187,11 @@ def file_tree_digest(folder: Path) -> str:
 
 
 def flow_units(store: FlowStore, pairs: list[tuple[int, int]], load_frame: FrameLoader,
-               method: str, external: Path | None = None, upsample: int = 1) -> list[Unit]:
+               methods: PairMethods, external: Path | None = None) -> list[Unit]:
     """One unit per pair (a, b), a < b: both flows and both reliability masks."""
     return [Unit(name=flow_unit_name(a, b), stage="flow", outputs=store.pair_outputs(a, b), needs=(),
-                 work=_pair_work(store, a, b, load_frame, method, external, upsample),
-                 label=f"flow {a}<->{b}")
+                 work=_pair_work(store, a, b, load_frame, methods.for_pair(a, b), external, methods.upsample),
+                 label=f"flow {a}<->{b}", kind="" if external is not None else methods.kind(a, b))
             for a, b in pairs]
 
 

@@ -29,7 +29,8 @@ from videostyle.assemble import finish, publish_final, side_by_side_path, write_
 from videostyle.config import Settings, StyleSettings, stage_key
 from videostyle.errors import UserError
 from videostyle.executor import Executor, LocalExecutor
-from videostyle.flowstage import FlowPlan, check_flow_fits, plan_flows, planned_source, recorded_source
+from videostyle.flowstage import (FlowPlan, PairMethods, check_flow_fits, plan_flows, planned_source,
+                                  recorded_source)
 from videostyle.frame.colors import ColorStats
 from videostyle.frame.device import resolve_device
 from videostyle.frame.memory import check_frame_fits
@@ -102,8 +103,7 @@ def prepare(request: RunRequest, emit: EventCallback | None = None) -> JobPlan:
     keep_audio_copy(job, request.input, info)
     masks = keep_masks(job, mask_files, (frames.width, frames.height), frames.first, frames.count)
     plan, records = plan_units(request, job, output, info, frames, style_images, masks,
-                               lambda: planned_source(request.settings.flow.method, request.flow_files,
-                                                      request.settings.flow.upsample))
+                               lambda: planned_source(PairMethods.of(request.settings.flow), request.flow_files))
     job.update_manifest(**records)
     return plan
 
@@ -138,7 +138,7 @@ def plan_from_job(job_dir: Path, output: Path | None = None, weights: Path | Non
     masks = job_masks(job, request.style_masks, (frames.width, frames.height), frames.first, frames.count)
     plan, _planner_records = plan_units(
         request, job, chosen, info, frames, style_images, masks,
-        lambda: recorded_source(job, request.settings.flow.method, request.flow_files, request.settings.flow.upsample),
+        lambda: recorded_source(job, PairMethods.of(request.settings.flow), request.flow_files),
         weights)
     return dataclasses.replace(plan, reads_input=False)
 
@@ -180,7 +180,7 @@ def plan_units(request: RunRequest, job: JobDir, output: Path, info: VideoInfo, 
         # Both algorithms warp the neighbours in, whatever long-term offsets their temporal loss uses.
         offsets = {1} | set(settings.flow.long_term)
         flows = plan_flows(job, frames_key, flow_source(), flow_pairs(segments, sorted(offsets)),
-                           settings.flow.method, request.flow_files, settings.flow.upsample)
+                           PairMethods.of(settings.flow), request.flow_files)
         records["flow"] = flows.record
     style_key = stage_key("stylize", frames_key, flows.store.root.name if flows else None,
                               settings.style, _look_settings(settings), cuts,
@@ -249,7 +249,8 @@ def check_run_fits(source_size: tuple[int, int], size: tuple[int, int] | None, w
     check_frame_fits(work_height, work_width, settings.style, resolve_device(settings.video.device),
                      temporal_targets=most_temporal_targets(settings))
     upsample = settings.flow.upsample  # the estimator works on frames this many times larger
-    check_flow_fits(work_width * upsample, work_height * upsample, method=settings.flow.method)
+    for method in {settings.flow.method, PairMethods.of(settings.flow).for_pair(1, 3)}:
+        check_flow_fits(work_width * upsample, work_height * upsample, method=method)
 
 
 def check_user_files(request: RunRequest, job: JobDir, output: Path, masks: list[MaskInput]) -> None:

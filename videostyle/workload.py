@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from videostyle.flowstage import LONG_TERM_FLOW_KIND, PairMethods
 from videostyle.journal import read_journal
 from videostyle.frame.stylize import FrameTask
 from videostyle.passes import kind_scale, split_batch_kind
@@ -98,7 +99,7 @@ def measure_unit(plan: JobPlan, unit: Unit) -> float:
     kind = cost_kind(unit)
     scale = kind_scale(kind)
     if scale is None:
-        return _flow_seconds(plan) / max(unit.effort, 1e-9) if unit.stage == "flow" else 0.0
+        return _flow_seconds(plan, unit) / max(unit.effort, 1e-9) if unit.stage == "flow" else 0.0
     _, frames = split_batch_kind(kind)
     stylizer = plan.ctx.stylizer()
     tasks = [FrameTask(plan.ctx.content(1))] * frames
@@ -112,16 +113,18 @@ def measure_unit(plan: JobPlan, unit: Unit) -> float:
     return per_iteration / (scale * scale * frames)
 
 
-def _flow_seconds(plan: JobPlan) -> float:
-    """One flow unit: both flows and the consistency check of frames 1 and 2 (nothing to
-    estimate when the job imports the user's flow files)."""
+def _flow_seconds(plan: JobPlan, unit: Unit) -> float:
+    """One flow unit of ``unit``'s kind: both flows and the consistency check of frames 1 and 2, by
+    the estimator of that kind (nothing to estimate when the job imports the user's flow files)."""
     import flow
     from videostyle.images import load_image
 
     if plan.request.flow_files is not None or plan.n_frames < 2:
         return 0.0
     a, b = (load_image(plan.job.frame_path(i)) for i in (1, 2))
-    estimator = flow.create_estimator(plan.request.settings.flow.method, plan.request.settings.flow.upsample)
+    methods = PairMethods.of(plan.request.settings.flow)
+    method = methods.for_pair(1, 3) if cost_kind(unit) == LONG_TERM_FLOW_KIND else methods.method
+    estimator = flow.create_estimator(method, methods.upsample)
     start = time.perf_counter()
     forward, backward = estimator(a, b), estimator(b, a)
     flow.consistency_check(backward, forward)
