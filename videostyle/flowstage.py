@@ -124,7 +124,10 @@ class PairMethods:
 
     @classmethod
     def of(cls, settings: FlowSettings) -> PairMethods:
-        return cls(settings.method, settings.long_term_method, settings.upsample)
+        """The settings' methods; with no long-term offsets there is no long-term pair, and the
+        flows are those (and have the key) of ``method`` alone."""
+        has_long_term = any(offset > 1 for offset in settings.long_term)
+        return cls(settings.method, settings.long_term_method if has_long_term else SAME_METHOD, settings.upsample)
 
     @property
     def differ(self) -> bool:

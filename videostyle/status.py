@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from videostyle.errors import UserError
-from videostyle.flowstage import FlowStore
+from videostyle.flowstage import LONG_TERM_MARK, FlowStore
 from videostyle.jobdir import JobDir, read_json
 from videostyle.journal import stylize_records
 from videostyle.video_io import frame_name
@@ -38,7 +38,8 @@ def _flow_lines(job: JobDir, manifest: dict, n: int) -> list[str]:
     store = FlowStore(job.flow_dir(info["key"]))
     pairs = [tuple(p) for p in info.get("pairs", [])]
     done = sum(all(p.is_file() for p in store.pair_outputs(a, b)) for a, b in pairs)
-    return [f"flow ({info.get('method')}): {done}/{len(pairs)} pairs"]
+    method = str(info.get("method")).replace(LONG_TERM_MARK, ", long-term pairs ")  # fused+long:dis_dense
+    return [f"flow ({method}): {done}/{len(pairs)} pairs"]
 
 
 def _stylize_lines(job: JobDir, manifest: dict, n: int) -> list[str]:
