@@ -61,7 +61,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import flow  # noqa: E402
-from flow.synthetic import CameraPath, Disc, SyntheticClip, camera_clip, textured_image, write_clip  # noqa: E402
+from flow.synthetic import (CameraPath, Disc, SyntheticClip, camera_clip, textured_image, write_clip,  # noqa: E402
+                            write_long_range_flows)
 from quality_bench import cached_stylizer_factory  # noqa: E402
 from videostyle import evaluate  # noqa: E402
 from videostyle import __version__  # noqa: E402
@@ -149,12 +150,20 @@ def synthetic_clip(name: str, n_frames: int, width: int) -> SyntheticClip:
     return camera_clip(picture(background, 1), cutouts, n_frames, size, path.scaled(width / 192), seed=3)
 
 
+EXACT_LONG_RANGE_OFFSETS = (2, 3, 5, 10)  # default's and preview's flow.long_term beyond the neighbours
+
+
 def make_synthetic(name: str, root: Path, n_frames: int, width: int) -> Clip:
     folder = root / "clips" / f"{name}_{n_frames}x{width}"
     frames_dir, flows_dir = folder / "frames", folder / "flows"
     clip = Clip(name, "synthetic", frames_dir / "frame_%04d.png", flows_dir, flows_dir)
+    made = None
     if not (flows_dir / f"reliable_{n_frames}_{n_frames - 1}.pgm").is_file():
-        write_clip(synthetic_clip(name, n_frames, width), frames_dir, flows_dir)
+        made = synthetic_clip(name, n_frames, width)
+        write_clip(made, frames_dir, flows_dir)
+    # the presets' long-term pairs too, so that a run given the exact flows (--flow-files) has them all
+    if n_frames > 2 and not (flows_dir / "reliable_1_3.pgm").is_file():
+        write_long_range_flows(made or synthetic_clip(name, n_frames, width), flows_dir, EXACT_LONG_RANGE_OFFSETS)
     return clip
 
 
