@@ -65,8 +65,7 @@ from flow.synthetic import (CameraPath, Disc, SyntheticClip, camera_clip, textur
                             write_long_range_flows)
 from quality_bench import cached_stylizer_factory  # noqa: E402
 from videostyle import evaluate  # noqa: E402
-from videostyle import __version__  # noqa: E402
-from videostyle.config import Settings, resolve_settings, settings_hash  # noqa: E402
+from videostyle.config import Settings, resolve_settings  # noqa: E402
 from videostyle.images import load_image  # noqa: E402
 from videostyle.pipeline import RunRequest, run  # noqa: E402
 
@@ -256,19 +255,14 @@ def seconds_file(job: Path) -> Path:
 def timed_stylize(clip: Clip, style: Path, settings: Settings, job: Path, flow_files: Path | None) -> float:
     """Seconds per frame of the run that made this job's results (remembered, so a rerun reports it too).
 
-    The record carries the settings and code version it was timed under: a job whose settings changed
-    since is stylized again, and its old time would describe other work.
+    A run that stylized nothing (every stage's results reused, which the job's cache keys allow only
+    for the same inputs and settings) keeps the record; one that did the work replaces it.
     """
-    made_by = settings_hash(settings, __version__)
     record = seconds_file(job)
     seconds = stylize(clip, style, settings, job, flow_files)
-    if record.is_file():
-        remembered = record.read_text().split()
-        if len(remembered) == 2 and remembered[1] == made_by:
-            return float(remembered[0])
-        if len(remembered) == 1 and seconds < CACHED_SECONDS_PER_FRAME:
-            return float(remembered[0])  # an older record of a job that was not re-run
-    record.write_text(f"{seconds:.3f} {made_by}")
+    if record.is_file() and seconds < CACHED_SECONDS_PER_FRAME:
+        return float(record.read_text().split()[0])
+    record.write_text(f"{seconds:.3f}")
     return seconds
 
 
