@@ -154,11 +154,16 @@ def main() -> None:
     print(f"{args.workers} workers: {idle:.1f} worker-s idle ({idle / (args.workers * t_many):.0%}), "
           f"the first ran out of work {tail:.1f} s before the last")
     print(f"same final frames from 1 and {args.workers} workers: {same}")
-    mean_join, mean_inside = float(np.nanmean(joins)), float(np.nanmean(inside))
-    print(f"warping error (0..255, {args.eval_flow} flow of the input): joins {mean_join:.2f} "
-          f"({len(joins)} pairs), inside segments {mean_inside:.2f} ({len(inside)} pairs), "
-          f"ratio {mean_join / mean_inside:.2f} (target <= 1.2)")
-    print("per join pair:", ", ".join(f"{e:.2f}" for e in joins))
+    mean_inside = float(np.nanmean(inside))
+    if joins:
+        mean_join = float(np.nanmean(joins))
+        print(f"warping error (0..255, {args.eval_flow} flow of the input): joins {mean_join:.2f} "
+              f"({len(joins)} pairs), inside segments {mean_inside:.2f} ({len(inside)} pairs), "
+              f"ratio {mean_join / mean_inside:.2f} (target <= 1.2)")
+        print("per join pair:", ", ".join(f"{e:.2f}" for e in joins))
+    else:  # one shot without segments
+        print(f"warping error (0..255, {args.eval_flow} flow of the input): {mean_inside:.2f} over "
+              f"{len(inside)} pairs, no joins")
     if not args.no_baseline:
         shutil.rmtree(whole, ignore_errors=True)
         plan_job(whole, args, 0)
