@@ -19,10 +19,8 @@ a machine without native bfloat16, where every row is about twice as slow.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
@@ -31,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+import temporal_bench  # noqa: E402
 from temporal_bench import (PAINTINGS, SAMPLE_STYLE, SYNTHETIC, Clip, has_native_bf16,  # noqa: E402
                             make_synthetic, measure, preset_settings, timed_stylize)
 
@@ -77,9 +76,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workdir", type=Path, help="job folders, kept and reused (default: temporary)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    logging.basicConfig(level=logging.WARNING)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="budget_bench_"))
+    workdir = temporal_bench.start_run(args, "budget_bench")
     styles = [PAINTINGS / f"{p}.jpg" for p in args.paintings.split(",") if (PAINTINGS / f"{p}.jpg").is_file()]
     styles = styles or [SAMPLE_STYLE]
     presets = args.presets.split(",")

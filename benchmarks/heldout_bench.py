@@ -31,10 +31,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import logging
 import math
 import sys
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -161,9 +159,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a setting of every preset run (tuning experiments)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    logging.basicConfig(level=logging.WARNING)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="heldout_bench_"))
+    workdir = temporal_bench.start_run(args, "heldout_bench")
     temporal_bench.PHOTOS = args.data / "photos"  # the clips' pictures are read from there
     every = sorted((args.data / "paintings").glob("*.jpg"))
     if not every:

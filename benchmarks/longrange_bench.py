@@ -26,11 +26,9 @@ The input's own errors are the floor.
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,9 +153,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workdir", type=Path, help="job folders, kept and reused (default: temporary)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    logging.basicConfig(level=logging.WARNING)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="longrange_bench_"))
+    workdir = temporal_bench.start_run(args, "longrange_bench")
     variants = parse_variants(args.variants)
     # temporal_bench's clips read their photos from its PHOTOS folder
     temporal_bench.PHOTOS = args.data / "photos"

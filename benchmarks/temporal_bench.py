@@ -245,6 +245,14 @@ def measure(job: Path, clip: Clip, style: Path, stylizers: dict) -> tuple[float,
             report.mean_content_distance)
 
 
+def start_run(args: argparse.Namespace, name: str) -> Path:
+    """What every matrix benchmark does first: its threads (``--threads``), warnings only, and the
+    root of its job folders (``--workdir``, or a new temporary folder)."""
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.WARNING)
+    return args.workdir or Path(tempfile.mkdtemp(prefix=f"{name}_"))
+
+
 CACHED_SECONDS_PER_FRAME = 0.2  # a run this fast stylized nothing: every frame came from the job's cache
 
 
@@ -338,9 +346,7 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="name the preset runs' job folders apart (after a code change)")
     parser.add_argument("--workdir", type=Path, help="job folders, kept and reused (default: temporary)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    logging.basicConfig(level=logging.WARNING)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="temporal_bench_"))
+    workdir = start_run(args, "temporal_bench")
     extra = parse_sets(args.set)
 
     styles = [PAINTINGS / f"{p}.jpg" for p in args.paintings.split(",") if (PAINTINGS / f"{p}.jpg").is_file()]
