@@ -133,8 +133,13 @@ class PairMethods:
     def differ(self) -> bool:
         return self.long_term not in (SAME_METHOD, self.method)
 
+    @property
+    def beyond_neighbours(self) -> str:
+        """The estimator of the pairs of frames further apart than neighbours."""
+        return self.long_term if self.differ else self.method
+
     def for_pair(self, a: int, b: int) -> str:
-        return self.long_term if self.differ and abs(a - b) > 1 else self.method
+        return self.beyond_neighbours if abs(a - b) > 1 else self.method
 
     def kind(self, a: int, b: int) -> str:
         return LONG_TERM_FLOW_KIND if self.differ and abs(a - b) > 1 else ""

@@ -249,7 +249,7 @@ def check_run_fits(source_size: tuple[int, int], size: tuple[int, int] | None, w
     check_frame_fits(work_height, work_width, settings.style, resolve_device(settings.video.device),
                      temporal_targets=most_temporal_targets(settings))
     upsample = settings.flow.upsample  # the estimator works on frames this many times larger
-    for method in {settings.flow.method, PairMethods.of(settings.flow).for_pair(1, 3)}:
+    for method in {settings.flow.method, PairMethods.of(settings.flow).beyond_neighbours}:
         check_flow_fits(work_width * upsample, work_height * upsample, method=method)
 
 

@@ -123,7 +123,7 @@ def _flow_seconds(plan: JobPlan, unit: Unit) -> float:
         return 0.0
     a, b = (load_image(plan.job.frame_path(i)) for i in (1, 2))
     methods = PairMethods.of(plan.request.settings.flow)
-    method = methods.for_pair(1, 3) if cost_kind(unit) == LONG_TERM_FLOW_KIND else methods.method
+    method = methods.beyond_neighbours if cost_kind(unit) == LONG_TERM_FLOW_KIND else methods.method
     estimator = flow.create_estimator(method, methods.upsample)
     start = time.perf_counter()
     forward, backward = estimator(a, b), estimator(b, a)
