@@ -221,3 +221,20 @@ def test_the_default_output_goes_into_the_job_folder_named_as_planned(tiny_clip:
     finished(videostyle("work", tmp_path / "job", "--until-done", cwd=worker_cwd))
     assert (tmp_path / "job" / "tiny_stylized.mp4").is_file()
     assert not list(planned_from.iterdir()) and not list(worker_cwd.iterdir())
+
+
+def test_a_waiting_worker_looks_again_soon_then_less_and_less_often(monkeypatch: pytest.MonkeyPatch) -> None:
+    from videostyle import executor
+
+    slept: list[float] = []
+    looks = iter([False] * 6 + [True])  # the other worker finishes the unit after six looks
+    monkeypatch.setattr(executor, "claim", lambda *a: None)
+    monkeypatch.setattr(executor, "is_done", lambda *a: next(looks))
+    monkeypatch.setattr(executor.time, "sleep", slept.append)
+    assert executor.run_when_free(None, None, None, 600.0, poll_seconds=1.0) is None  # type: ignore[arg-type]
+    assert slept == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+
+    backoff = executor.PollBackoff(2.0)
+    assert [backoff.delay() for _ in range(3)] == [0.1, 0.2, 0.4]
+    backoff.reset()  # work again: the next wait is short again
+    assert backoff.delay() == 0.1

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from videostyle.assemble import finish
-from videostyle.executor import claim, run_claimed
+from videostyle.executor import PollBackoff, claim, run_claimed
 from videostyle.jobdir import Lock, lock_is_live, try_lock
 from videostyle.pipeline import plan_from_job
 from videostyle.plan import JobPlan
@@ -92,9 +92,11 @@ class FarmWorker:
     def run(self, plan: JobPlan, emit: EventCallback) -> None:
         emit(StageEvent(WORK_STAGE, len(plan.units)))
         done: set[str] = set()  # the units seen done, brought up to date by every claim
+        backoff = PollBackoff(self.poll_seconds)
         while True:
             claimed = claim_next(plan, self.lock_ttl, done)
             if claimed is not None:
+                backoff.reset()
                 self._do(plan, *claimed, done=done, emit=emit)
                 if not self.until_done:
                     return
@@ -105,7 +107,7 @@ class FarmWorker:
                 return
             if self.report.units_done and not self.until_done:
                 return
-            time.sleep(self.poll_seconds)  # every free unit is held by another worker or waits for one
+            backoff.wait()  # every free unit is held by another worker or waits for one
 
     def _do(self, plan: JobPlan, unit: Unit, lock: Lock, done: set[str], emit: EventCallback) -> None:
         start = time.monotonic()
