@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -230,6 +231,7 @@ def test_a_waiting_worker_looks_again_soon_then_less_and_less_often(monkeypatch:
     looks = iter([False] * 6 + [True])  # the other worker finishes the unit after six looks
     monkeypatch.setattr(executor, "claim", lambda *a: None)
     monkeypatch.setattr(executor, "is_done", lambda *a: next(looks))
+    monkeypatch.setattr(executor, "journal_moved", lambda job: None)  # nothing to watch: plain sleeps
     monkeypatch.setattr(executor.time, "sleep", slept.append)
     assert executor.run_when_free(None, None, None, 600.0, poll_seconds=1.0) is None  # type: ignore[arg-type]
     assert slept == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
@@ -238,3 +240,23 @@ def test_a_waiting_worker_looks_again_soon_then_less_and_less_often(monkeypatch:
     assert [backoff.delay() for _ in range(3)] == [0.1, 0.2, 0.4]
     backoff.reset()  # work again: the next wait is short again
     assert backoff.delay() == 0.1
+
+
+def test_a_waiting_worker_wakes_when_the_journal_moves(tmp_path: Path) -> None:
+    from videostyle.executor import PollBackoff, journal_moved
+    from videostyle.jobdir import JobDir
+
+    job = JobDir(tmp_path)
+    watch = journal_moved(job)
+    assert watch() is None  # no journal yet
+    job.journal_dir.mkdir()
+    before = watch()
+    backoff = PollBackoff(longest=30.0, first=30.0)
+    started = time.monotonic()
+    timer = threading.Timer(0.3, lambda: (job.journal_dir / "unit~1.json").write_text("{}"))
+    timer.start()
+    backoff.wait(watch)
+    timer.join()
+    assert time.monotonic() - started < 5.0  # woken by the new record, not after 30 s
+    assert watch() != before
+    assert backoff.delay() == 30.0  # and the backoff starts again from its first wait

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from videostyle.assemble import finish
-from videostyle.executor import PollBackoff, claim, run_claimed
+from videostyle.executor import PollBackoff, claim, journal_moved, run_claimed
 from videostyle.jobdir import Lock, lock_is_live, try_lock
 from videostyle.pipeline import plan_from_job
 from videostyle.plan import JobPlan
@@ -107,7 +107,7 @@ class FarmWorker:
                 return
             if self.report.units_done and not self.until_done:
                 return
-            backoff.wait()  # every free unit is held by another worker or waits for one
+            backoff.wait(journal_moved(plan.job))  # every free unit is held by another worker or waits for one
 
     def _do(self, plan: JobPlan, unit: Unit, lock: Lock, done: set[str], emit: EventCallback) -> None:
         start = time.monotonic()
