@@ -8,8 +8,9 @@ Clips: the synthetic ones of ``temporal_bench.py`` (a photo filmed by a moving c
 from another photo sliding over it), whose exact flow between any two frames is known
 (``SyntheticClip.flow_between``). Each variant runs every preset as a user runs it, with the
 preset's own flow estimate: ``NAME=OFFSETS`` sets ``flow.long_term`` (``1``: short-term only, as
-the presets were), ``:closest_first`` or ``:normalize`` after it ``video.long_term_combine``, and
-``:exact`` gives the exact flows, the long-range ones included, through ``--flow-files``. Job
+the presets were), ``:closest_first`` or ``:normalize`` after it ``video.long_term_combine``,
+``:SECTION.KEY=VALUE`` sets any setting (e.g.
+``:flow.long_term_method=fused``), and ``:exact`` gives the exact flows, the long-range ones included, through ``--flow-files``. Job
 folders are kept in ``--workdir`` and reused.
 
 Printed per run, from ``videostyle.metrics.long_range_errors`` (0..255, through the exact flow):
@@ -79,6 +80,7 @@ class Variant:
     offsets: tuple[int, ...]  # flow.long_term
     exact: bool  # stylized with the exact flows
     combine: str | None  # video.long_term_combine (None: the preset's)
+    sets: tuple[str, ...] = ()  # SECTION.KEY=VALUE
 
 
 COMBINES = ("closest_first", "normalize")
@@ -86,15 +88,19 @@ COMBINES = ("closest_first", "normalize")
 
 def parse_variants(text: str) -> list[Variant]:
     """``before=1;after=1,5,10;exact=1,5,10:exact;norm=1,5,10:normalize``: a run of each preset per
-    variant (``exact``: with the exact flows; ``closest_first``/``normalize``: video.long_term_combine)."""
+    variant (``exact``: with the exact flows; ``closest_first``/``normalize``: video.long_term_combine;
+    ``SECTION.KEY=VALUE``: any setting, TOML syntax)."""
     variants = []
     for item in text.split(";"):
         name, _, spec = item.partition("=")
         offsets, *flags = spec.split(":")
-        if not set(flags) <= {"exact", *COMBINES}:
-            raise SystemExit(f"variant {item!r}: NAME=OFFSETS[:exact][:{'|'.join(COMBINES)}]")
+        sets = tuple(f for f in flags if "=" in f)
+        if not set(flags) - set(sets) <= {"exact", *COMBINES}:
+            raise SystemExit(f"variant {item!r}: NAME=OFFSETS[:exact][:{'|'.join(COMBINES)}]"
+                             "[:SECTION.KEY=VALUE]")
         combine = next((f for f in flags if f in COMBINES), None)
-        variants.append(Variant(name.strip(), tuple(int(j) for j in offsets.split(",")), "exact" in flags, combine))
+        variants.append(Variant(name.strip(), tuple(int(j) for j in offsets.split(",")), "exact" in flags, combine,
+                                sets))
     return variants
 
 
@@ -182,9 +188,10 @@ def main() -> None:
         for style in styles:
             for preset in args.presets.split(","):
                 for v in variants:
-                    extra = {"flow": {"long_term": list(v.offsets)}}
+                    extra = temporal_bench.parse_sets(list(v.sets))
+                    extra.setdefault("flow", {})["long_term"] = list(v.offsets)
                     if v.combine is not None:
-                        extra["video"] = {"long_term_combine": v.combine}
+                        extra.setdefault("video", {})["long_term_combine"] = v.combine
                     settings = preset_settings(preset, args.width, extra)
                     job = workdir / "jobs" / name / style.stem / f"{preset}_{v.name}"
                     print(f"  {name} / {style.stem} / {preset} / {v.name} ...", flush=True)

@@ -18,7 +18,7 @@ from flow.synthetic import CameraPath, SyntheticClip, camera_clip, textured_imag
 from videostyle import evaluate, metrics
 from videostyle.config import resolve_settings
 from videostyle.pipeline import RunRequest, prepare, run
-from videostyle.temporal import weights_beyond
+from videostyle.temporal import hold_beyond, weights_beyond
 
 SIZE = (64, 40)
 # A disc of 24 px across passes at 10 px a frame over a slow pan: background behind it is hidden
@@ -85,6 +85,30 @@ def test_long_term_targets_hold_what_the_neighbour_does_not_see(recorder: Record
             np.testing.assert_allclose(weights[0], seen[0] / np.maximum(sum(seen), 1), atol=1e-6)
             revealed_any |= len(weights) == len(seen)
     assert revealed_any  # the disc hid some background from a neighbour that frames further back show
+
+
+def test_long_term_hold_also_ties_what_a_neighbour_sees_to_frames_further_back(
+        recorder: RecordingStylizer, tiny_style: Path, tmp_path: Path) -> None:
+    made = _clip(6)
+    frames, flows = _write(made, tmp_path / "clip", (2, 3))
+    run(RunRequest(input=frames, styles=(tiny_style,), settings=_settings((1, 2, 3), long_term_hold=0.25),
+                   job_dir=tmp_path / "job", make_video=False, flow_files=flows))
+    frame4 = recorder.calls[3].targets  # forward pass 1: neighbour 3, then frames 2 and 1
+    seen = [made.flow_between(3, 3 - j)[1].astype(np.float32) for j in (1, 2, 3)]
+    assert len(frame4) == 3
+    np.testing.assert_array_equal(frame4[0].weights, seen[0])  # the neighbour keeps its whole weight
+    both = (seen[0] > 0) & (seen[1] > 0)
+    assert both.any()
+    np.testing.assert_allclose(frame4[1].weights[both], 0.25)  # a quarter pull where the neighbour sees too
+    only_further = (seen[0] == 0) & (seen[1] > 0)
+    np.testing.assert_allclose(frame4[1].weights[only_further], 1.0)  # c_long as before where it does not
+
+
+def test_hold_beyond_raises_only_what_c_long_leaves_out() -> None:
+    beyond = [np.array([[0.0, 1.0, 0.5]], np.float32)]
+    seen = [np.array([[1.0, 1.0, 0.0]], np.float32)]
+    np.testing.assert_allclose(hold_beyond(beyond, seen, 0.2)[0], [[0.2, 1.0, 0.5]])
+    assert hold_beyond(beyond, seen, 0.0)[0] is beyond[0]
 
 
 def test_weights_beyond_give_each_pixel_to_the_nearest_that_sees_it() -> None:

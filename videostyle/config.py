@@ -331,6 +331,10 @@ class VideoSettings:
                                                       "pixel is held to the nearest of those frames that sees it) or "
                                                       "normalized (to every one that sees it, sharing the weight).",
                                      choices=("closest_first", "normalize"))
+    long_term_hold: float = setting(0.0, "Multi-pass, --long-term beyond 1 with closest_first: each frame further "
+                                         "away also holds the pixels a nearer one sees, at this fraction of the "
+                                         "full weight, so the texture drifts less along a pass (0: c_long alone).",
+                                    minimum=0, maximum=1)
     seed: int = setting(0, "Seed of the random starts.", minimum=0, maximum=2**32 - 1, commands=BOTH)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N.", rule=_device_name, commands=BOTH)
     width: int = setting(0, "Work at this width, keeping the aspect ratio (0: the input's size).",

@@ -25,7 +25,7 @@ from videostyle.frame.stylize import FrameLook, FrameTask, Stylizer, TemporalTar
 from videostyle.images import save_image
 from videostyle.jobdir import JobDir
 from videostyle.shots import Segment, previous_anchors
-from videostyle.temporal import blend, combine_long_term, warp_with_fill, weights_beyond
+from videostyle.temporal import blend, combine_long_term, hold_beyond, warp_with_fill, weights_beyond
 from videostyle.units import Unit, UnitResult
 from videostyle.video_io import frame_name
 
@@ -474,7 +474,8 @@ def _with_long_term(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: 
     assert ctx.flows is not None
     further = [ctx.flows.reliability(i, k) for _, k in sources]
     if ctx.settings.video.long_term_combine == "closest_first":
-        weights = [t.weights for t in held] + weights_beyond([t.weights for t in held], further)
+        beyond = weights_beyond([t.weights for t in held], further)
+        weights = [t.weights for t in held] + hold_beyond(beyond, further, ctx.settings.video.long_term_hold)
     else:
         weights = list(combine_long_term({n: w for n, w in enumerate([t.weights for t in held] + further, start=1)},
                                          "normalize").values())

@@ -222,6 +222,8 @@ def _look_settings(settings: Settings) -> dict[str, Any]:
         video.pop(name)
     if settings.video.algorithm == "singlepass" or multipass_long_term_offsets(settings):
         video["long_term"] = settings.flow.long_term
+    if not settings.video.long_term_hold:
+        video.pop("long_term_hold")  # jobs made before the setting keep their results
     return video
 
 
