@@ -252,11 +252,12 @@ def test_journal_and_status_report_iterations_and_stop_reasons(recorder: Recordi
 
 def test_parallel_schedule_wiring(recorder: RecordingStylizer, tiny_clip: Path, tiny_style: Path,
                                   tmp_path: Path) -> None:
-    # 5 frames: pass 1 propagates from frame 3 outwards at the propagate scale; pass 2 (p = 2)
+    # 5 frames: pass 1 propagates from frame 3 outwards at half size; pass 2 (p = 2, half size too)
     # does frames 1, 3, 5 first, held to their neighbours' pass-1 results, then 2 and 4, held to
-    # the pass-2 results on both sides; pass 3 the other way round.
+    # the pass-2 results on both sides; pass 3 the other way round, at full size, so its first
+    # frames are not held to the half-size results (enlarged, they are blurred targets).
     plan = prepare(_request(tiny_clip, tiny_style, tmp_path, passes=3, iterations=2, temporal_from=1,
-                            first_pass="propagate", coarse_passes=2, schedule="parallel", propagate_scale=0.25,
+                            first_pass="propagate", coarse_passes=2, schedule="parallel", propagate_scale=0.5,
                             scene_cuts="off"))
     needs = {u.name: set(u.needs) for u in plan.units if u.stage == "stylize"}
     f = "frame_{:05d}".format
@@ -268,14 +269,16 @@ def test_parallel_schedule_wiring(recorder: RecordingStylizer, tiny_clip: Path, 
     assert needs[f"pass_02/{f(2)}"] == {f"pass_01/{f(2)}", f"pass_02/{f(1)}", f"pass_02/{f(3)}", "flow/1-2",
                                         "flow/2-3"}
     assert needs[f"pass_03/{f(1)}"] == {f"pass_02/{f(1)}", f"pass_03/{f(2)}", "flow/1-2"}
+    assert needs[f"pass_03/{f(2)}"] == {f"pass_02/{f(2)}"}  # a first frame of the full-size pass
     run(plan.request)
-    assert [c.scale for c in recorder.calls] == [0.25] * 5 + [0.5] * 5 + [1.0] * 5
+    assert [c.scale for c in recorder.calls] == [0.5] * 10 + [1.0] * 5
     # pass 1: frame 3 starts the chain from noise with every pass's iterations; the others from
     # the warped neighbour nearer the middle, held to it
     assert [(c.init, c.n_temporal, c.iterations) for c in recorder.calls[:5]] == [
         ("random", 0, 6), ("array", 1, 2), ("array", 1, 2), ("array", 1, 2), ("array", 1, 2)]
-    # every later frame is held to both neighbours (one at the clip's ends)
-    assert [c.n_temporal for c in recorder.calls[5:]] == [1, 2, 1, 2, 2] + [2, 2, 1, 2, 1]
+    # every later frame is held to both neighbours (one at the clip's ends), but for the first ones
+    # of the full-size pass (2 and 4), held to none
+    assert [c.n_temporal for c in recorder.calls[5:]] == [1, 2, 1, 2, 2] + [0, 0, 1, 2, 1]
 
 
 def test_parallel_ranks_steps() -> None:
