@@ -281,6 +281,26 @@ def test_parallel_schedule_wiring(recorder: RecordingStylizer, tiny_clip: Path, 
     assert [c.n_temporal for c in recorder.calls[5:]] == [1, 2, 1, 2, 2] + [0, 0, 1, 2, 1]
 
 
+def test_previous_pass_weight_scales_only_the_targets_the_previous_pass_left(
+        recorder: RecordingStylizer, tiny_clip: Path, tiny_style: Path, tmp_path: Path) -> None:
+    def targets(weight: float, name: str) -> list:
+        recorder.calls.clear()
+        run(_request(tiny_clip, tiny_style, tmp_path / name, passes=2, iterations=2, temporal_from=1,
+                     first_pass="propagate", schedule="parallel", propagate_scale=1.0, scene_cuts="off",
+                     previous_pass_weight=weight))
+        return [c.targets for c in recorder.calls[5:]]  # pass 2: frames 1, 3, 5 first, then 2 and 4
+
+    full, half = targets(1.0, "full"), targets(0.5, "half")
+    for a, b in zip(full[:3], half[:3]):  # held to neighbours as pass 1 left them
+        assert a and len(a) == len(b)
+        for x, y in zip(a, b):
+            np.testing.assert_allclose(y.weights, 0.5 * x.weights, atol=1e-6)
+    for a, b in zip(full[3:], half[3:]):  # held to the results of this pass on both sides
+        assert len(a) == len(b) == 2
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x.weights, y.weights)
+
+
 def test_parallel_ranks_steps() -> None:
     from videostyle.passes import parallel_ranks
 

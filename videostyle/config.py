@@ -320,6 +320,10 @@ class VideoSettings:
     parallel_spacing: int = setting(2, "Multi-pass, --schedule parallel: a pass after the first starts with every "
                                        "Nth frame at once, then does the frames between them from both sides in "
                                        "about N/2 more steps.", minimum=1)
+    previous_pass_weight: float = setting(
+        1.0, "Multi-pass, --schedule parallel: how hard a frame is held to a neighbour as the previous pass "
+             "left it (the neighbours not yet done in this pass), relative to one done in this pass.",
+        minimum=0, maximum=1)
     batch_frames: int = setting(
         1, "Multi-pass, --schedule parallel: stylize up to N frames of one step of a pass (frames that do not "
            "read each other) in one unit, one batched VGG-19 call per iteration, each frame with its own "

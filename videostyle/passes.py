@@ -354,6 +354,12 @@ def _holds_to_previous(ctx: PassContext, p: int) -> bool:
             and _pass_scale(ctx, p - 1) >= _pass_scale(ctx, p))
 
 
+def _held_weight(ctx: PassContext, p: int, source_pass: int) -> float:
+    """How hard a frame of pass p is held to a neighbour's result of ``source_pass``: fully to one
+    of this pass, ``previous_pass_weight`` to one the previous pass left (parallel schedule)."""
+    return 1.0 if source_pass == p else ctx.settings.video.previous_pass_weight
+
+
 def _settled_neighbours(ctx: PassContext, seg: Segment, rank: Mapping[int, int], i: int) -> list[int]:
     return [j for j in (seg.neighbour(i, -1), seg.neighbour(i, 1)) if j is not None and _settled(ctx, rank, i, j)]
 
@@ -415,7 +421,8 @@ def _multipass_start(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p:
         assert ctx.flows is not None
         held = (_neighbour_sources(ctx, seg, rank, p, i) if _holds_to_previous(ctx, p)
                 else [(p, j) for j in _settled_neighbours(ctx, seg, rank, i)])
-        temporal = [TemporalTarget(ctx.warped_result(q, j, i), ctx.flows.reliability(i, j)) for q, j in held]
+        temporal = [TemporalTarget(ctx.warped_result(q, j, i), _held_weight(ctx, p, q) * ctx.flows.reliability(i, j))
+                    for q, j in held]
         temporal = _with_long_term(ctx, seg, rank, p, i, temporal)
     return _multipass_init(ctx, seg, rank, p, i), temporal
 

@@ -224,6 +224,8 @@ def _look_settings(settings: Settings) -> dict[str, Any]:
         video["long_term"] = settings.flow.long_term
     if not settings.video.long_term_hold:
         video.pop("long_term_hold")  # jobs made before the setting keep their results
+    if settings.video.previous_pass_weight == 1.0:
+        video.pop("previous_pass_weight")  # likewise
     return video
 
 
