@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from videostyle.assemble import finish, publish_final, side_by_side_path, write_side_by_side
-from videostyle.config import Settings, StyleSettings, stage_key
+from videostyle.config import Settings, StyleSettings, VideoSettings, stage_key
 from videostyle.errors import UserError
 from videostyle.executor import Executor, LocalExecutor
 from videostyle.flowstage import (FlowPlan, PairMethods, check_flow_fits, plan_flows, planned_source,
@@ -212,6 +212,11 @@ def _color_reference(job: JobDir, settings: Settings, n_frames: int) -> ColorSta
     return clip_colors(job, n_frames) if settings.style.color_transfer == "histogram" else None
 
 
+# Video settings added after jobs were made with the behaviour of their default: they enter a job's
+# stylize key only when set to something else.
+KEYED_ONLY_OFF_DEFAULT = ("long_term_hold", "previous_pass_weight")
+
+
 def _look_settings(settings: Settings) -> dict[str, Any]:
     # The device changes speed, not the look, so workers on different devices may share a job;
     # so does batching frames (each keeps its own optimiser: the same results up to rounding, as
@@ -222,10 +227,9 @@ def _look_settings(settings: Settings) -> dict[str, Any]:
         video.pop(name)
     if settings.video.algorithm == "singlepass" or multipass_long_term_offsets(settings):
         video["long_term"] = settings.flow.long_term
-    if not settings.video.long_term_hold:
-        video.pop("long_term_hold")  # jobs made before the setting keep their results
-    if settings.video.previous_pass_weight == 1.0:
-        video.pop("previous_pass_weight")  # likewise
+    for name in KEYED_ONLY_OFF_DEFAULT:  # at its default it changes nothing: older jobs keep their results
+        if video[name] == VideoSettings.__dataclass_fields__[name].default:
+            video.pop(name)
     return video
 
 
