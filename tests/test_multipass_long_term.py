@@ -148,3 +148,31 @@ def test_revealed_background_comes_back_with_its_strokes(tiny_style: Path, tmp_p
     # at this size and budget (at 128 px with a preset's budget it fell, benchmarks/longrange_bench.py).
     assert after < 0.4 * before, (after, before)
     assert short_after < 1.25 * short_before, (short_after, short_before)
+
+
+def test_a_neighbour_held_less_keeps_its_pixels_from_frames_further_away(
+        recorder: RecordingStylizer, tiny_style: Path, tmp_path: Path) -> None:
+    # Parallel schedule, every 6th frame first: in pass 2 frame 3 (0-based 2) is held to frame 2 of
+    # this pass, to frame 4 as pass 1 left it, and, where neither sees a pixel, to frame 1 two back.
+    # Between them its neighbours see all that frame 1 shows, so frame 1 gets no weight, however
+    # little frame 4 is held to.
+    made = _clip(7)
+    assert made.flow_between(2, 0)[1].any()
+    frames, flows = _write(made, tmp_path / "clip", (2,))
+
+    def pass2(weight: float) -> list[list]:
+        recorder.calls.clear()
+        settings = _settings((1, 2), schedule="parallel", parallel_spacing=6, propagate_scale=1.0,
+                             previous_pass_weight=weight)
+        run(RunRequest(input=frames, styles=(tiny_style,), settings=settings, job_dir=tmp_path / f"job{weight}",
+                       make_video=False, flow_files=flows))
+        return [c.targets for c in recorder.calls[7:]]
+
+    halved = 0
+    for a, b in zip(pass2(1.0), pass2(0.5)):
+        assert len(a) == len(b) <= 2  # the neighbours only: a weaker hold hands no pixel further away
+        for x, y in zip(a, b):
+            if not np.array_equal(x.weights, y.weights):
+                np.testing.assert_allclose(y.weights, 0.5 * x.weights, atol=1e-6)  # what the previous pass left
+                halved += 1
+    assert halved

@@ -421,9 +421,8 @@ def _multipass_start(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p:
         assert ctx.flows is not None
         held = (_neighbour_sources(ctx, seg, rank, p, i) if _holds_to_previous(ctx, p)
                 else [(p, j) for j in _settled_neighbours(ctx, seg, rank, i)])
-        temporal = [TemporalTarget(ctx.warped_result(q, j, i), _held_weight(ctx, p, q) * ctx.flows.reliability(i, j))
-                    for q, j in held]
-        temporal = _with_long_term(ctx, seg, rank, p, i, temporal)
+        temporal = [TemporalTarget(ctx.warped_result(q, j, i), ctx.flows.reliability(i, j)) for q, j in held]
+        temporal = _with_long_term(ctx, seg, rank, p, i, temporal, [_held_weight(ctx, p, q) for q, _ in held])
     return _multipass_init(ctx, seg, rank, p, i), temporal
 
 
@@ -474,7 +473,7 @@ def _long_term_sources(ctx: PassContext, seg: Segment, rank: Mapping[int, int], 
 
 
 def _with_long_term(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int, i: int,
-                    held: list[TemporalTarget]) -> list[TemporalTarget]:
+                    held: list[TemporalTarget], scales: list[float]) -> list[TemporalTarget]:
     """Frame i's temporal targets ``held`` (its neighbours) and those at the long-term offsets.
 
     Multi-pass long-term consistency (Ruder et al. give it to single-pass only): with
@@ -483,10 +482,14 @@ def _with_long_term(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: 
     comes back with the strokes it had before it was hidden; with ``normalize`` every pixel is
     held to every frame that sees it, their weights dividing its pull, so the texture also drifts
     less along the pass (see ``temporal.combine_long_term``).
+
+    ``scales``: how hard each of ``held`` pulls (``_held_weight``), applied after the pixels are
+    shared out by reliability, so a neighbour held less does not hand its pixels to frames further
+    away.
     """
     sources = _long_term_sources(ctx, seg, rank, p, i)
     if not sources:
-        return held
+        return [TemporalTarget(t.image, t.weights * s) for t, s in zip(held, scales)]
     assert ctx.flows is not None
     further = [ctx.flows.reliability(i, k) for _, k in sources]
     if ctx.settings.video.long_term_combine == "closest_first":
@@ -495,6 +498,7 @@ def _with_long_term(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: 
     else:
         weights = list(combine_long_term({n: w for n, w in enumerate([t.weights for t in held] + further, start=1)},
                                          "normalize").values())
+    weights[:len(held)] = [w * s for w, s in zip(weights, scales)]
     images = [t.image for t in held] + [ctx.warped_result(q, k, i) for q, k in sources]
     return [TemporalTarget(image, w) for image, w in zip(images, weights) if w.any()]
 
