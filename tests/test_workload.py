@@ -157,3 +157,28 @@ def test_a_240_frame_shot_on_64_workers(tmp_path: Path, preset: str, schedule: s
         assert result.wall[64] <= result.wall[1] / 40
     else:
         assert result.critical_path == result.total == pytest.approx(33_640)
+
+
+def test_busy_machine_note_only_when_the_cores_are_taken() -> None:
+    from videostyle.workload import busy_note
+
+    assert busy_note(0.3, 2) is None and busy_note(1.4, 2) is None
+    note = busy_note(1.9, 2)
+    assert note is not None and "load 1.9 on 2 cores" in note
+    assert busy_note(7.6, 8) is not None and busy_note(0.6, 1) is not None
+
+
+def test_plan_warns_when_it_measures_costs_on_a_busy_machine(tiny_clip: Path, tiny_style: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from videostyle.cli import farm_cmds
+
+    plan = _plan(tiny_clip, tiny_style, tmp_path / "job", schedule="parallel")
+    monkeypatch.setattr(farm_cmds.os, "getloadavg", lambda: (3.9, 3.0, 2.0))
+    monkeypatch.setattr(farm_cmds.os, "cpu_count", lambda: 4)
+    for source, warned in (("measured", True), ("recorded", False)):
+        monkeypatch.setattr(farm_cmds, "unit_rates", lambda p, s=source: {cost_kind(u): Rate(1.0, s, 1)
+                                                                            for u in p.units})
+        out = CliRunner().invoke(main, ["plan", str(plan.job.root)])
+        assert out.exit_code == 0, out.output
+        assert ("this machine is busy (load 3.9 on 4 cores)" in out.stderr) is warned, out.stderr
+        assert "this machine is busy" not in out.stdout

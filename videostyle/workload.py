@@ -275,6 +275,17 @@ def forecast_lines(result: Forecast, rates: Mapping[str, Rate]) -> list[str]:
     return lines
 
 
+def busy_note(load: float, cores: int) -> str | None:
+    """A warning when other processes already keep this machine's cores busy (``load``: the load
+    average, ``cores``: how many it has), so that costs measured now come out slow: with one
+    benchmark on each of two cores beside it, a plan's measured estimate was 16x the wall time
+    its workers then took."""
+    if load < cores - 0.5:
+        return None
+    return (f"note: this machine is busy (load {load:.1f} on {cores} core{'s' if cores != 1 else ''}): costs measured "
+            "now may be too high; run `videostyle plan` again when it is idle, or after some units finish")
+
+
 def duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.1f} s"

@@ -4,6 +4,7 @@ job folder."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from collections import Counter
 from pathlib import Path
@@ -16,7 +17,7 @@ from videostyle.farm import unit_states, work
 from videostyle.frame.device import limit_threads
 from videostyle.openjd import FINISH_STEP, PARAMETER_VALUES_NAME, write_bundle
 from videostyle.pipeline import plan_from_job
-from videostyle.workload import forecast, forecast_json, forecast_lines, plan_tasks, unit_rates
+from videostyle.workload import busy_note, forecast, forecast_json, forecast_lines, plan_tasks, unit_rates
 
 
 @main.command()
@@ -31,6 +32,7 @@ def plan(job_dir: Path, show_all: bool, workers: tuple[int, ...], as_json: bool)
     work, its critical path and its expected wall time with 1 (and --workers) workers. Costs come
     from the units finished in the job (the journal), else from a short measurement here."""
     job_plan = plan_from_job(job_dir)
+    load_before = os.getloadavg()[0]  # before the measurement adds to it
     rates = unit_rates(job_plan)
     tasks = plan_tasks(job_plan, rates)
     figures = forecast(tasks, (1, *workers))
@@ -46,6 +48,9 @@ def plan(job_dir: Path, show_all: bool, workers: tuple[int, ...], as_json: bool)
     click.echo(", ".join(f"{counts[k]} {k}" for k in ("done", "running", "ready", "waiting")))
     for line in forecast_lines(figures, rates):
         click.echo(line)
+    note = busy_note(load_before, os.cpu_count() or 1)
+    if note and any(r.source == "measured" for r in rates.values()):
+        click.echo(note, err=True)
 
 
 @main.command(name="work")
