@@ -9,10 +9,11 @@ terms of the temporal loss matter. There a direct estimate of the pair may find 
 flow takes, per pixel, whichever of the two explains the frames better (``flow.fusion``).
 
 Measured on the benchmark's synthetic clips at 128 px, 12 frames, pairs 2, 3 and 5 apart, against
-the exact flow (``benchmarks/flow_classes_bench.py --gaps 2,3,5``; the table is in the issue's
-note): over pixels every frame between shows, dense DIS alone is off by 1.9 px on ``crossing`` and
-2.5 px on ``pan``, the composition by 0.15 px; over pixels hidden in between and shown again, the
-fusion of both is off by 9.9 px on ``crossing`` against dense DIS's 12.7 and the composition's 23.
+the exact flow (``benchmarks/flow_classes_bench.py --gaps 2,3,5``, fused flow between neighbours):
+over pixels every frame between shows, dense DIS across the frames is off by 2.5 px on ``crossing``
+and 2.7 px on ``pan``, fused with the composition by 0.14 and 0.15 px (0.14-0.24 px on five of six
+classes; on ``fast`` 1.6 px either way, where the neighbours' flows miss the disc themselves); over
+pixels hidden in between and shown again, 9.7 px on ``crossing`` against dense DIS's 12.8.
 """
 
 from __future__ import annotations

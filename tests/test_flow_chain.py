@@ -136,8 +136,19 @@ def test_the_chain_enters_the_flows_key_only_with_long_term_pairs(tiny_clip, tin
     assert planned("--long-term", "1,2", "--long-term-flow", "dis_dense", "--long-term-chain") == \
         "dis+long:dis_dense+chain"
     assert planned("--long-term", "1,2", "--long-term-flow", "same", "--long-term-chain") == "dis+chain"
-    assert planned("--long-term", "1", "--long-term-chain") == "dis"  # no long pair: nothing to chain
-    assert planned("--long-term", "1,2") == "dis+long:dis_dense"  # default's long-term flow, as before
+    assert planned("--long-term", "1") == "dis"  # no long pair: nothing to chain
+    assert planned("--long-term", "1,2") == "dis+long:dis_dense+chain"  # default's long-term flows
+    assert planned("--long-term", "1,2", "--no-long-term-chain") == "dis+long:dis_dense"  # the key of before
     assert recorded_method("fused@x2+long:dis_dense+chain") == recorded_method("fused+chain") == "fused"
     settings = resolve_settings(overrides={"flow": {"long_term": (1, 3), "long_term_chain": True}})
     assert PairMethods.of(settings.flow).chain
+
+
+def test_status_names_the_chain_in_words() -> None:
+    from videostyle.status import _flow_source_words
+
+    assert _flow_source_words("fused+long:dis_dense+chain") == \
+        "fused, long-term pairs dis_dense and the neighbours' flows composed"
+    assert _flow_source_words("dis+chain") == "dis, long-term pairs with the neighbours' flows composed"
+    assert _flow_source_words("fused+long:dis_dense") == "fused, long-term pairs dis_dense"
+    assert _flow_source_words("fused@x2") == "fused@x2"
