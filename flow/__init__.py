@@ -15,6 +15,7 @@ User-caused problems (malformed files, size mismatches, unknown methods) raise
 :class:`FlowError`.
 """
 
+from flow.chain import compose_flows, fuse_with_chain
 from flow.consistency import consistency_check, long_term_weights
 from flow.errors import FlowError
 from flow.estimators import (DEFAULT_METHOD, FlowEstimator, available_methods, create_estimator,
@@ -29,12 +30,14 @@ __all__ = [
     "FlowError",
     "FlowEstimator",
     "available_methods",
+    "compose_flows",
     "consistency_check",
     "create_estimator",
     "estimate_flow",
     "flow_file_frames",
     "flow_file_name",
     "flow_to_color",
+    "fuse_with_chain",
     "lands_inside",
     "long_term_weights",
     "read_flo",

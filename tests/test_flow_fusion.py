@@ -183,7 +183,7 @@ def test_the_long_term_flow_method_is_a_setting_of_run(tiny_clip, tiny_style, tm
                                        "--plan-only", "--flow", "fused", "--long-term-flow", "dis_dense",
                                        "--long-term", "1,2"])
     assert result.exit_code == 0, result.output
-    assert json.loads((job / "job.json").read_text())["flow"]["method"] == "fused+long:dis_dense"
+    assert json.loads((job / "job.json").read_text())["flow"]["method"] == "fused+long:dis_dense+chain"
     bad = CliRunner().invoke(main, ["run", str(tiny_clip), "--style", str(tiny_style), "--job-dir",
                                     str(tmp_path / "other"), "--long-term-flow", "nope"])
     assert bad.exit_code == 2 and "nope" in bad.output and "Traceback" not in bad.output

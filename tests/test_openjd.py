@@ -84,9 +84,10 @@ def test_the_bundle_describes_the_planned_job(tiny_clip: Path, tiny_style: Path,
         "PATH", "DIRECTORY", "job")
     assert (params["Output"]["type"], params["Output"]["default"]) == ("PATH", "job/tiny_stylized.mp4")
     assert params["VggWeights"]["type"] == "PATH" and params["ThreadsPerTask"]["type"] == "INT"
-    # the flow pairs of default's temporal offsets 1, 2 and 3 (4 + 3 + 2) have nothing to wait for;
-    # every frame waits for its pairs
-    assert params["Workers"]["default"] == 9
+    # the widest level of the plan: the four neighbours' flow pairs, the anchor and the two frames of
+    # pass 1 that are held to nothing (--temporal-from 2); the long-term pairs 1-3 and 3-5 wait for
+    # the neighbours' pairs between them (--long-term-chain)
+    assert params["Workers"]["default"] == 7
     work, finish = template["steps"]
     assert (work["name"], finish["name"]) == (WORK_STEP, FINISH_STEP)
     assert finish["dependencies"] == [{"dependsOn": WORK_STEP}]

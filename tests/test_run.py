@@ -43,7 +43,7 @@ def test_run_end_to_end_keeps_fps_audio_and_frames(tiny_clip: Path, tiny_style: 
     # 4 neighbour pairs and 5 long-term ones (offsets 2 and 3 of the preset's; 5 and 10 exceed the clip),
     # those by the preset's estimator for long-term pairs
     assert "pass 3: 5/5 frames" in status.output
-    assert "flow (dis, long-term pairs dis_dense): 9/9 pairs" in status.output
+    assert "flow (dis, long-term pairs dis_dense and the neighbours' flows composed): 9/9 pairs" in status.output
 
 
 def test_changing_style_weight_keeps_frames_and_flows(tiny_clip: Path, tiny_style: Path, tmp_path: Path) -> None:

@@ -266,6 +266,10 @@ class FlowSettings:
                      "They only weigh where a neighbour does not see a pixel, so a cheaper estimator there "
                      "costs little: fused on neighbours, dis_dense beyond.",
         flags=("--long-term-flow",), choices=_long_term_flow_methods, noun="flow method")
+    long_term_chain: bool = setting(
+        False, "Long-term pairs: per pixel, their own flow or the flows between the neighbours along the way "
+               "composed, whichever fits the frames better: the composition follows what every frame between "
+               "shows, far more exactly than an estimate across several frames of motion.")
 
 
 @dataclass(frozen=True)

@@ -116,18 +116,22 @@ LONG_TERM_FLOW_KIND = "flow long-term"
 @dataclass(frozen=True)
 class PairMethods:
     """Which estimator makes each pair's flow: ``method`` between neighbours, ``long_term`` (or
-    ``method``, when ``same``) between frames further apart; each on frames ``upsample`` times larger."""
+    ``method``, when ``same``) between frames further apart; each on frames ``upsample`` times larger.
+    With ``chain``, a pair further apart takes per pixel its own flow or the neighbours' flows along
+    the way composed (``flow.chain``)."""
 
     method: str
     long_term: str = SAME_METHOD
     upsample: int = 1
+    chain: bool = False
 
     @classmethod
     def of(cls, settings: FlowSettings) -> PairMethods:
         """The settings' methods; with no long-term offsets there is no long-term pair, and the
         flows are those (and have the key) of ``method`` alone."""
         has_long_term = any(offset > 1 for offset in settings.long_term)
-        return cls(settings.method, settings.long_term_method if has_long_term else SAME_METHOD, settings.upsample)
+        return cls(settings.method, settings.long_term_method if has_long_term else SAME_METHOD, settings.upsample,
+                   settings.long_term_chain and has_long_term)
 
     @property
     def differ(self) -> bool:
@@ -142,23 +146,28 @@ class PairMethods:
         return self.beyond_neighbours if abs(a - b) > 1 else self.method
 
     def kind(self, a: int, b: int) -> str:
-        return LONG_TERM_FLOW_KIND if self.differ and abs(a - b) > 1 else ""
+        return LONG_TERM_FLOW_KIND if (self.differ or self.chain) and abs(a - b) > 1 else ""
+
+    def chained(self, a: int, b: int) -> bool:
+        return self.chain and abs(a - b) > 1
 
     @property
     def source(self) -> str:
         """The methods as job.json records them and the flows' key holds them: ``dis_dense@x2``
         upsampled, ``fused+long:dis_dense`` with an estimator of their own for the long-term pairs
-        (the flows of a job without one keep the key they always had)."""
+        (the flows of a job without one keep the key they always had), ``+chain`` with ``chain``."""
         text = self.method if self.upsample == 1 else f"{self.method}@x{self.upsample}"
-        return f"{text}{LONG_TERM_MARK}{self.long_term}" if self.differ else text
+        text = f"{text}{LONG_TERM_MARK}{self.long_term}" if self.differ else text
+        return f"{text}{CHAIN_MARK}" if self.chain else text
 
 
 LONG_TERM_MARK = "+long:"
+CHAIN_MARK = "+chain"
 
 
 def recorded_method(source: str) -> str:
     """The neighbours' estimator of a recorded flow source (``fused@x2+long:dis_dense``: fused)."""
-    return source.split(LONG_TERM_MARK)[0].split("@x")[0]
+    return source.split(LONG_TERM_MARK)[0].split(CHAIN_MARK)[0].split("@x")[0]
 
 
 def planned_source(methods: PairMethods, flow_files: Path | None) -> str:
@@ -196,15 +205,25 @@ def file_tree_digest(folder: Path) -> str:
 
 def flow_units(store: FlowStore, pairs: list[tuple[int, int]], load_frame: FrameLoader,
                methods: PairMethods, external: Path | None = None) -> list[Unit]:
-    """One unit per pair (a, b), a < b: both flows and both reliability masks."""
-    return [Unit(name=flow_unit_name(a, b), stage="flow", outputs=store.pair_outputs(a, b), needs=(),
-                 work=_pair_work(store, a, b, load_frame, methods.for_pair(a, b), external, methods.upsample),
-                 label=f"flow {a}<->{b}", kind="" if external is not None else methods.kind(a, b))
-            for a, b in pairs]
+    """One unit per pair (a, b), a < b: both flows and both reliability masks. A pair made with
+    the neighbours' flows along the way (``methods.chain``) waits for their units; where one of those
+    pairs is not planned (a scene cut between), it is made from the frames alone. A plan lists
+    every unit after those it needs: the chained pairs come last."""
+    planned = set(pairs)
+    units, chained_units = [], []
+    for a, b in pairs:
+        steps = list(zip(range(a, b), range(a + 1, b + 1)))
+        chained = external is None and methods.chained(a, b) and all(step in planned for step in steps)
+        (chained_units if chained else units).append(Unit(name=flow_unit_name(a, b), stage="flow", outputs=store.pair_outputs(a, b),
+                          needs=tuple(flow_unit_name(*step) for step in steps) if chained else (),
+                          work=_pair_work(store, a, b, load_frame, methods.for_pair(a, b), external,
+                                          methods.upsample, chained),
+                          label=f"flow {a}<->{b}", kind="" if external is not None else methods.kind(a, b)))
+    return units + chained_units
 
 
 def _pair_work(store: FlowStore, a: int, b: int, load_frame: FrameLoader, method: str,
-               external: Path | None, upsample: int = 1) -> Callable[[], UnitResult]:
+               external: Path | None, upsample: int = 1, chained: bool = False) -> Callable[[], UnitResult]:
     def work() -> UnitResult:
         frame_a = load_frame(a)
         if external is not None:
@@ -215,12 +234,32 @@ def _pair_work(store: FlowStore, a: int, b: int, load_frame: FrameLoader, method
             estimator = flow.create_estimator(method, upsample)
             forward = estimator(frame_a, frame_b)
             backward = estimator(frame_b, frame_a)
+            if chained:
+                forward, backward = flow.fuse_with_chain(frame_a, frame_b, (forward, backward),
+                                                    _chained_flows(store, a, b, frame_a.shape[:2]))
             flow.write_flo(store.flow_path(a, b), forward)
             flow.write_flo(store.flow_path(b, a), backward)
         _write_reliability(store, a, b, forward, backward, external)
         return UnitResult()
 
     return work
+
+
+def _chained_flows(store: FlowStore, a: int, b: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The neighbours' flows between frames a < b composed, a -> b and b -> a; each read from the
+    job's folder is checked to be a flow of the frames' size before it is used."""
+    def read(t: int, s: int) -> np.ndarray:
+        try:
+            flw = store.flow(t, s)
+        except flow.FlowError as exc:
+            raise UserError(f"{store.flow_path(t, s)}: {exc}; remove it and run again") from None
+        if flw.shape[:2] != tuple(shape):
+            raise UserError(f"{store.flow_path(t, s)} is {flw.shape[1]}x{flw.shape[0]}, the frames "
+                            f"{shape[1]}x{shape[0]}: remove it and run again")
+        return flw
+
+    return (flow.compose_flows([read(q, q + 1) for q in range(a, b)]),
+            flow.compose_flows([read(q, q - 1) for q in range(b, a, -1)]))
 
 
 def _external_pair(store: FlowStore, external: Path, a: int, b: int,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from videostyle.errors import UserError
-from videostyle.flowstage import LONG_TERM_MARK, FlowStore
+from videostyle.flowstage import CHAIN_MARK, LONG_TERM_MARK, FlowStore
 from videostyle.jobdir import JobDir, read_json
 from videostyle.journal import stylize_records
 from videostyle.video_io import frame_name
@@ -38,8 +38,19 @@ def _flow_lines(job: JobDir, manifest: dict, n: int) -> list[str]:
     store = FlowStore(job.flow_dir(info["key"]))
     pairs = [tuple(p) for p in info.get("pairs", [])]
     done = sum(all(p.is_file() for p in store.pair_outputs(a, b)) for a, b in pairs)
-    method = str(info.get("method")).replace(LONG_TERM_MARK, ", long-term pairs ")  # fused+long:dis_dense
+    method = _flow_source_words(str(info.get("method")))
     return [f"flow ({method}): {done}/{len(pairs)} pairs"]
+
+
+def _flow_source_words(source: str) -> str:
+    """``fused+long:dis_dense+chain`` -> ``fused, long-term pairs dis_dense and the neighbours' flows
+    composed``."""
+    chained = source.endswith(CHAIN_MARK)
+    source = source.removesuffix(CHAIN_MARK)
+    if LONG_TERM_MARK not in source:
+        return f"{source}, long-term pairs with the neighbours' flows composed" if chained else source
+    words = source.replace(LONG_TERM_MARK, ", long-term pairs ")
+    return f"{words} and the neighbours' flows composed" if chained else words
 
 
 def _stylize_lines(job: JobDir, manifest: dict, n: int) -> list[str]:

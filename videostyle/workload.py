@@ -127,6 +127,9 @@ def _flow_seconds(plan: JobPlan, unit: Unit) -> float:
     estimator = flow.create_estimator(method, methods.upsample)
     start = time.perf_counter()
     forward, backward = estimator(a, b), estimator(b, a)
+    if methods.chain and cost_kind(unit) == LONG_TERM_FLOW_KIND:
+        # the fusion with the neighbours' flows composed; the pair's own flows stand in for those
+        forward, backward = flow.fuse_with_chain(a, b, (forward, backward), (forward, backward))
     flow.consistency_check(backward, forward)
     flow.consistency_check(forward, backward)
     return time.perf_counter() - start
