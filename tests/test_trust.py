@@ -234,3 +234,30 @@ def test_the_same_input_through_another_path_keeps_its_frames(tiny_clip: Path, t
         assert run_job(other, tiny_style, job, "--plan-only").exit_code == 0
         assert (job / "frames" / frame_name(1)).stat().st_mtime_ns == stamp, other
     load_image(job / "frames" / frame_name(1))
+
+
+def test_status_looks_in_no_folder_a_rewritten_job_json_names_outside_the_job(copy_of: Path, tmp_path: Path) -> None:
+    """``status`` reads the stage keys from job.json, and a key names a folder: one rewritten to
+    lead out of the job (a shared folder is anyone's to write) is reported as damaged, and the
+    folder it names is not looked at, nor is a pass count no plan makes counted through."""
+    manifest_path = copy_of / "job.json"
+    manifest = json.loads(manifest_path.read_text())
+    # decoys outside the job holding what the job's own folders hold
+    (flow_dir,) = (copy_of / "flow").iterdir()
+    (style_dir,) = (copy_of / "stylized").iterdir()
+    shutil.copytree(flow_dir, tmp_path / "decoy_flow")
+    shutil.copytree(style_dir, tmp_path / "decoy_style")
+    shutil.rmtree(flow_dir)
+    shutil.rmtree(style_dir)
+    manifest["flow"]["key"] = "../../decoy_flow"
+    manifest["stylize"]["key"] = "../../decoy_style"
+    manifest_path.write_text(json.dumps(manifest))
+    result = invoke("status", copy_of)
+    assert result.exit_code == 0, result.output
+    assert "flow: the job's record of it is damaged" in result.output
+    assert "stylize: the job's record of it is damaged" in result.output
+    assert "pairs" not in result.output and "pass 1:" not in result.output
+    manifest["stylize"]["key"] = style_dir.name
+    manifest["stylize"]["passes"] = 10 ** 12
+    manifest_path.write_text(json.dumps(manifest))
+    assert "stylize: the job's record of it is damaged" in invoke("status", copy_of).output

@@ -42,6 +42,14 @@ from videostyle.images import load_image
 from videostyle.video_io import frame_name
 
 MANIFEST = "job.json"
+# What ``config.stage_key`` makes: a recorded key names a folder in the job, so one read back from
+# job.json (which anyone who can write a shared job folder can rewrite) must be nothing else.
+_STAGE_KEY = re.compile(r"[0-9a-f]{16}")
+
+
+def is_stage_key(value: object) -> bool:
+    """Whether ``value``, read from a job folder, is a stage key: 16 hex digits, no path."""
+    return isinstance(value, str) and _STAGE_KEY.fullmatch(value) is not None
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -12,7 +12,6 @@ are on its machine.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +21,13 @@ import numpy as np
 
 from videostyle.config import stage_key
 from videostyle.errors import UserError
-from videostyle.jobdir import JobDir, inside_job
+from videostyle.jobdir import JobDir, inside_job, is_stage_key
 from videostyle.looks import check_masks_fit_styles, read_mask, resize_mask, save_mask
 from videostyle.verify import file_digest, file_size, frame_is_intact
 from videostyle.video_io import is_image_sequence, list_sequence
 
 log = logging.getLogger(__name__)
 
-_KEY = re.compile(r"[0-9a-f]{16}")
 
 
 @dataclass(frozen=True)
@@ -136,7 +134,7 @@ def _recorded_store(job: JobDir, size: tuple[int, int]) -> MaskStore | None:
     if not isinstance(record, dict):
         return None
     key, sequence = record.get("key"), record.get("sequence")
-    if not (isinstance(key, str) and _KEY.fullmatch(key) and isinstance(sequence, list)
+    if not (is_stage_key(key) and isinstance(sequence, list)
             and all(isinstance(s, bool) for s in sequence)):
         return None
     return MaskStore(_masks_dir(job, key), tuple(sequence), size)

@@ -6,9 +6,15 @@ from pathlib import Path
 
 from videostyle.errors import UserError
 from videostyle.flowstage import CHAIN_MARK, LONG_TERM_MARK, FlowStore
-from videostyle.jobdir import JobDir, read_json
+from videostyle.config import MAX_PASSES
+from videostyle.jobdir import JobDir, is_stage_key, read_json
 from videostyle.journal import stylize_records
 from videostyle.video_io import frame_name
+
+
+# A stage whose record in job.json is not what the planner writes: its folders are not looked for
+# (a rewritten key could name one outside the job).
+DAMAGED = "{stage}: the job's record of it is damaged; run `videostyle run` again to plan it anew"
 
 
 def job_status(root: Path) -> list[str]:
@@ -35,6 +41,8 @@ def _flow_lines(job: JobDir, manifest: dict, n: int) -> list[str]:
     info = manifest.get("flow")
     if not info:
         return ["flow: not needed or not started"]
+    if not isinstance(info, dict) or not is_stage_key(info.get("key")):
+        return [DAMAGED.format(stage="flow")]
     store = FlowStore(job.flow_dir(info["key"]))
     pairs = [tuple(p) for p in info.get("pairs", [])]
     done = sum(all(p.is_file() for p in store.pair_outputs(a, b)) for a, b in pairs)
@@ -57,6 +65,10 @@ def _stylize_lines(job: JobDir, manifest: dict, n: int) -> list[str]:
     info = manifest.get("stylize")
     if not info:
         return ["stylize: not started"]
+    passes = info.get("passes", 1) if isinstance(info, dict) else None
+    if not (isinstance(info, dict) and is_stage_key(info.get("key")) and isinstance(passes, int)
+            and 1 <= passes <= MAX_PASSES):
+        return [DAMAGED.format(stage="stylize")]
     lines = []
     anchors = info.get("anchors", [])
     records = stylize_records(job.root, info["key"])
@@ -64,7 +76,7 @@ def _stylize_lines(job: JobDir, manifest: dict, n: int) -> list[str]:
         folder = job.anchors_dir(info["key"])
         done = sum((folder / frame_name(i)).is_file() for i in anchors)
         lines.append(f"anchors: {done}/{len(anchors)} frames{_iterations(records, folder)}")
-    for p in range(1, int(info.get("passes", 1)) + 1):
+    for p in range(1, passes + 1):
         folder = job.pass_dir(info["key"], p)
         done = sum((folder / frame_name(i)).is_file() for i in range(1, n + 1) if i not in anchors)
         lines.append(f"pass {p}: {done}/{n - len(anchors)} frames{_iterations(records, folder)}")
