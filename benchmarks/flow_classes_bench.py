@@ -220,7 +220,8 @@ def _mean(values: np.ndarray) -> float:
 CHAIN_SUFFIX = "+chain"
 
 
-def score_gaps(method: str, clip: SyntheticClip, gaps: list[int], neighbours: dict[int, tuple[np.ndarray, np.ndarray]]) -> GapScore:
+def score_gaps(method: str, clip: SyntheticClip, gaps: list[int],
+               neighbours: dict[int, tuple[np.ndarray, np.ndarray]]) -> GapScore:
     """``method`` on the pairs ``gaps`` apart; ``NAME+chain`` fuses NAME's flow of each pair with
     the ``neighbours``' flows composed along the way (``flow.fuse_with_chain``, as a job with
     ``--long-term-chain`` does)."""

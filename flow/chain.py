@@ -23,8 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from flow.errors import FlowError
-from flow.estimators import MIN_SIDE, to_grey_uint8
-from flow.fusion import REFINE_ITERATIONS, fuse_flows, smooth_fused
+from flow.estimators import fuse_candidates
 from flow.io import check_flow
 from flow.warp import warp
 
@@ -49,14 +48,5 @@ def fuse_with_chain(a: np.ndarray, b: np.ndarray, direct: tuple[np.ndarray, np.n
                     chained: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Flows a -> b and b -> a, per pixel the direct estimate or the composed one, whichever fits
     the frames better; ``direct`` and ``chained`` are each (a -> b, b -> a)."""
-    grey_a, grey_b = to_grey_uint8(a, "first frame"), to_grey_uint8(b, "second frame")
-    colour_a, colour_b = np.asarray(a), np.asarray(b)
-    if colour_a.ndim != colour_b.ndim:
-        colour_a, colour_b = grey_a, grey_b
-    # The refinement shares DIS's limits on tiny frames; below MIN_SIDE only the median runs.
-    iterations = REFINE_ITERATIONS if min(grey_a.shape) >= MIN_SIDE else 0
     forwards, backwards = [direct[0], chained[0]], [direct[1], chained[1]]
-    forward, _ = fuse_flows(colour_a, colour_b, forwards, backwards)
-    backward, _ = fuse_flows(colour_b, colour_a, backwards, forwards)
-    return (smooth_fused(forward, grey_a, grey_b, iterations=iterations),
-            smooth_fused(backward, grey_b, grey_a, iterations=iterations))
+    return fuse_candidates(a, b, forwards, backwards), fuse_candidates(b, a, backwards, forwards)

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -66,10 +66,7 @@ class _OpenCVEstimator(ABC):
         self._engine: Any = None
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        grey_a, grey_b = to_grey_uint8(a, "first frame"), to_grey_uint8(b, "second frame")
-        if grey_a.shape != grey_b.shape:
-            raise FlowError(f"frames differ in size: {grey_a.shape[1]}x{grey_a.shape[0]} vs "
-                            f"{grey_b.shape[1]}x{grey_b.shape[0]}")
+        grey_a, grey_b = grey_pair(a, b)
         height, width = grey_a.shape
         grey_a, grey_b = _pad_to_min_side(grey_a), _pad_to_min_side(grey_b)
         if self._engine is None:
@@ -213,18 +210,8 @@ class FusedEstimator:
         return [member.name for member in self._members]
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        grey_a, grey_b = to_grey_uint8(a, "first frame"), to_grey_uint8(b, "second frame")
-        if grey_a.shape != grey_b.shape:
-            raise FlowError(f"frames differ in size: {grey_a.shape[1]}x{grey_a.shape[0]} vs "
-                            f"{grey_b.shape[1]}x{grey_b.shape[0]}")
-        forwards, backwards = self._candidates(a, b)
-        colour_a, colour_b = np.asarray(a), np.asarray(b)
-        if colour_a.ndim != colour_b.ndim:  # grey against colour: compare in grey
-            colour_a, colour_b = grey_a, grey_b
-        fused, _ = fuse_flows(colour_a, colour_b, forwards, backwards)
-        # The refinement shares DIS's limits on tiny frames; below MIN_SIDE only the median runs.
-        iterations = REFINE_ITERATIONS if min(grey_a.shape) >= MIN_SIDE else 0
-        return smooth_fused(fused, grey_a, grey_b, iterations=iterations)
+        # the members refuse frames of different sizes before any of them estimates anything
+        return fuse_candidates(a, b, *self._candidates(a, b))
 
     def _candidates(self, a: np.ndarray, b: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         key_a, key_b = _frame_key(a), _frame_key(b)
@@ -236,6 +223,29 @@ class FusedEstimator:
         backwards = [member(b, a) for member in self._members]
         self._last = (key_a, key_b, forwards, backwards)
         return forwards, backwards
+
+
+def grey_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both frames as 8-bit grey, or FlowError when they differ in size."""
+    grey_a, grey_b = to_grey_uint8(a, "first frame"), to_grey_uint8(b, "second frame")
+    if grey_a.shape != grey_b.shape:
+        raise FlowError(f"frames differ in size: {grey_a.shape[1]}x{grey_a.shape[0]} vs "
+                        f"{grey_b.shape[1]}x{grey_b.shape[0]}")
+    return grey_a, grey_b
+
+
+def fuse_candidates(a: np.ndarray, b: np.ndarray, forwards: Sequence[np.ndarray],
+                    backwards: Sequence[np.ndarray]) -> np.ndarray:
+    """Flow a -> b taking per pixel the candidate of ``forwards`` that best explains the frames
+    (``flow.fusion``, against the candidates b -> a ``backwards``), median-filtered and refined."""
+    grey_a, grey_b = grey_pair(a, b)
+    colour_a, colour_b = np.asarray(a), np.asarray(b)
+    if colour_a.ndim != colour_b.ndim:  # grey against colour: compare in grey
+        colour_a, colour_b = grey_a, grey_b
+    fused, _ = fuse_flows(colour_a, colour_b, forwards, backwards)
+    # The refinement shares DIS's limits on tiny frames; below MIN_SIDE only the median runs.
+    iterations = REFINE_ITERATIONS if min(grey_a.shape) >= MIN_SIDE else 0
+    return smooth_fused(fused, grey_a, grey_b, iterations=iterations)
 
 
 def _frame_key(frame: np.ndarray) -> bytes:

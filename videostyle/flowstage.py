@@ -214,11 +214,12 @@ def flow_units(store: FlowStore, pairs: list[tuple[int, int]], load_frame: Frame
     for a, b in pairs:
         steps = list(zip(range(a, b), range(a + 1, b + 1)))
         chained = external is None and methods.chained(a, b) and all(step in planned for step in steps)
-        (chained_units if chained else units).append(Unit(name=flow_unit_name(a, b), stage="flow", outputs=store.pair_outputs(a, b),
-                          needs=tuple(flow_unit_name(*step) for step in steps) if chained else (),
-                          work=_pair_work(store, a, b, load_frame, methods.for_pair(a, b), external,
-                                          methods.upsample, chained),
-                          label=f"flow {a}<->{b}", kind="" if external is not None else methods.kind(a, b)))
+        unit = Unit(name=flow_unit_name(a, b), stage="flow", outputs=store.pair_outputs(a, b),
+                    needs=tuple(flow_unit_name(*step) for step in steps) if chained else (),
+                    work=_pair_work(store, a, b, load_frame, methods.for_pair(a, b), external, methods.upsample,
+                                    chained),
+                    label=f"flow {a}<->{b}", kind="" if external is not None else methods.kind(a, b))
+        (chained_units if chained else units).append(unit)
     return units + chained_units
 
 
@@ -236,7 +237,7 @@ def _pair_work(store: FlowStore, a: int, b: int, load_frame: FrameLoader, method
             backward = estimator(frame_b, frame_a)
             if chained:
                 forward, backward = flow.fuse_with_chain(frame_a, frame_b, (forward, backward),
-                                                    _chained_flows(store, a, b, frame_a.shape[:2]))
+                                                         _chained_flows(store, a, b, frame_a.shape[:2]))
             flow.write_flo(store.flow_path(a, b), forward)
             flow.write_flo(store.flow_path(b, a), backward)
         _write_reliability(store, a, b, forward, backward, external)
