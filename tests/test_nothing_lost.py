@@ -164,3 +164,63 @@ def test_file_names_are_data(tiny_clip: Path, tiny_style: Path, tmp_path: Path, 
         assert result.exit_code == 0, result.output
         assert probe_video(tmp_path / f"out_{clip.stem[:3]}.mp4").n_frames == 5
     assert percent.is_file() and protocol.is_file()
+
+
+@pytest.fixture()
+def finished(tiny_clip: Path, tiny_style: Path, tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+    """A finished job of copies the test may lose: (clip, style, job, its video)."""
+    clip, style = Path(shutil.copy(tiny_clip, tmp_path / "clip.mp4")), Path(shutil.copy(tiny_style, tmp_path / "s.png"))
+    job, video = tmp_path / "job", tmp_path / "out.mp4"
+    result = invoke("run", clip, "--style", style, "--job-dir", job, "-o", video, *FAST)
+    assert result.exit_code == 0, result.output
+    return clip, style, job, video
+
+
+def test_no_command_writes_over_an_input_or_into_a_jobs_own_files(finished: tuple[Path, Path, Path, Path],
+                                                                  tmp_path: Path) -> None:
+    # Every command that writes a file the user names refuses, in one line, a name that is one of
+    # the files it or the job reads (whatever path spells it), or one inside the job's own folders.
+    clip, style, job, video = finished
+    flo = tmp_path / "f.flo"
+    assert invoke("flow", "compute", job / "frames" / frame_name(1), job / "frames" / frame_name(2), flo).exit_code == 0
+    link = tmp_path / "link.png"
+    link.symlink_to(style)
+    kept = {p: digest(p) for p in (clip, style, video, flo)} | {job / k: d for k, d in tree_digest(job).items()
+                                                                 if k.split("/")[0] in ("frames", "final")}
+    refused(invoke("side-by-side", job, "-o", clip), "is one of the inputs")
+    refused(invoke("work", job, "-o", tmp_path / "." / "clip.mp4"), "is one of the inputs")
+    refused(invoke("sheet", job, "-o", link), "is one of the inputs")
+    refused(invoke("sheet", job, "-o", job / "frames" / frame_name(1)), "frames/ of the job folder")
+    refused(invoke("eval", job, "--no-distances", "--plot", job / "final" / "plot.png"), "final/ of the job folder")
+    refused(invoke("eval", video, "--input", clip, "--style", style, "--no-distances", "--plot", style),
+            "plot file", "--plot")
+    refused(invoke("image", style, "--style", style, "-o", link, "--iterations", "1", "--size", "16"),
+            "is one of the inputs")
+    refused(invoke("flow", "show", flo, "-o", flo), "is one of the inputs")
+    refused(invoke("flow", "check", flo, flo, flo), "is one of the inputs")
+    refused(invoke("run", clip, "--style", style, "--job-dir", tmp_path / "other", "-o", job / "final" / "x.mp4",
+                   *FAST), "final/ of the job folder")
+    assert not (tmp_path / "other").exists()
+    assert {p: digest(p) for p in kept} == kept
+    # beside a job's folders, and anywhere else, is fine
+    assert invoke("sheet", job, "-o", job / "sheet.png", "--frames", "2", "--thumb-width", "32").exit_code == 0
+    assert invoke("eval", job, "--no-distances", "--plot", tmp_path / "plot.png").exit_code == 0
+
+
+def test_side_by_side_and_a_worker_replace_only_a_video_of_their_own(finished: tuple[Path, Path, Path, Path],
+                                                                     tmp_path: Path) -> None:
+    _clip, _style, job, video = finished
+    stylized_video = digest(video)
+    refused(invoke("side-by-side", job, "-o", video), "this job's stylized video", "--overwrite")
+    assert digest(video) == stylized_video
+    someone = tmp_path / "edit.mp4"
+    someone.write_bytes(b"someone's edit")
+    refused(invoke("side-by-side", job, "-o", someone), "not written by this job", "--overwrite")
+    refused(invoke("work", job, "-o", someone), "not written by this job", "--overwrite")
+    assert someone.read_bytes() == b"someone's edit"
+    sbs = tmp_path / "sbs.mp4"
+    assert invoke("side-by-side", job, "-o", sbs).exit_code == 0
+    assert invoke("side-by-side", job, "-o", sbs).exit_code == 0  # its own, made again without a word
+    assert invoke("work", job, "-o", video).exit_code == 0  # the video this job wrote
+    assert invoke("work", job, "-o", someone, "--overwrite").exit_code == 0
+    assert probe_video(someone).n_frames == 5

@@ -120,13 +120,14 @@ class FarmWorker:
 
 def work(job_dir: Path, *, until_done: bool = False, lock_ttl: float = 600.0, poll_seconds: float = 2.0,
          on_progress: EventCallback | None = None, output: Path | None = None, weights: Path | None = None,
-         finish: bool = True) -> WorkReport:
+         finish: bool = True, overwrite: bool = False) -> WorkReport:
     """``videostyle work``: one free unit of the job in ``job_dir`` (or, with ``until_done``, units
     until none is left), then the job's end if it is done and ``finish`` (see ``FarmWorker``).
     The video goes to ``output``, or into the job folder; ``weights`` is where this machine has
-    the job's VGG-19 weights (see ``plan_from_job``)."""
+    the job's VGG-19 weights (see ``plan_from_job``); an existing ``output`` this job did not write
+    is replaced only with ``overwrite``."""
     worker = FarmWorker(until_done=until_done, lock_ttl=lock_ttl, poll_seconds=poll_seconds, finish=finish)
-    worker.run(plan_from_job(job_dir, output, weights), on_progress or ignore_events)
+    worker.run(plan_from_job(job_dir, output, weights, overwrite), on_progress or ignore_events)
     return worker.report
 
 

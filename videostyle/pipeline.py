@@ -52,7 +52,8 @@ from videostyle.request import (VIDEO_SUFFIXES, RunRequest, check_frames_of_clip
 from videostyle.shots import flow_pairs, plan_segments
 from videostyle.units import EventCallback, StageEvent, ignore_events
 from videostyle.userfiles import (check_inputs_outside_job, check_job_folder_is_ours, check_job_is_of_this_input,
-                                  check_output_is_not_an_input, check_output_is_ours, input_files)
+                                  check_new_file, check_output_is_ours,
+                                  input_files, recorded_inputs, same_file)
 from videostyle.verify import AsRecorded, file_digest, file_identity
 from videostyle.video_io import VideoInfo, output_size
 
@@ -108,7 +109,8 @@ def prepare(request: RunRequest, emit: EventCallback | None = None) -> JobPlan:
     return plan
 
 
-def plan_from_job(job_dir: Path, output: Path | None = None, weights: Path | None = None) -> JobPlan:
+def plan_from_job(job_dir: Path, output: Path | None = None, weights: Path | None = None,
+                  overwrite: bool = False) -> JobPlan:
     """A job's plan from its folder alone, as a farm or Ray worker sees it: the frames, video facts,
     style images and audio the planner kept there, so a worker needs neither the input nor the
     planning machine's paths, and never decodes the input again. Nothing the planner recorded
@@ -118,6 +120,8 @@ def plan_from_job(job_dir: Path, output: Path | None = None, weights: Path | Non
     inside it and to ``output`` (given on the worker's own command line): without one, the video
     goes into the job folder under the name the planner gave it. ``weights`` is where the planner's
     VGG-19 weights lie on this machine, when not at the planner's path (checked to be the same file).
+    An ``output`` given here is checked as ``run`` checks its own: none of the job's inputs, and an
+    existing file is replaced only when this job wrote it, or with ``overwrite``.
     """
     request = load_request(job_dir)
     assert request.job_dir is not None
@@ -133,6 +137,9 @@ def plan_from_job(job_dir: Path, output: Path | None = None, weights: Path | Non
                         "it: plan the job again with `videostyle run ... --plan-only` where the input is")
     info = recorded.info
     check_run_fits((info.width, info.height), (recorded.width, recorded.height), None, request.settings)
+    if output is not None and request.make_video:
+        check_new_file(chosen, recorded_inputs(job))
+        check_output_is_ours(chosen, job.root, job.read_manifest().get("video_output"), overwrite)
     prepare_job_folder(job, chosen, request.make_video)
     frames = repair_frames(job, recorded, None)
     masks = job_masks(job, request.style_masks, (frames.width, frames.height), frames.first, frames.count)
@@ -143,14 +150,25 @@ def plan_from_job(job_dir: Path, output: Path | None = None, weights: Path | Non
     return dataclasses.replace(plan, reads_input=False)
 
 
-def side_by_side(job_dir: Path, output: Path | None = None) -> Path:
+def side_by_side(job_dir: Path, output: Path | None = None, overwrite: bool = False) -> Path:
     """The side-by-side video of a finished job (its input frames left, its results right), as
     ``run --side-by-side`` makes it; by default into the job folder, beside the video's name there
-    (a job folder's word is never taken for a path outside it). Skipped when already up to date."""
+    (a job folder's word is never taken for a path outside it). Skipped when already up to date.
+    An existing file (the job's own video too) is replaced only when it is this job's side-by-side
+    video, or with ``overwrite``; never one of the job's inputs."""
     plan = plan_from_job(job_dir)
     path = output.absolute() if output is not None else side_by_side_path(plan.output)
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise UserError(f"side-by-side video {path.name} must end in {', '.join(VIDEO_SUFFIXES)}")
+    check_new_file(path, recorded_inputs(plan.job))
+    manifest = plan.job.read_manifest()
+    video = manifest.get("video_output")
+    if isinstance(video, dict) and path.exists() and same_file(path, Path(str(video.get("path")))):
+        if not overwrite:
+            raise UserError(f"output {path} is this job's stylized video; give the side-by-side video another -o, "
+                            "or pass --overwrite to replace it")
+    else:
+        check_output_is_ours(path, plan.job.root, manifest.get("side_by_side_output"), overwrite)
     check_output_writable(path, plan.job.root)
     republished = publish_final(plan)  # every frame must be done; final/ as a run would leave it
     write_side_by_side(plan, path, republished=republished)
@@ -271,7 +289,7 @@ def check_user_files(request: RunRequest, job: JobDir, output: Path, masks: list
     videos = [(output, "video_output")] if request.make_video else []
     videos += [(side_by_side_path(output), "side_by_side_output")] if request.side_by_side else []
     for path, record in videos:
-        check_output_is_not_an_input(path, inputs)
+        check_new_file(path, inputs)
         check_output_is_ours(path, job.root, manifest.get(record), request.overwrite)
 
 

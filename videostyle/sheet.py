@@ -25,6 +25,7 @@ from videostyle.errors import UserError
 from videostyle.evaluate import frame_paths
 from videostyle.images import load_image, save_image
 from videostyle.jobdir import JobDir
+from videostyle.userfiles import check_new_file, recorded_inputs
 
 LABEL_WIDTH = 120
 HEADER_HEIGHT = 22
@@ -81,6 +82,7 @@ def contact_sheet(job: str | Path, frames: int = 4, passes: int = 5,
 def write_contact_sheet(job: str | Path, out: str | Path, **options) -> Path:
     """Build the sheet of ``job`` and save it as PNG (atomically) at ``out``."""
     out = Path(out)
+    check_new_file(out, recorded_inputs(JobDir(Path(job))))
     save_image(out, contact_sheet(job, **options))
     return out
 

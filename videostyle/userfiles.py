@@ -42,12 +42,62 @@ def same_file(a: Path, b: Path) -> bool:
         return Path(os.path.abspath(a)) == Path(os.path.abspath(b))
 
 
-def check_output_is_not_an_input(output: Path, inputs: Iterable[Path]) -> None:
-    """The video to write is none of the user's inputs (the clip, a style image, a mask)."""
+def check_output_is_not_an_input(output: Path, inputs: Iterable[Path], what: str = "output",
+                                 option: str = "-o") -> None:
+    """The file to write is none of the user's inputs (the clip, a style image, a mask, a frame of a
+    sequence), whatever path names it, and lies in no folder given as an input (a frame folder,
+    which would gain a frame)."""
     for path in inputs:
         if same_file(output, path):
-            raise UserError(f"output {output} is one of the inputs ({path}); give another -o so it is not "
+            raise UserError(f"{what} {output} is one of the inputs ({path}); give another {option} so it is not "
                             "overwritten")
+        if path.is_dir() and _lies_in(output, path):
+            raise UserError(f"{what} {output} lies in the input folder {path}; give another {option}")
+
+
+def _lies_in(path: Path, folder: Path) -> bool:
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
+
+
+def check_output_outside_job_files(output: Path, what: str = "output", option: str = "-o") -> None:
+    """A file a command writes is none of a job folder's own files and lies in none of its
+    folders (frames/, flow/, final/...), whichever job it is: a contact sheet written over a cached
+    frame, or a plot into final/, would damage the job behind its records. Beside them, in the
+    job folder itself, is fine."""
+    real = Path(os.path.realpath(output))
+    for folder in real.parents:
+        job = JobDir(folder)
+        if not job.exists():
+            continue
+        for entry in job.entries():
+            if real == entry or real.is_relative_to(entry):
+                name = entry.relative_to(folder).as_posix() + "/" * entry.is_dir()
+                raise UserError(f"{what} {output} would be written in {name} of the job "
+                                f"folder {folder}, which the job keeps for itself; give another {option}")
+
+
+def check_new_file(output: Path, inputs: Iterable[Path], what: str = "output", option: str = "-o") -> None:
+    """A file a command is told to write destroys nothing the user handed over and no job's files."""
+    check_output_is_not_an_input(output, inputs, what, option)
+    check_output_outside_job_files(output, what, option)
+
+
+def recorded_inputs(job: JobDir) -> list[Path]:
+    """The files a job was planned from, as its job.json names them (the clip or each frame of its
+    sequence, the styles and masks where the user keeps them). Read from a folder anyone may edit,
+    so they only ever make a write be refused, never direct one."""
+    request = job.read_manifest().get("request")
+    if not isinstance(request, dict):
+        return []
+    named: list[Path] = []
+    for value in [request.get("input"), *_strings(request.get("styles")), *_strings(request.get("style_masks"))]:
+        if isinstance(value, str) and value:
+            named.append(Path(value))
+    return named + [file for path in named if is_image_sequence(path) for file in input_files(path)]
+
+
+def _strings(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else []
 
 
 def check_inputs_outside_job(job_root: Path, inputs: Iterable[Path]) -> None:

@@ -10,6 +10,8 @@ import click
 
 from videostyle.cli.group import main
 from videostyle.cli.settings_options import setting_option
+from videostyle.jobdir import JobDir
+from videostyle.userfiles import check_new_file, recorded_inputs
 
 @main.command("eval")
 @click.argument("output", type=click.Path(exists=True, path_type=Path))
@@ -49,6 +51,11 @@ def eval_command(output: Path, input_: Path | None, styles: tuple[Path, ...], fl
 
     if plot is not None:
         check_plot_path(plot)  # before the evaluation, which can take long
+        # a job folder's own files are guarded by check_new_file; beside them is fine
+        jobs = [JobDir(path) for path in (output, *others) if JobDir(path).exists()]
+        read = [path for path in (output, *others) if not JobDir(path).exists()]
+        read += [*([input_] if input_ else []), *styles, *([flow_dir] if flow_dir else [])]
+        check_new_file(plot, read + [file for job in jobs for file in recorded_inputs(job)], "plot file", "--plot")
     report = evaluate(output, input_, styles=styles, flow_dir=flow_dir, flow_method=method,
                       device=device, distances=not no_distances, against=others, job_flows=job_flows)
     if as_json:

@@ -63,6 +63,8 @@ def plan(job_dir: Path, show_all: bool, workers: tuple[int, ...], as_json: bool)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where the worker that finishes the job writes the video "
                    "(default: in JOB_DIR, under the name it was planned with).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing -o that this job did not write (never one of its inputs).")
 @click.option("--weights", default=None,
               help="The job's VGG-19 weights on this machine, when not at the path it was planned with "
                    "(checked to be the same file; empty: that path).")
@@ -72,7 +74,7 @@ def plan(job_dir: Path, show_all: bool, workers: tuple[int, ...], as_json: bool)
               help="A progress bar, OpenJD's openjd_progress/openjd_status lines, or nothing "
                    "(auto: openjd inside an OpenJD session, else bar).")
 def work_command(job_dir: Path, until_done: bool, lock_ttl: float, threads: int | None,
-                 output: Path | None, weights: str | None, no_finish: bool, progress: str) -> None:
+                 output: Path | None, overwrite: bool, weights: str | None, no_finish: bool, progress: str) -> None:
     """Claim the next free unit of JOB_DIR, do it, and exit (farm worker).
 
     A worker writes only inside JOB_DIR and to the -o given here: paths read from the job folder
@@ -84,7 +86,7 @@ def work_command(job_dir: Path, until_done: bool, lock_ttl: float, threads: int 
     try:
         report = work(job_dir, until_done=until_done, lock_ttl=lock_ttl, output=output,
                       weights=Path(weights) if weights else None,
-                      finish=not no_finish, on_progress=front_end)
+                      finish=not no_finish, on_progress=front_end, overwrite=overwrite)
     finally:
         front_end.close()
     if report.finished:

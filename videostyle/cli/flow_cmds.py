@@ -15,6 +15,7 @@ from videostyle.cli.group import main
 from videostyle.config import FlowSettings
 from videostyle.errors import UserError
 from videostyle.images import load_image, save_image
+from videostyle.userfiles import check_new_file
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -48,6 +49,7 @@ def flow_group() -> None:
               default=FlowSettings().method, show_default=True, help="Flow estimator.")
 def compute(first: Path, second: Path, out: Path, method: str) -> None:
     """Compute the flow FIRST -> SECOND (two images) into OUT (.flo)."""
+    check_new_file(out, [first, second])
     a, b = load_image(first), load_image(second)
     with _user_errors(out):
         flw = flow.estimate_flow(a, b, method)
@@ -67,6 +69,7 @@ def check(flow_file: Path, opposite_file: Path, out: Path) -> None:
     Same arguments and output as the authors' consistencyChecker: for FLOW = backward_2_1.flo,
     OPPOSITE = forward_1_2.flo, OUT is reliable_2_1.pgm.
     """
+    check_new_file(out, [flow_file, opposite_file])
     with _user_errors(out):
         reliable = flow.consistency_check(flow.read_flo(flow_file), flow.read_flo(opposite_file))
         flow.write_pgm(out, reliable)
@@ -82,6 +85,7 @@ def check(flow_file: Path, opposite_file: Path, out: Path) -> None:
 def show(flow_file: Path, output: Path | None, max_magnitude: float | None) -> None:
     """Draw FLOW as a colour-wheel PNG (hue = direction, saturation = length)."""
     output = output or flow_file.with_suffix(".png")
+    check_new_file(output, [flow_file])
     with _user_errors(output):
         picture = flow.flow_to_color(flow.read_flo(flow_file), max_magnitude)
     save_image(output, picture)

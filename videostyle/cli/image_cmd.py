@@ -14,6 +14,7 @@ from videostyle.errors import UserError
 from videostyle.frame.colors import color_stats
 from videostyle.frame.optimize import Progress
 from videostyle.images import load_image, long_side_size, resize, save_image
+from videostyle.userfiles import check_new_file
 
 
 def _fmt(losses: dict[str, float]) -> str:
@@ -54,6 +55,7 @@ def image(content: Path, styles: tuple[Path, ...], style_masks: tuple[Path, ...]
         raise UserError("--iterations must be at least 1")
     if output.suffix.lower() != ".png":
         raise UserError(f"output {output} must be a .png file")
+    check_new_file(output, [content, *styles, *style_masks, *([Path(init)] if init not in ("random", "content") else [])])
     settings = settings_from_cli(preset, config_file, overrides, learning_rate, n_styles=len(styles))
     seed, device = settings.video.seed, settings.video.device
     check_masks_fit_styles(len(style_masks), len(styles), blended=bool(settings.style.style_blend_weights))

@@ -164,9 +164,11 @@ run_command.name = "run"
 @click.argument("job_dir", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Video to write (default: <video name>_side_by_side.mp4 in the job folder).")
-def side_by_side_command(job_dir: Path, output: Path | None) -> None:
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing -o that is not this job's side-by-side video (never one of its inputs).")
+def side_by_side_command(job_dir: Path, output: Path | None, overwrite: bool) -> None:
     """Encode a finished job's input frames (left) beside its stylized frames (right)."""
-    click.echo(f"wrote {side_by_side(job_dir, output)} (input | stylized)")
+    click.echo(f"wrote {side_by_side(job_dir, output, overwrite)} (input | stylized)")
 
 
 @main.command()
