@@ -201,6 +201,8 @@ def test_no_command_writes_over_an_input_or_into_a_jobs_own_files(finished: tupl
     refused(invoke("run", clip, "--style", style, "--job-dir", tmp_path / "other", "-o", job / "final" / "x.mp4",
                    *FAST), "final/ of the job folder")
     assert not (tmp_path / "other").exists()
+    refused(invoke("openjd", job, "-o", job / "frames"), "frames/ of the job folder")
+    refused(invoke("openjd", job, "-o", tmp_path / "bundle", "--video", clip), "is one of the inputs", "--video")
     assert {p: digest(p) for p in kept} == kept
     # beside a job's folders, and anywhere else, is fine
     assert invoke("sheet", job, "-o", job / "sheet.png", "--frames", "2", "--thumb-width", "32").exit_code == 0

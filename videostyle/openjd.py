@@ -29,6 +29,7 @@ from videostyle.errors import UserError
 from videostyle.pipeline import plan_from_job
 from videostyle.plan import JobPlan
 from videostyle.units import Unit
+from videostyle.userfiles import check_new_file, check_output_outside_job_files, recorded_inputs
 
 SPECIFICATION = "jobtemplate-2023-09"
 TEMPLATE_NAME = "template.yaml"
@@ -203,6 +204,9 @@ def write_bundle(job_dir: Path, bundle_dir: Path, workers: int | None = None, gp
     if bundle_dir.exists() and not bundle_dir.is_dir():
         raise UserError(f"{bundle_dir} is a file, not a folder for the bundle")
     check_bundle_is_ours(bundle_dir)
+    check_output_outside_job_files(bundle_dir / TEMPLATE_NAME, "job bundle")
+    if output is not None:  # the Encode step's -o: refused there too, but better before the farm starts
+        check_new_file(output.absolute(), recorded_inputs(plan.job), "video", "--video")
     bundle_dir.mkdir(parents=True, exist_ok=True)
     template = bundle_dir / TEMPLATE_NAME
     _write_yaml(template, job_template(plan, values, bundle_dir))
