@@ -15,7 +15,7 @@ from videostyle.frame.colors import original_colors, rgb_to_yuv
 from videostyle.frame.device import choose_precision, resolve_device
 from videostyle.frame.losses import gram_matrix
 from videostyle.frame.optimize import Progress, RelativeLossStop, optimize
-from videostyle.frame.stylize import Stylizer, TemporalTarget
+from videostyle.frame.stylize import FrameTask, Stylizer, TemporalTarget
 from videostyle.frame.vgg import VGGFeatures
 from videostyle.images import load_image, resize_long_side
 
@@ -231,6 +231,22 @@ def test_style_scale_sets_the_style_image_size(weights):
         style = resize_long_side(STYLE_A, round(scale * 32))
         assert st.style_distance(style) == pytest.approx(0.0, abs=1e-6)
     assert small.style_distance(resize_long_side(STYLE_A, 48)) > 0.01
+
+
+def test_a_wide_painting_is_never_scaled_below_what_the_deepest_layer_needs(weights):
+    # A reduced pass of a 32x24 frame at half size is 16x16; a Starry-Night-shaped (3:1) painting
+    # at that long side would be 16x5, which relu5_1 cannot see: it is taken at 47x16 instead (the
+    # least long side whose short side rounds to 16), at the full 32 px too (32x11 before).
+    wide = _image(30, 90, 3, "stripes")
+    st = _stylizer(weights, styles=(wide,))
+    result = st.stylize_batch([FrameTask(CONTENT)], iterations=1, scale=0.5)[0]
+    assert result.image.shape == CONTENT.shape
+    small = Stylizer([wide], FAST, (16, 16), device="cpu", vgg_weights=weights)
+    assert resize_long_side(wide, 47).shape[:2] == (16, 47)
+    assert small.style_distance(resize_long_side(wide, 47)) == pytest.approx(0.0, abs=1e-6)
+    assert st.style_distance(resize_long_side(wide, 47)) == pytest.approx(0.0, abs=1e-6)
+    # a painting wide enough already is scaled as before
+    assert _stylizer(weights, style_scale=1.5).style_distance(resize_long_side(STYLE_A, 48)) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_stylize_lowers_style_loss_and_is_deterministic(weights, device):

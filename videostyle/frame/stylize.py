@@ -31,7 +31,7 @@ from videostyle.frame.objectives import (Objective, TiledObjective, masked_objec
 from videostyle.frame.optimize import Progress, optimize_frames
 from videostyle.frame.tiles import TiledFeatureLoss, alignment, halo_for, plan_tiles, tiled_features, tiled_grams
 from videostyle.frame.vgg import LAYER_NAMES, VGGFeatures, VGGWeights, load_weights
-from videostyle.images import resize, resize_long_side
+from videostyle.images import long_side_size, resize, resize_long_side
 from videostyle.looks import FrameLook
 
 __all__ = ["FrameLook", "FrameTask", "Progress", "StylizeResult", "Stylizer", "TemporalTarget", "resolve_device"]
@@ -232,15 +232,20 @@ class Stylizer:
         """Each style image's Gram matrix per style layer for content of ``shape`` (H, W): the
         style images are scaled to ``style_scale`` times its long side, so a frame optimised at a
         reduced size is held to the painting seen at that size (strokes as many pixels across
-        relative to the frame). Computed once per shape."""
+        relative to the frame), but never below what the deepest layer needs on the painting's
+        short side, as a reduced frame is never made smaller than that: a wide painting at a small
+        coarse pass (Starry Night at 24 px) was refused mid-run. Computed once per shape."""
         key = (int(shape[0]), int(shape[1]))
         if key not in self._grams_by_shape:
-            long_side = max(16, round(self.settings.style_scale * max(key)))
+            long_side = round(self.settings.style_scale * max(key))
             self._grams_by_shape[key] = [self._grams(self._scaled_style(style, long_side), self.tile_for(key))
                                          for style in self._styles]
         return self._grams_by_shape[key]
 
     def _scaled_style(self, style: np.ndarray, long_side: int) -> np.ndarray:
+        long_side = max(long_side, self.min_side)
+        while min(long_side_size(style.shape, long_side)) < self.min_side:  # a few steps, for a wide painting
+            long_side += 1
         image = resize_long_side(style, long_side)
         self._check_size(image.shape, "scaled style image")
         return image
