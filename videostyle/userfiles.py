@@ -56,7 +56,13 @@ def check_output_is_not_an_input(output: Path, inputs: Iterable[Path], what: str
 
 
 def _lies_in(path: Path, folder: Path) -> bool:
+    """``path`` is ``folder`` or lies in it, symbolic links resolved."""
     return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
+
+
+def _entry_holding(entries: Iterable[Path], path: Path) -> Path | None:
+    """The job folder entry that ``path`` is or lies in, if any."""
+    return next((entry for entry in entries if _lies_in(path, entry)), None)
 
 
 def check_output_outside_job_files(output: Path, what: str = "output", option: str = "-o") -> None:
@@ -64,16 +70,12 @@ def check_output_outside_job_files(output: Path, what: str = "output", option: s
     folders (frames/, flow/, final/...), whichever job it is: a contact sheet written over a cached
     frame, or a plot into final/, would damage the job behind its records. Beside them, in the
     job folder itself, is fine."""
-    real = Path(os.path.realpath(output))
-    for folder in real.parents:
+    for folder in Path(os.path.realpath(output)).parents:
         job = JobDir(folder)
-        if not job.exists():
-            continue
-        for entry in job.entries():
-            if real == entry or real.is_relative_to(entry):
-                name = entry.relative_to(folder).as_posix() + "/" * entry.is_dir()
-                raise UserError(f"{what} {output} would be written in {name} of the job "
-                                f"folder {folder}, which the job keeps for itself; give another {option}")
+        if job.exists() and (entry := _entry_holding(job.entries(), output)) is not None:
+            name = entry.relative_to(folder).as_posix() + "/" * entry.is_dir()
+            raise UserError(f"{what} {output} would be written in {name} of the job "
+                            f"folder {folder}, which the job keeps for itself; give another {option}")
 
 
 def check_new_file(output: Path, inputs: Iterable[Path], what: str = "output", option: str = "-o") -> None:
@@ -105,11 +107,9 @@ def check_inputs_outside_job(job_root: Path, inputs: Iterable[Path]) -> None:
     by the extracted frames)."""
     owned = [entry for entry in JobDir(job_root).entries() if entry.name not in (MANIFEST,)]
     for path in inputs:
-        real = Path(os.path.realpath(path))
-        for entry in owned:
-            if real == Path(os.path.realpath(entry)) or real.is_relative_to(os.path.realpath(entry)):
-                raise UserError(f"input {path} lies in {entry.relative_to(job_root)}/ of the job folder {job_root}, "
-                                "which the job rewrites; give another --job-dir")
+        if (entry := _entry_holding(owned, path)) is not None:
+            raise UserError(f"input {path} lies in {entry.relative_to(job_root)}/ of the job folder {job_root}, "
+                            "which the job rewrites; give another --job-dir")
 
 
 def check_job_folder_is_ours(job_root: Path) -> None:
