@@ -2,7 +2,7 @@
 
     python benchmarks/flow_classes_bench.py [--methods dis_dense,fused,rlof,dis_dense@x2,dis_dense@src2]
         [--clips pan,zoom] [--widths 128,192] [--frames 6] [--photos DIR] [--threads 1] [--no-temporal]
-    python benchmarks/flow_classes_bench.py --gaps 2,3,5 --frames 12 --methods dis_dense,dis_dense+chain
+    python benchmarks/flow_classes_bench.py --gaps 2,3,5 --frames 12 --methods dis_dense,dis_dense+chain[+camera]
 
 For every synthetic clip class of ``benchmarks/temporal_bench.py`` (``SYNTHETIC``: exact flow
 from ``flow.synthetic.camera_clip``), at each width, every consecutive pair's flow t -> t-1 (the
@@ -53,6 +53,9 @@ default fused) composed along the way, as ``--long-term-chain`` does. Measured (
 12 frames, one thread): ``seen`` 0.14-0.24 px with ``+chain`` against 0.6-2.7 px for dense DIS on
 five classes (``fast``: 1.6-1.8 px for all); ``revealed`` on ``crossing`` dense DIS 12.8 px,
 ``dis_dense+chain`` 9.7, ``fused+chain`` 8.1; DeepFlow is lost on ``pan``'s long pairs (12-19 px).
+``NAME+chain+camera`` also offers the composition's global motion where it breaks, as
+``--long-term-camera`` does: ``revealed`` 0.9-3.2 px -> 0.2-0.5 px on pan, zoom, handheld, slow
+and rotation (``dis_dense``, 8 classes, 128 px, 12 frames; ``flow/chain.py``).
 
 Photos: ``--photos`` (default ``../shared/data/photos`` beside the repository, as
 temporal_bench); where it is absent the clips fall back to analytic textures, which have no flat
@@ -218,13 +221,16 @@ def _mean(values: np.ndarray) -> float:
 
 
 CHAIN_SUFFIX = "+chain"
+CAMERA_SUFFIX = "+camera"  # after +chain: with the composition's global motion too (--long-term-camera)
 
 
 def score_gaps(method: str, clip: SyntheticClip, gaps: list[int],
                neighbours: dict[int, tuple[np.ndarray, np.ndarray]]) -> GapScore:
     """``method`` on the pairs ``gaps`` apart; ``NAME+chain`` fuses NAME's flow of each pair with
     the ``neighbours``' flows composed along the way (``flow.fuse_with_chain``, as a job with
-    ``--long-term-chain`` does)."""
+    ``--long-term-chain`` does; ``NAME+chain+camera`` as ``--long-term-camera`` too)."""
+    camera = method.endswith(CHAIN_SUFFIX + CAMERA_SUFFIX)
+    method = method.removesuffix(CAMERA_SUFFIX) if camera else method
     chained = method.endswith(CHAIN_SUFFIX)
     estimator = make_estimator(method.removesuffix(CHAIN_SUFFIX))
     result = GapScore([], [], [])
@@ -238,7 +244,8 @@ def score_gaps(method: str, clip: SyntheticClip, gaps: list[int],
             if chained:
                 composed = (flow.compose_flows([neighbours[q][0] for q in range(t, s, -1)]),
                             flow.compose_flows([neighbours[q + 1][1] for q in range(s, t)]))
-                backward, _ = flow.fuse_with_chain(clip.frames[t], clip.frames[s], (backward, forward), composed)
+                backward, _ = flow.fuse_with_chain(clip.frames[t], clip.frames[s], (backward, forward), composed,
+                                                   camera)
             result.seconds.append(time.perf_counter() - start)
             truth, visible = clip.flow_between(t, s)
             shown_between = visible.copy()

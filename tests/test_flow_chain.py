@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import flow
+from flow.chain import global_motion
 from flow.synthetic import CameraPath, camera_clip, endpoint_error, textured_image
 
 
@@ -70,6 +71,60 @@ def test_the_fused_long_pair_beats_both_its_direct_estimate_and_the_composition_
     assert errors["fused"] < 0.8 * min(errors["direct"], errors["chained"]), errors
     truth_back, visible_back = clip.flow_between(s, t)
     assert endpoint_error(fused_back, truth_back, visible_back) < endpoint_error(direct[1], truth_back, visible_back)
+
+
+def test_the_global_motion_is_the_homography_most_vectors_follow_and_none_without_one() -> None:
+    height, width = 40, 60
+    grid = np.stack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)), axis=-1)
+    homography = np.array([[1.02, 0.01, 1.5], [-0.01, 0.99, -0.7], [1e-4, 0.0, 1.0]])
+    moved = grid @ homography[:2, :2].T + homography[:2, 2]
+    truth = moved / (grid @ homography[2, :2] + homography[2, 2])[..., None] - grid
+    field = truth.copy()
+    field[5:25, 10:40] = (9.0, -4.0)  # a quarter of the frame moves on its own
+    assert np.abs(global_motion(field) - truth).max() < 0.01
+    rng = np.random.default_rng(0)
+    assert global_motion(rng.normal(0, 5, (height, width, 2)).astype(np.float32)) is None
+
+
+def _revealed(clip, t: int, s: int) -> np.ndarray:
+    """Pixels frames t and s both show and some frame between hides."""
+    _, visible = clip.flow_between(t, s)
+    shown_between = visible.copy()
+    for q in range(s + 1, t):
+        shown_between &= clip.flow_between(t, q)[1]
+    return visible & ~shown_between
+
+
+def test_with_the_camera_background_a_disc_hid_between_two_frames_gets_the_cameras_motion() -> None:
+    # Measured here, over the pixels frames 4 and 1 both show and a frame between hides: the
+    # direct estimate fused with the composition alone is off by 0.36 px; with the composition's
+    # global motion offered where the composition breaks, 0.15.
+    clip = _crossing_clip()
+    t, s = 4, 1
+    truth, _ = clip.flow_between(t, s)
+    revealed = _revealed(clip, t, s)
+    estimator = flow.create_estimator("dis_dense")
+    direct = (estimator(clip.frames[t], clip.frames[s]), estimator(clip.frames[s], clip.frames[t]))
+    chained = (flow.compose_flows([estimator(clip.frames[q], clip.frames[q - 1]) for q in range(t, s, -1)]),
+               flow.compose_flows([estimator(clip.frames[q], clip.frames[q + 1]) for q in range(s, t)]))
+    without, _ = flow.fuse_with_chain(clip.frames[t], clip.frames[s], direct, chained)
+    with_camera, _ = flow.fuse_with_chain(clip.frames[t], clip.frames[s], direct, chained, camera=True)
+    assert revealed.sum() > 100
+    assert endpoint_error(with_camera, truth, revealed) < 0.2 < 0.3 < endpoint_error(without, truth, revealed)
+
+
+def test_a_job_with_long_term_camera_fuses_its_long_pairs_with_the_cameras_motion(tmp_path) -> None:
+    from videostyle.flowstage import PairMethods
+
+    errors = {}
+    for camera in (False, True):
+        clip, store, units = _units(tmp_path / str(camera), [(1, 2), (2, 3), (3, 4), (1, 4)],
+                                    PairMethods("dis_dense", chain=True, camera=camera))
+        for name in ("flow/1-2", "flow/2-3", "flow/3-4", "flow/1-4"):
+            units[name].work()
+        truth, _ = clip.flow_between(3, 0)
+        errors[camera] = endpoint_error(store.flow(4, 1), truth, _revealed(clip, 3, 0))
+    assert errors[True] < 0.5 * errors[False], errors
 
 
 def _units(tmp_path, pairs, methods):
@@ -139,6 +194,8 @@ def test_the_chain_enters_the_flows_key_only_with_long_term_pairs(tiny_clip, tin
     assert planned("--long-term", "1") == "dis"  # no long pair: nothing to chain
     assert planned("--long-term", "1,2") == "dis+long:dis_dense+chain"  # default's long-term flows
     assert planned("--long-term", "1,2", "--no-long-term-chain") == "dis+long:dis_dense"  # the key of before
+    assert planned("--long-term", "1,2", "--long-term-camera") == "dis+long:dis_dense+chain+camera"
+    assert planned("--long-term", "1,2", "--long-term-camera", "--no-long-term-chain") == "dis+long:dis_dense"
     assert recorded_method("fused@x2+long:dis_dense+chain") == recorded_method("fused+chain") == "fused"
     settings = resolve_settings(overrides={"flow": {"long_term": (1, 3), "long_term_chain": True}})
     assert PairMethods.of(settings.flow).chain
@@ -150,5 +207,7 @@ def test_status_names_the_chain_in_words() -> None:
     assert _flow_source_words("fused+long:dis_dense+chain") == \
         "fused, long-term pairs dis_dense and the neighbours' flows composed"
     assert _flow_source_words("dis+chain") == "dis, long-term pairs with the neighbours' flows composed"
+    assert _flow_source_words("fused+long:dis_dense+chain+camera") == \
+        "fused, long-term pairs dis_dense and the neighbours' flows composed and the camera's motion"
     assert _flow_source_words("fused+long:dis_dense") == "fused, long-term pairs dis_dense"
     assert _flow_source_words("fused@x2") == "fused@x2"

@@ -270,6 +270,12 @@ class FlowSettings:
         False, "Long-term pairs: per pixel, their own flow or the flows between the neighbours along the way "
                "composed, whichever fits the frames better: the composition follows what every frame between "
                "shows, far more exactly than an estimate across several frames of motion.")
+    long_term_camera: bool = setting(
+        False, "With --long-term-chain: where the composition loses a pixel (a frame between hides it), also "
+               "offer the camera's motion over the pair (the homography most of the composition follows), so "
+               "background a passing object hid comes back with its strokes. For a moving camera over a still "
+               "scene; on footage with parallax or moving objects it can hold pixels to the wrong place (the "
+               "bikes footage came out 1-7% less steady with it).")
 
 
 @dataclass(frozen=True)

@@ -118,20 +118,23 @@ class PairMethods:
     """Which estimator makes each pair's flow: ``method`` between neighbours, ``long_term`` (or
     ``method``, when ``same``) between frames further apart; each on frames ``upsample`` times larger.
     With ``chain``, a pair further apart takes per pixel its own flow or the neighbours' flows along
-    the way composed (``flow.chain``)."""
+    the way composed (``flow.chain``), and with ``camera`` too the composition's global motion
+    where the composition loses a pixel."""
 
     method: str
     long_term: str = SAME_METHOD
     upsample: int = 1
     chain: bool = False
+    camera: bool = False
 
     @classmethod
     def of(cls, settings: FlowSettings) -> PairMethods:
         """The settings' methods; with no long-term offsets there is no long-term pair, and the
         flows are those (and have the key) of ``method`` alone."""
         has_long_term = any(offset > 1 for offset in settings.long_term)
+        chain = settings.long_term_chain and has_long_term
         return cls(settings.method, settings.long_term_method if has_long_term else SAME_METHOD, settings.upsample,
-                   settings.long_term_chain and has_long_term)
+                   chain, chain and settings.long_term_camera)
 
     @property
     def differ(self) -> bool:
@@ -155,14 +158,17 @@ class PairMethods:
     def source(self) -> str:
         """The methods as job.json records them and the flows' key holds them: ``dis_dense@x2``
         upsampled, ``fused+long:dis_dense`` with an estimator of their own for the long-term pairs
-        (the flows of a job without one keep the key they always had), ``+chain`` with ``chain``."""
+        (the flows of a job without one keep the key they always had), ``+chain`` with ``chain``,
+        then ``+camera`` with ``camera``."""
         text = self.method if self.upsample == 1 else f"{self.method}@x{self.upsample}"
         text = f"{text}{LONG_TERM_MARK}{self.long_term}" if self.differ else text
-        return f"{text}{CHAIN_MARK}" if self.chain else text
+        text = f"{text}{CHAIN_MARK}" if self.chain else text
+        return f"{text}{CAMERA_MARK}" if self.camera else text
 
 
 LONG_TERM_MARK = "+long:"
 CHAIN_MARK = "+chain"
+CAMERA_MARK = "+camera"
 
 
 def recorded_method(source: str) -> str:
@@ -217,14 +223,15 @@ def flow_units(store: FlowStore, pairs: list[tuple[int, int]], load_frame: Frame
         unit = Unit(name=flow_unit_name(a, b), stage="flow", outputs=store.pair_outputs(a, b),
                     needs=tuple(flow_unit_name(*step) for step in steps) if chained else (),
                     work=_pair_work(store, a, b, load_frame, methods.for_pair(a, b), external, methods.upsample,
-                                    chained),
+                                    chained, methods.camera),
                     label=f"flow {a}<->{b}", kind="" if external is not None else methods.kind(a, b))
         (chained_units if chained else units).append(unit)
     return units + chained_units
 
 
 def _pair_work(store: FlowStore, a: int, b: int, load_frame: FrameLoader, method: str,
-               external: Path | None, upsample: int = 1, chained: bool = False) -> Callable[[], UnitResult]:
+               external: Path | None, upsample: int = 1, chained: bool = False,
+               camera: bool = False) -> Callable[[], UnitResult]:
     def work() -> UnitResult:
         frame_a = load_frame(a)
         if external is not None:
@@ -237,7 +244,7 @@ def _pair_work(store: FlowStore, a: int, b: int, load_frame: FrameLoader, method
             backward = estimator(frame_b, frame_a)
             if chained:
                 forward, backward = flow.fuse_with_chain(frame_a, frame_b, (forward, backward),
-                                                         _chained_flows(store, a, b, frame_a.shape[:2]))
+                                                         _chained_flows(store, a, b, frame_a.shape[:2]), camera)
             flow.write_flo(store.flow_path(a, b), forward)
             flow.write_flo(store.flow_path(b, a), backward)
         _write_reliability(store, a, b, forward, backward, external)

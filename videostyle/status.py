@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from videostyle.errors import UserError
-from videostyle.flowstage import CHAIN_MARK, LONG_TERM_MARK, FlowStore
+from videostyle.flowstage import CAMERA_MARK, CHAIN_MARK, LONG_TERM_MARK, FlowStore
 from videostyle.config import MAX_PASSES
 from videostyle.jobdir import JobDir, is_stage_key, read_json
 from videostyle.journal import stylize_records
@@ -53,12 +53,15 @@ def _flow_lines(job: JobDir, manifest: dict, n: int) -> list[str]:
 def _flow_source_words(source: str) -> str:
     """``fused+long:dis_dense+chain`` -> ``fused, long-term pairs dis_dense and the neighbours' flows
     composed``."""
+    camera = source.endswith(CAMERA_MARK)
+    source = source.removesuffix(CAMERA_MARK)
     chained = source.endswith(CHAIN_MARK)
     source = source.removesuffix(CHAIN_MARK)
+    composed = "the neighbours' flows composed" + (" and the camera's motion" if camera else "")
     if LONG_TERM_MARK not in source:
-        return f"{source}, long-term pairs with the neighbours' flows composed" if chained else source
+        return f"{source}, long-term pairs with {composed}" if chained else source
     words = source.replace(LONG_TERM_MARK, ", long-term pairs ")
-    return f"{words} and the neighbours' flows composed" if chained else words
+    return f"{words} and {composed}" if chained else words
 
 
 def _stylize_lines(job: JobDir, manifest: dict, n: int) -> list[str]:
