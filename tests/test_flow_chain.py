@@ -201,6 +201,19 @@ def test_the_chain_enters_the_flows_key_only_with_long_term_pairs(tiny_clip, tin
     assert PairMethods.of(settings.flow).chain
 
 
+def test_the_camera_without_a_chained_long_pair_is_a_note_that_it_changes_nothing() -> None:
+    from videostyle.config import resolve_settings
+    from videostyle.flowstage import long_term_camera_note
+
+    def note(**flow_settings):
+        return long_term_camera_note(resolve_settings(overrides={"flow": flow_settings}).flow)
+
+    assert "changes nothing" in note(long_term=(1,), long_term_chain=True, long_term_camera=True)
+    assert "changes nothing" in note(long_term=(1, 3), long_term_chain=False, long_term_camera=True)
+    assert note(long_term=(1, 3), long_term_chain=True, long_term_camera=True) is None
+    assert note(long_term=(1,), long_term_camera=False) is None
+
+
 def test_status_names_the_chain_in_words() -> None:
     from videostyle.status import _flow_source_words
 

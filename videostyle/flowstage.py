@@ -166,6 +166,14 @@ class PairMethods:
         return f"{text}{CAMERA_MARK}" if self.camera else text
 
 
+def long_term_camera_note(settings: FlowSettings) -> str | None:
+    """A note when ``long_term_camera`` is asked for where no long-term pair is fused with a chain."""
+    if not settings.long_term_camera or PairMethods.of(settings).camera:
+        return None
+    return ("note: --long-term-camera applies to long-term pairs fused with the neighbours' flows "
+            "(--long-term beyond 1 and --long-term-chain); this run has none, so it changes nothing")
+
+
 LONG_TERM_MARK = "+long:"
 CHAIN_MARK = "+chain"
 CAMERA_MARK = "+camera"

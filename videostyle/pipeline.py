@@ -29,8 +29,8 @@ from videostyle.assemble import finish, publish_final, side_by_side_path, write_
 from videostyle.config import Settings, StyleSettings, VideoSettings, stage_key
 from videostyle.errors import UserError
 from videostyle.executor import Executor, LocalExecutor
-from videostyle.flowstage import (FlowPlan, PairMethods, check_flow_fits, plan_flows, planned_source,
-                                  recorded_source)
+from videostyle.flowstage import (FlowPlan, PairMethods, check_flow_fits, long_term_camera_note, plan_flows,
+                                  planned_source, recorded_source)
 from videostyle.frame.colors import ColorStats
 from videostyle.frame.device import resolve_device
 from videostyle.frame.memory import check_frame_fits
@@ -92,7 +92,7 @@ def prepare(request: RunRequest, emit: EventCallback | None = None) -> JobPlan:
     check_frames_of_clip(request, info.n_frames)
     check_mask_frames(mask_files, (request.frames or (1, None))[0], job_frame_count(request, info.n_frames))
     note_mask_sizes(mask_files, (info.width, info.height))
-    for note in (coarse_passes_note(settings), batch_frames_note(settings)):
+    for note in (coarse_passes_note(settings), batch_frames_note(settings), long_term_camera_note(settings.flow)):
         if note:
             log.warning("%s", note)
     prepare_job_folder(job, output, request.make_video)
