@@ -153,6 +153,22 @@ def test_an_output_this_job_did_not_write_is_kept_unless_overwrite(tiny_clip: Pa
     assert invoke(*args).exit_code == 0  # its own output, on the next run, is replaced without a word
 
 
+def test_every_video_a_job_wrote_stays_its_own_after_a_run_with_another_output(
+        finished: tuple[Path, Path, Path, Path], tmp_path: Path) -> None:
+    clip, style, job, video = finished
+    args = ["run", clip, "--style", style, "--job-dir", job, *FAST]
+    other = tmp_path / "other.mp4"
+    assert invoke(*args, "-o", other).exit_code == 0
+    # the first video is still this job's: the same command again replaces it without --overwrite
+    result = invoke(*args, "-o", video)
+    assert result.exit_code == 0, result.output
+    assert probe_video(video).n_frames == 5
+    someone_elses = tmp_path / "edit.mp4"
+    someone_elses.write_bytes(b"someone's edit")
+    refused(invoke(*args, "-o", someone_elses), "already exists and was not written by this job")
+    assert someone_elses.read_bytes() == b"someone's edit"
+
+
 def test_file_names_are_data(tiny_clip: Path, tiny_style: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     percent = Path(shutil.copy(tiny_clip, tmp_path / "100%.mp4"))

@@ -19,6 +19,7 @@ from videostyle.jobdir import JobDir, check_no_link_on_the_way, read_json, write
 from videostyle.framestage import input_identity
 from videostyle.plan import JobPlan, RunResult
 from videostyle.units import EventCallback, StageEvent, ignore_events
+from videostyle.userfiles import written_update
 from videostyle.verify import file_digest, file_size, same_content
 from videostyle.video_io import assemble_side_by_side, assemble_video
 
@@ -33,7 +34,9 @@ def finish(plan: JobPlan, emit: EventCallback = ignore_events) -> RunResult:
         emit(StageEvent("assemble", 1))
         assemble_video(plan.job.final_dir, plan.n_frames, plan.info, plan.output,
                        audio_source=audio_source(plan), first=_first_frame(plan))
-        plan.job.update_manifest(output=str(plan.output), video_output=_encoded(plan, plan.output))
+        record = _encoded(plan, plan.output)
+        plan.job.update_manifest(output=str(plan.output), video_output=record,
+                                 **written_update(plan.job.read_manifest(), record))
     side = side_by_side_path(plan.output) if request.side_by_side else None
     if side is not None:
         write_side_by_side(plan, side, emit, republished)
@@ -61,7 +64,8 @@ def write_side_by_side(plan: JobPlan, path: Path, emit: EventCallback = ignore_e
     emit(StageEvent("side-by-side", 1))
     assemble_side_by_side(plan.job.frames_dir, plan.job.final_dir, plan.n_frames, plan.info, path,
                           audio_source=audio_source(plan), first=_first_frame(plan))
-    plan.job.update_manifest(side_by_side_output=_encoded(plan, path))
+    record = _encoded(plan, path)
+    plan.job.update_manifest(side_by_side_output=record, **written_update(plan.job.read_manifest(), record))
 
 
 def _first_frame(plan: JobPlan) -> int:

@@ -53,7 +53,7 @@ from videostyle.shots import flow_pairs, plan_segments
 from videostyle.units import EventCallback, StageEvent, ignore_events
 from videostyle.userfiles import (check_inputs_outside_job, check_job_folder_is_ours, check_job_is_of_this_input,
                                   check_new_file, check_output_is_ours,
-                                  input_files, recorded_inputs, same_file)
+                                  input_files, recorded_inputs, same_file, videos_written)
 from videostyle.verify import AsRecorded, file_digest, file_identity
 from videostyle.video_io import VideoInfo, output_size
 
@@ -139,7 +139,7 @@ def plan_from_job(job_dir: Path, output: Path | None = None, weights: Path | Non
     check_run_fits((info.width, info.height), (recorded.width, recorded.height), None, request.settings)
     if output is not None and request.make_video:
         check_new_file(chosen, recorded_inputs(job))
-        check_output_is_ours(chosen, job.root, job.read_manifest().get("video_output"), overwrite)
+        check_output_is_ours(chosen, job.root, videos_written(job.read_manifest()), overwrite)
     prepare_job_folder(job, chosen, request.make_video)
     frames = repair_frames(job, recorded, None)
     masks = job_masks(job, request.style_masks, (frames.width, frames.height), frames.first, frames.count)
@@ -168,7 +168,7 @@ def side_by_side(job_dir: Path, output: Path | None = None, overwrite: bool = Fa
             raise UserError(f"output {path} is this job's stylized video; give the side-by-side video another -o, "
                             "or pass --overwrite to replace it")
     else:
-        check_output_is_ours(path, plan.job.root, manifest.get("side_by_side_output"), overwrite)
+        check_output_is_ours(path, plan.job.root, videos_written(manifest), overwrite)
     check_output_writable(path, plan.job.root)
     republished = publish_final(plan)  # every frame must be done; final/ as a run would leave it
     write_side_by_side(plan, path, republished=republished)
@@ -286,11 +286,11 @@ def check_user_files(request: RunRequest, job: JobDir, output: Path, masks: list
     check_inputs_outside_job(job.root, inputs)
     check_job_is_of_this_input(job, request.input, input_identity(request.input))
     manifest = job.read_manifest()
-    videos = [(output, "video_output")] if request.make_video else []
-    videos += [(side_by_side_path(output), "side_by_side_output")] if request.side_by_side else []
-    for path, record in videos:
+    videos = [output] if request.make_video else []
+    videos += [side_by_side_path(output)] if request.side_by_side else []
+    for path in videos:
         check_new_file(path, inputs)
-        check_output_is_ours(path, job.root, manifest.get(record), request.overwrite)
+        check_output_is_ours(path, job.root, videos_written(manifest), request.overwrite)
 
 
 def prepare_job_folder(job: JobDir, output: Path, make_video: bool) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from videostyle.errors import UserError
@@ -140,16 +140,40 @@ def check_job_is_of_this_input(job: JobDir, input_path: Path, identity: str) -> 
                     "its own --job-dir")
 
 
-def check_output_is_ours(output: Path, job_root: Path, recorded: object, overwrite: bool) -> None:
-    """An existing output is replaced only when this job wrote it (its manifest records that path
-    at that byte size, or it lies in the job folder, which is the job's own), or with
-    ``overwrite``; said either way before it is replaced."""
+WRITTEN = "written"  # the manifest's list of every video a job encoded outside its folder
+MAX_WRITTEN = 64
+
+
+def videos_written(manifest: Mapping[str, object]) -> list[Mapping[str, object]]:
+    """The records ({"path", "bytes", ...}) of the videos a job wrote: its video and side-by-side
+    video now, and every one it wrote before (a run with another -o leaves the first one its own)."""
+    earlier = manifest.get(WRITTEN)
+    records = [manifest.get("video_output"), manifest.get("side_by_side_output"),
+               *(earlier if isinstance(earlier, list) else [])]
+    return [record for record in records if isinstance(record, dict)]
+
+
+def written_update(manifest: Mapping[str, object], record: Mapping[str, object]) -> dict[str, object]:
+    """The manifest update that adds ``record`` (a video just encoded) to its videos written, last,
+    in place of any earlier one of its path; at most MAX_WRITTEN kept, the oldest dropped."""
+    earlier = manifest.get(WRITTEN)
+    kept = [old for old in (earlier if isinstance(earlier, list) else [])
+            if isinstance(old, dict) and old.get("path") != record.get("path")]
+    return {WRITTEN: [*kept, record][-MAX_WRITTEN:]}
+
+
+def check_output_is_ours(output: Path, job_root: Path, written: Iterable[Mapping[str, object]],
+                         overwrite: bool) -> None:
+    """An existing output is replaced only when this job wrote it (``written``, its manifest's
+    records, hold that path, at that byte size; or it lies in the job folder, which is the job's
+    own), or with ``overwrite``; said either way before it is replaced."""
     if not output.exists():
         return
     if JobDir(job_root).exists() and output.absolute().is_relative_to(job_root.absolute()):
         return
-    if isinstance(recorded, dict) and recorded.get("path") == str(output):
-        if recorded.get("bytes") != file_size(output):
+    ours = [record for record in written if record.get("path") == str(output)]
+    if ours:
+        if all(record.get("bytes") != file_size(output) for record in ours):
             log.warning("note: %s changed since this job wrote it; it is written again", output)
         return
     if not overwrite:
