@@ -43,6 +43,7 @@ import numpy as np
 
 from flow.errors import FlowError
 from flow.estimators import fuse_candidates
+from flow.fusion import photometric_error
 from flow.io import check_flow
 from flow.warp import warp
 
@@ -105,11 +106,9 @@ def fuse_with_chain(a: np.ndarray, b: np.ndarray, direct: tuple[np.ndarray, np.n
 
 
 def _explains(a: np.ndarray, b: np.ndarray, flw: np.ndarray) -> np.ndarray:
-    """HxW bool: pixels of ``a`` that ``b`` sampled along ``flw`` matches within MATCH_LEVELS
-    (mean over channels and a 3x3 window, 0..255)."""
-    difference = np.abs(np.asarray(a, np.float32) - warp(np.asarray(b, np.float32), flw))
-    difference = difference.mean(axis=2) if difference.ndim == 3 else difference
-    return cv2.blur(difference, (3, 3)) < MATCH_LEVELS
+    """HxW bool: pixels of ``a`` that ``b`` sampled along ``flw`` matches within MATCH_LEVELS, by
+    the fusion's own photometric cost."""
+    return photometric_error(a, b, flw) < MATCH_LEVELS
 
 
 def _where_chain_breaks(composed: np.ndarray, opposite: np.ndarray) -> np.ndarray:

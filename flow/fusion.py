@@ -59,10 +59,7 @@ def fuse_flows(a: np.ndarray, b: np.ndarray, forwards: Sequence[np.ndarray], bac
     photometric, mismatch = [], []
     for flw in forwards:
         map_x, map_y = grid_x + flw[..., 0], grid_y + flw[..., 1]
-        # cv2.remap quantises coordinates to 1/32 px: plenty for a cost, and 5-10x numpy's warp.
-        warped = cv2.remap(frame_b, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        diff = np.abs(frame_a - warped)
-        diff = diff.mean(axis=2) if diff.ndim == 3 else diff
+        diff = _colour_difference(frame_a, frame_b, map_x, map_y)
         outside = (map_x < 0) | (map_x > width - 1) | (map_y < 0) | (map_y > height - 1)
         photometric.append(np.where(outside, np.nan, diff))
         round_trip = np.full((height, width), np.inf, dtype=np.float32)
@@ -78,6 +75,23 @@ def fuse_flows(a: np.ndarray, b: np.ndarray, forwards: Sequence[np.ndarray], bac
     choice = np.argmin(costs, axis=0)
     fused = np.take_along_axis(np.stack(forwards), choice[None, ..., None], axis=0)[0]
     return np.ascontiguousarray(fused, dtype=np.float32), choice
+
+
+def photometric_error(a: np.ndarray, b: np.ndarray, flw: np.ndarray, window: int = WINDOW) -> np.ndarray:
+    """HxW: how far ``b`` sampled along ``flw`` (a -> b) is from ``a`` (colour L1, 0..255 per
+    channel, averaged), box-averaged over ``window`` x ``window``: the fusion's photometric cost."""
+    frame_a, frame_b = _as_float(a), _as_float(b)
+    height, width = frame_a.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    diff = _colour_difference(frame_a, frame_b, grid_x + flw[..., 0], grid_y + flw[..., 1])
+    return cv2.boxFilter(diff, -1, (window, window))
+
+
+def _colour_difference(frame_a: np.ndarray, frame_b: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    # cv2.remap quantises coordinates to 1/32 px: plenty for a cost, and 5-10x numpy's warp.
+    warped = cv2.remap(frame_b, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    diff = np.abs(frame_a - warped)
+    return diff.mean(axis=2) if diff.ndim == 3 else diff
 
 
 def smooth_fused(flw: np.ndarray, grey_a: np.ndarray, grey_b: np.ndarray, median: int = MEDIAN,
