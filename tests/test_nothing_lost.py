@@ -4,6 +4,7 @@ not write (the nothing-lost issue), and a re-exported input never gets the old c
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -167,6 +168,38 @@ def test_every_video_a_job_wrote_stays_its_own_after_a_run_with_another_output(
     someone_elses.write_bytes(b"someone's edit")
     refused(invoke(*args, "-o", someone_elses), "already exists and was not written by this job")
     assert someone_elses.read_bytes() == b"someone's edit"
+
+
+def test_a_forged_record_in_a_shared_job_cannot_make_a_users_footage_replaceable(
+        finished: tuple[Path, Path, Path, Path], tmp_path: Path) -> None:
+    # Whoever can write a shared job folder can list any path, with its true size and hash, among
+    # the videos the job wrote; a file videostyle never encoded is still refused.
+    clip, style, job, _video = finished
+    footage = Path(shutil.copy(clip, tmp_path / "footage.mp4"))
+    manifest = json.loads((job / "job.json").read_text())
+    forged = {"path": str(footage), "bytes": footage.stat().st_size, "sha256": digest(footage)}
+    manifest["written"] = [*manifest.get("written", []), forged]
+    manifest["video_output"] = forged
+    (job / "job.json").write_text(json.dumps(manifest))
+    before = digest(footage)
+    refused(invoke("run", clip, "--style", style, "--job-dir", job, "-o", footage, *FAST),
+            "is not the video this job wrote there", "--overwrite")
+    refused(invoke("work", job, "-o", footage), "is not the video this job wrote there")
+    refused(invoke("side-by-side", job, "-o", footage), "--overwrite")
+    assert digest(footage) == before
+
+
+def test_a_video_the_user_changed_after_the_job_wrote_it_is_theirs(finished: tuple[Path, Path, Path, Path]) -> None:
+    clip, style, job, video = finished
+    with video.open("ab") as handle:  # a tool that appends its own metadata, say
+        handle.write(b"user's notes")
+    edited = digest(video)
+    args = ["run", clip, "--style", style, "--job-dir", job, "-o", video, *FAST]
+    refused(invoke(*args), "is not the video this job wrote there", "--overwrite")
+    assert digest(video) == edited
+    assert invoke(*args, "--overwrite").exit_code == 0
+    assert digest(video) != edited and probe_video(video).n_frames == 5
+    assert invoke(*args).exit_code == 0  # written again, so its own again
 
 
 def test_file_names_are_data(tiny_clip: Path, tiny_style: Path, tmp_path: Path, monkeypatch) -> None:

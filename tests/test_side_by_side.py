@@ -55,8 +55,11 @@ def test_run_again_keeps_the_side_by_side_video(finished: dict[str, Path]) -> No
     result = invoke(*finished["args"])
     assert result.exit_code == 0, result.output
     assert finished["side"].stat().st_mtime_ns == before
-    finished["side"].write_bytes(b"damaged")
-    assert invoke(*finished["args"]).exit_code == 0
+    finished["side"].write_bytes(b"changed")  # not as the job wrote it: the user's now
+    result = invoke(*finished["args"])
+    assert result.exit_code == 2 and "is not the video this job wrote there" in result.output
+    assert finished["side"].read_bytes() == b"changed"
+    assert invoke(*finished["args"], "--overwrite").exit_code == 0
     assert probe_video(finished["side"]).n_frames == 5  # made again
 
 

@@ -131,7 +131,7 @@ def test_lbfgs_warm_start_steps_are_torchs_after_the_first():
         plain.zero_grad()
         loss = sum(_quadratic(y).values())
         loss.backward()
-        history.append(float(loss))
+        history.append(float(loss.detach()))
         return loss
 
     for _ in range(8):

@@ -20,7 +20,7 @@ from videostyle.framestage import input_identity
 from videostyle.plan import JobPlan, RunResult
 from videostyle.units import EventCallback, StageEvent, ignore_events
 from videostyle.userfiles import written_update
-from videostyle.verify import file_digest, file_size, same_content
+from videostyle.verify import file_digest, file_sha256, file_size, same_content
 from videostyle.video_io import assemble_side_by_side, assemble_video
 
 log = logging.getLogger(__name__)
@@ -74,15 +74,16 @@ def _first_frame(plan: JobPlan) -> int:
 
 def _encoded(plan: JobPlan, path: Path) -> dict[str, object]:
     """What the manifest records of a video just encoded, to know it again (see :func:`_is_current`)."""
-    return {"key": plan.style_key, "path": str(path), "bytes": file_size(path)}
+    return {"key": plan.style_key, "path": str(path), "bytes": file_size(path), "sha256": file_sha256(path)}
 
 
 def _is_current(plan: JobPlan, record: str, path: Path) -> bool:
     """The video at ``path`` is the one the manifest's ``record`` says was encoded from this style
-    key, and still has its byte size."""
+    key, and still holds those bytes."""
     encoded = plan.job.read_manifest().get(record, {})
     return (isinstance(encoded, dict) and encoded.get("key") == plan.style_key
-            and encoded.get("path") == str(path) and file_size(path) == encoded.get("bytes"))
+            and encoded.get("path") == str(path) and file_size(path) == encoded.get("bytes")
+            and file_sha256(path) == encoded.get("sha256"))
 
 
 def audio_source(plan: JobPlan) -> Path | None:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from videostyle.errors import UserError
 from videostyle.jobdir import MANIFEST, JobDir
-from videostyle.verify import file_size
-from videostyle.video_io import is_image_sequence, list_sequence
+from videostyle.verify import file_sha256
+from videostyle.video_io import encoded_here, is_image_sequence, list_sequence
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ MAX_WRITTEN = 64
 
 
 def videos_written(manifest: Mapping[str, object]) -> list[Mapping[str, object]]:
-    """The records ({"path", "bytes", ...}) of the videos a job wrote: its video and side-by-side
+    """The records ({"path", "bytes", "sha256", ...}) of the videos a job wrote: its video and side-by-side
     video now, and every one it wrote before (a run with another -o leaves the first one its own)."""
     earlier = manifest.get(WRITTEN)
     records = [manifest.get("video_output"), manifest.get("side_by_side_output"),
@@ -164,19 +164,26 @@ def written_update(manifest: Mapping[str, object], record: Mapping[str, object])
 
 def check_output_is_ours(output: Path, job_root: Path, written: Iterable[Mapping[str, object]],
                          overwrite: bool) -> None:
-    """An existing output is replaced only when this job wrote it (``written``, its manifest's
-    records, hold that path, at that byte size; or it lies in the job folder, which is the job's
-    own), or with ``overwrite``; said either way before it is replaced."""
+    """An existing output is replaced only when this job wrote it, or with ``overwrite``; said
+    either way before it is replaced. The job's own: a file in its folder, or a video that
+    videostyle encoded (its tag) and that one of ``written`` (its manifest's records) names with
+    these very bytes. A job folder may be shared and its manifest forged, but no record can make
+    a camera's or an editor's file look encoded here, and a video changed since it was written is
+    the user's now."""
     if not output.exists():
         return
     if JobDir(job_root).exists() and output.absolute().is_relative_to(job_root.absolute()):
         return
     ours = [record for record in written if record.get("path") == str(output)]
-    if ours:
-        if all(record.get("bytes") != file_size(output) for record in ours):
-            log.warning("note: %s changed since this job wrote it; it is written again", output)
+    if ours and _holds_what_was_written(output, ours):
         return
     if not overwrite:
-        raise UserError(f"output {output} already exists and was not written by this job; give another -o, "
-                        "remove it, or pass --overwrite")
+        why = ("is not the video this job wrote there (changed since, or its record is not to be trusted)"
+               if ours else "was not written by this job")
+        raise UserError(f"output {output} already exists and {why}; give another -o, remove it, or pass --overwrite")
     log.warning("note: %s exists and was not written by this job; it will be replaced (--overwrite)", output)
+
+
+def _holds_what_was_written(output: Path, records: Iterable[Mapping[str, object]]) -> bool:
+    digests = {record.get("sha256") for record in records} - {None}
+    return bool(digests) and file_sha256(output) in digests and encoded_here(output)

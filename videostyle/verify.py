@@ -111,6 +111,18 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
+def file_sha256(path: Path) -> str | None:
+    """Full SHA-256 of a regular file, read in blocks (a 4K video need not fit in memory); None for
+    anything else or a file that cannot be read."""
+    try:
+        if not path.is_file():
+            return None
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
 def same_content(a: Path, b: Path) -> bool:
     """``a`` is ``b`` (hard link) or holds the same bytes."""
     try:

@@ -261,13 +261,29 @@ def _encode_atomically(video: ffmpeg.nodes.FilterableStream, n_frames: int, info
         _encode(video, n_frames, info, tmp, audio_source, first, crf, Fraction(info.fps))
 
 
+ENCODER_MARK = "videostyle"  # the comment tag of every video we encode (see :func:`encoded_here`)
+
+
+def encoded_here(path: Path) -> bool:
+    """``path`` is a video that videostyle encoded: its container's comment tag is ours. A camera's
+    or an editor's file never is, whatever a job folder's records claim about it."""
+    if not path.is_file():
+        return False
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error",
+                           "-i", ffmpeg_path(path), "-f", "ffmetadata", "-"], capture_output=True, text=True)
+    # Matroska spells the key COMMENT
+    tags = [line.partition("=") for line in proc.stdout.splitlines()]
+    return proc.returncode == 0 and any(key.lower() == "comment" and value == ENCODER_MARK
+                                        for key, _, value in tags)
+
+
 def _encode(video: ffmpeg.nodes.FilterableStream, n_frames: int, info: VideoInfo, tmp: Path,
             audio_source: Path | None, first: int, crf: int, fps: Fraction) -> None:
     # yuv420p needs even sizes; pad by one pixel rather than fail on odd user-supplied frames
     video = video.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
     streams = [video]
     kwargs = dict(vcodec="libx264", pix_fmt="yuv420p", crf=crf, movflags="+faststart",
-                  r=info.fps, **{"frames:v": n_frames})
+                  r=info.fps, metadata=f"comment={ENCODER_MARK}", **{"frames:v": n_frames})
     if audio_source is not None and info.has_audio:
         start = float((first - 1) / fps)
         audio = ffmpeg.input(ffmpeg_path(audio_source), ss=start, t=float(n_frames / fps)).audio
