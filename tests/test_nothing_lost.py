@@ -200,6 +200,11 @@ def test_a_video_the_user_changed_after_the_job_wrote_it_is_theirs(finished: tup
     assert invoke(*args, "--overwrite").exit_code == 0
     assert digest(video) != edited and probe_video(video).n_frames == 5
     assert invoke(*args).exit_code == 0  # written again, so its own again
+    manifest = json.loads((job / "job.json").read_text())  # as an older videostyle recorded it
+    manifest["written"] = [{k: v for k, v in r.items() if k != "sha256"} for r in manifest["written"]]
+    manifest["video_output"].pop("sha256")
+    (job / "job.json").write_text(json.dumps(manifest))
+    refused(invoke(*args), "before it recorded its videos' hashes", "--overwrite")
 
 
 def test_file_names_are_data(tiny_clip: Path, tiny_style: Path, tmp_path: Path, monkeypatch) -> None:

@@ -178,10 +178,18 @@ def check_output_is_ours(output: Path, job_root: Path, written: Iterable[Mapping
     if ours and _holds_what_was_written(output, ours):
         return
     if not overwrite:
-        why = ("is not the video this job wrote there (changed since, or its record is not to be trusted)"
-               if ours else "was not written by this job")
-        raise UserError(f"output {output} already exists and {why}; give another -o, remove it, or pass --overwrite")
+        raise UserError(f"output {output} already exists and {_why_not_ours(ours)}; give another -o, remove it, "
+                        "or pass --overwrite")
     log.warning("note: %s exists and was not written by this job; it will be replaced (--overwrite)", output)
+
+
+def _why_not_ours(records: list[Mapping[str, object]]) -> str:
+    if not records:
+        return "was not written by this job"
+    if all("sha256" not in record for record in records):
+        return ("was written by this job before it recorded its videos' hashes (an older videostyle), so it "
+                "cannot be told from a file of yours")
+    return "is not the video this job wrote there (changed since, or its record is not to be trusted)"
 
 
 def _holds_what_was_written(output: Path, records: Iterable[Mapping[str, object]]) -> bool:
