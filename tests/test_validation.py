@@ -84,3 +84,16 @@ def test_a_worker_refuses_bad_settings_written_into_the_job(tiny_clip: Path, tin
     result = CliRunner().invoke(main, ["work", str(job)])
     assert result.exit_code == 2
     assert result.output == "error: settings in the job folder: [video] passes must be a whole number (got '2')\n"
+
+
+def test_warnings_and_notes_read_as_one_plain_line_and_the_module_only_with_verbose() -> None:
+    import logging
+
+    from videostyle.cli.group import _UserFormatter
+
+    def shown(level: int, message: str) -> str:
+        return _UserFormatter().format(logging.LogRecord("videostyle.userfiles", level, __file__, 1, message, (), None))
+
+    assert shown(logging.WARNING, "note: %s exists" % "a.mp4") == "note: a.mp4 exists"
+    assert shown(logging.WARNING, "the video is silent") == "warning: the video is silent"
+    assert shown(logging.ERROR, "loss became nan") == "error: loss became nan"

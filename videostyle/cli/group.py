@@ -12,6 +12,17 @@ from flow.errors import FlowError
 from videostyle.errors import UserError
 
 
+class _UserFormatter(logging.Formatter):
+    """A user reads ``note: ...`` or ``warning: ...``, as errors read ``error: ...``; which module
+    logged it is for ``--verbose``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING and not message.startswith("note:"):
+            message = f"{record.levelname.lower()}: {message}"
+        return message
+
+
 class _Group(click.Group):
     """Turns user errors raised anywhere below into one line and exit status 2."""
 
@@ -40,5 +51,6 @@ class _Group(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Show debug logging.")
 def main(verbose: bool) -> None:
     """Give a whole video the look of a painting, without flicker."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s") if verbose else _UserFormatter())
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
