@@ -285,12 +285,12 @@ def check_user_files(request: RunRequest, job: JobDir, output: Path, masks: list
     check_job_folder_is_ours(job.root)
     check_inputs_outside_job(job.root, inputs)
     check_job_is_of_this_input(job, request.input, input_identity(request.input))
-    manifest = job.read_manifest()
+    written = videos_written(job.read_manifest())
     videos = [output] if request.make_video else []
     videos += [side_by_side_path(output)] if request.side_by_side else []
     for path in videos:
         check_new_file(path, inputs)
-        check_output_is_ours(path, job.root, videos_written(manifest), request.overwrite)
+        check_output_is_ours(path, job.root, written, request.overwrite)
 
 
 def prepare_job_folder(job: JobDir, output: Path, make_video: bool) -> None:

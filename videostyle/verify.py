@@ -106,19 +106,21 @@ def file_identity(path: Path) -> str:
     return f"file:{size}:{h.hexdigest()[:16]}"
 
 
+def _sha256(path: Path) -> str:
+    # read in blocks: a 4K video need not fit in memory
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def file_digest(path: Path) -> str:
     """Short content hash of a file (style images, their copies in the job folder)."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return _sha256(path)[:16]
 
 
 def file_sha256(path: Path) -> str | None:
-    """Full SHA-256 of a regular file, read in blocks (a 4K video need not fit in memory); None for
-    anything else or a file that cannot be read."""
+    """Full SHA-256 of a regular file; None for anything else or a file that cannot be read."""
     try:
-        if not path.is_file():
-            return None
-        with path.open("rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
+        return _sha256(path) if path.is_file() else None
     except OSError:
         return None
 
