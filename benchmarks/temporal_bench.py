@@ -264,13 +264,21 @@ def timed_stylize(clip: Clip, style: Path, settings: Settings, job: Path, flow_f
     """Seconds per frame of the run that made this job's results (remembered, so a rerun reports it too).
 
     A run that stylized nothing (every stage's results reused, which the job's cache keys allow only
-    for the same inputs and settings) keeps the record; one that did the work replaces it.
+    for the same inputs and settings) keeps the record; one that did the work replaces it. A run that
+    resumed a job an earlier run left unfinished timed only the rest of the work, so its record says
+    so and every report of it warns: time ratios from it would flatter the other side.
     """
     record = seconds_file(job)
+    resumed = job.is_dir() and any(p != record for p in job.iterdir())
     seconds = stylize(clip, style, settings, job, flow_files)
     if record.is_file() and seconds < CACHED_SECONDS_PER_FRAME:
-        return float(record.read_text().split()[0])
-    record.write_text(f"{seconds:.3f}")
+        words = record.read_text().split()
+        seconds, resumed = float(words[0]), words[1:] == ["resumed"]
+    else:
+        record.write_text(f"{seconds:.3f}" + (" resumed" if resumed else ""))
+    if resumed:
+        print(f"warning: {job} was resumed, so {seconds:.1f} s/frame times part of its work; "
+              "delete the folder to time it whole", file=sys.stderr)
     return seconds
 
 
