@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import videostyle.pipeline as pipeline
+from videostyle.frame.optimize import CurvatureMemory
 from videostyle.frame.stylize import StylizeResult
 from videostyle.images import save_image
 from videostyle.video_io import ffmpeg_exe
@@ -102,21 +103,26 @@ class Call:
     iterations: int
     scale: float = 1.0
     targets: list = field(default_factory=list)  # the temporal targets themselves
+    memory: object = None  # the L-BFGS curvature it was handed
 
 
 @dataclass
 class RecordingStylizer:
     """A stand-in stylizer for the temporal algorithms' wiring: returns the content halved plus a
-    constant, and records what every call got."""
+    constant and a curvature of one pair whose scale is the frame's content mean (so a test can
+    tell whose it was handed), and records what every call got."""
 
     calls: list[Call] = field(default_factory=list)
 
     def stylize(self, content, *, iterations, init="random", temporal=(), temporal_weight=0.0, seed=0,
-                callback=None, scale=1.0, look=None):
+                callback=None, scale=1.0, look=None, memory=None):
         self.calls.append(Call(float(content.mean()), init if isinstance(init, str) else "array",
-                               len(temporal), iterations, scale, list(temporal)))
+                               len(temporal), iterations, scale, list(temporal), memory))
         image = np.clip(content.astype(np.float32) * 0.5 + 60, 0, 255)
-        return StylizeResult(image=image, losses={"total": 1.0}, iterations=iterations, seconds=0.0)
+        values = 3 * round(content.shape[0] * scale) * round(content.shape[1] * scale)
+        curvature = CurvatureMemory([torch.ones(values)], [torch.full((values,), 2.0)], float(content.mean()))
+        return StylizeResult(image=image, losses={"total": 1.0}, iterations=iterations, seconds=0.0,
+                             memory=curvature)
 
 
 @pytest.fixture

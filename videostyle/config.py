@@ -44,6 +44,8 @@ MAX_SIDE = 16384
 MAX_FRAMES = 1_000_000
 # Frames of one batched call (a unit's name lists them all, and must stay a short file name).
 MAX_BATCH_FRAMES = 16
+# Curvature pairs a frame carries between passes: each costs 2 x 3 x H x W half floats on disk.
+MAX_CURVATURE_PAIRS = 20
 STYLE_LAYERS_DEFAULT = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 SPEC = "videostyle.setting"  # the metadata key of a field's declaration
 RUN, IMAGE = "run", "image"  # commands that offer settings as options
@@ -339,6 +341,11 @@ class VideoSettings:
            "read each other) in one unit, one batched VGG-19 call per iteration, each frame with its own "
            "optimiser, so each result is the unbatched one up to rounding. Faster on a GPU; on a CPU it gains "
            "nothing (1 there).", minimum=1, maximum=MAX_BATCH_FRAMES)
+    curvature_pairs: int = setting(
+        0, "Multi-pass, L-BFGS: each frame's pass starts from the last N curvature pairs its previous pass of "
+           "the same size learned (kept in the job folder until the next pass has used them) instead of "
+           "learning them again; worth most with many short passes (0: every pass starts afresh, as the "
+           "authors').", minimum=0, maximum=MAX_CURVATURE_PAIRS)
     init_rest: str = setting("prev_warped", "Single-pass: start of the frames after the first.",
                              choices=("prev_warped", "prev", "first", "random", "content"))
     long_term_combine: str = setting("closest_first", "Long-term weights (--long-term): c_long (the paper's: a "

@@ -20,10 +20,12 @@ from typing import Callable, Mapping
 import numpy as np
 
 from videostyle.config import Settings
+from videostyle.curvature import discard_curvature, load_curvature, save_curvature
 from videostyle.flowstage import FlowStore, flow_unit_name
-from videostyle.frame.stylize import FrameLook, FrameTask, Stylizer, TemporalTarget
+from videostyle.frame.optimize import CurvatureMemory
+from videostyle.frame.stylize import FrameLook, FrameTask, StylizeResult, Stylizer, TemporalTarget
 from videostyle.images import save_image
-from videostyle.jobdir import JobDir
+from videostyle.jobdir import JobDir, check_no_link_on_the_way
 from videostyle.shots import Segment, previous_anchors
 from videostyle.temporal import blend, combine_long_term, hold_beyond, warp_with_fill, weights_beyond
 from videostyle.units import Unit, UnitResult
@@ -67,6 +69,12 @@ class PassContext:
 
     def final_path(self, i: int) -> Path:
         return self.result_path(last_pass(self.settings), i)
+
+    def curvature_path(self, pass_index: int, i: int) -> Path:
+        """Where frame i's L-BFGS curvature from a pass waits for its next pass (see videostyle.curvature)."""
+        path = self.job.stylized_dir(self.style_key) / "curvature" / f"pass_{pass_index:02d}_{Path(frame_name(i)).stem}.npz"
+        check_no_link_on_the_way(self.job.root, path)
+        return path
 
 
 def unit_name(ctx: PassContext, pass_index: int, i: int) -> str:
@@ -162,8 +170,8 @@ def _stylize(ctx: PassContext, i: int, iterations: int, init: np.ndarray | str,
     task = _frame_task(ctx, i, init, temporal, pass_index)
     result = ctx.stylizer().stylize(task.content, iterations=iterations, init=task.init, temporal=task.temporal,
                                     temporal_weight=task.temporal_weight, seed=task.seed,
-                                    scale=frame_scale(ctx, pass_index, i), look=task.look)
-    save_image(ctx.result_path(pass_index, i), result.image)
+                                    scale=frame_scale(ctx, pass_index, i), look=task.look, memory=task.memory)
+    _save_result(ctx, pass_index, i, result)
     return UnitResult(losses=result.losses, iterations=result.iterations, stop_reason=result.stop_reason)
 
 
@@ -172,7 +180,31 @@ def _frame_task(ctx: PassContext, i: int, init: np.ndarray | str, temporal: list
     v = ctx.settings.video
     return FrameTask(ctx.content(i), init=init, temporal=tuple(temporal),
                      temporal_weight=v.temporal_weight if temporal else 0.0, seed=frame_seed(v.seed, i, pass_index),
-                     look=ctx.look(i))
+                     look=ctx.look(i), memory=_curvature_from_previous_pass(ctx, pass_index, i))
+
+
+def _save_result(ctx: PassContext, pass_index: int, i: int, result: StylizeResult) -> None:
+    """Frame i's result of a pass, after the curvature its next pass starts from (so a unit redone
+    after a kill finds what it started from the first time); then the curvature it used is let go."""
+    if _hands_on_curvature(ctx, pass_index, i) and result.memory is not None:
+        save_curvature(ctx.curvature_path(pass_index, i), result.memory, ctx.settings.video.curvature_pairs)
+    save_image(ctx.result_path(pass_index, i), result.image)
+    if _hands_on_curvature(ctx, pass_index - 1, i):
+        discard_curvature(ctx.curvature_path(pass_index - 1, i))
+
+
+def _hands_on_curvature(ctx: PassContext, pass_index: int, i: int) -> bool:
+    """Whether frame i's pass keeps its L-BFGS curvature for the frame's next pass: with
+    ``curvature_pairs``, between multi-pass passes of one size (anchors have one unit)."""
+    v = ctx.settings.video
+    return (v.curvature_pairs > 0 and v.algorithm == "multipass" and i not in ctx.anchors
+            and 1 <= pass_index < v.passes and frame_scale(ctx, pass_index, i) == frame_scale(ctx, pass_index + 1, i))
+
+
+def _curvature_from_previous_pass(ctx: PassContext, pass_index: int, i: int) -> CurvatureMemory | None:
+    if not _hands_on_curvature(ctx, pass_index - 1, i):
+        return None
+    return load_curvature(ctx.curvature_path(pass_index - 1, i))
 
 
 # ---------------------------------------------------------------- anchors
@@ -593,7 +625,7 @@ def _group_work(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int,
         results = ctx.stylizer().stylize_batch(tasks, iterations=_multipass_iterations(ctx, seg, rank, p, frames[0]),
                                                scale=frame_scale(ctx, p, frames[0]))
         for i, result in zip(frames, results):
-            save_image(ctx.result_path(p, i), result.image)
+            _save_result(ctx, p, i, result)
         each = tuple(UnitResult(losses=r.losses, iterations=r.iterations, stop_reason=r.stop_reason) for r in results)
         return UnitResult(losses={k: sum(r.losses.get(k, 0.0) for r in each) for k in each[0].losses},
                           iterations=sum(r.iterations for r in each),

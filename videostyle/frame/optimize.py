@@ -33,6 +33,14 @@ reference paintings, the full-size passes 3-5 each blew up at their second step 
 the loss fell 9.34 -> 2.26 in 20 iterations, with no spike. A noise start keeps torch's steps
 (the authors' rule; there the kick that follows is what gets the image going).
 
+A run may start from the curvature an earlier run of the same frame learned (``memories``: each
+frame's :class:`CurvatureMemory`, handed back in ``outcome.memory``). Between passes of a video
+the objective changes only by its temporal targets and initial image; with the same per-pixel
+weights the temporal term changes by a linear term, which leaves the Hessian and so every
+curvature pair ``(s, y)`` as they were. Started from them, the first step is a quasi-Newton step
+of the right length, not the restart's scaled gradient step followed by iterations that learn
+the curvature again.
+
 Early stop (the authors' ``tol_loss_relative``): every ``interval`` iterations the total loss is
 compared with its value ``interval`` iterations earlier; the run stops when it changed by less
 than ``tol`` of that earlier value. ``tol = 0`` disables it.
@@ -80,6 +88,26 @@ class OptimizeOutcome:
     # Why it ended: "budget" (every iteration used), "converged" (the relative-change rule),
     # "non-finite" (the loss overflowed; the best finite iterate was kept).
     stop_reason: str = "budget"
+    memory: CurvatureMemory | None = None  # L-BFGS's curvature at the end (see the module doc)
+
+
+@dataclass
+class CurvatureMemory:
+    """What L-BFGS learned of one frame's curvature: its latest pairs of steps ``s`` and gradient
+    changes ``y`` (oldest first, flat float32) and the initial inverse-Hessian scale ``sᵀy/yᵀy``."""
+
+    steps: list[torch.Tensor]
+    changes: list[torch.Tensor]
+    scale: float
+
+    def fits(self, x: torch.Tensor) -> bool:
+        """Whether its pairs are of ``x``'s size (a pass at another scale cannot use them)."""
+        return bool(self.steps) and all(v.numel() == x.numel() for v in self.steps + self.changes)
+
+    def latest(self, pairs: int) -> CurvatureMemory:
+        """Its last ``pairs`` pairs."""
+        keep = max(0, int(pairs))
+        return CurvatureMemory(self.steps[-keep:] if keep else [], self.changes[-keep:] if keep else [], self.scale)
 
 
 class RelativeLossStop:
@@ -148,7 +176,8 @@ def optimize(x: torch.Tensor, objective: Objective, *, iterations: int, method: 
              learning_rate: float = 1.0, tol_loss_relative: float = 0.0, tol_loss_relative_interval: int = 50,
              callback: Callable[[Progress], None] | None = None, loss_scaling: bool = False,
              history_size: int = 100, fallback: Objective | None = None,
-             objective_scale: float = 1.0, warm_start: bool = False) -> OptimizeOutcome:
+             objective_scale: float = 1.0, warm_start: bool = False,
+             memory: CurvatureMemory | None = None) -> OptimizeOutcome:
     """Minimise the summed terms of ``objective`` over the leaf tensor ``x`` (updated in place).
 
     ``objective(x)`` returns named scalar terms; their sum is minimised. At most ``iterations``
@@ -160,14 +189,14 @@ def optimize(x: torch.Tensor, objective: Objective, *, iterations: int, method: 
     curvature pairs with ``sᵀy < 1e-10``, so a loss of order 1 from near-featureless noise never
     gets going (see ``videostyle.frame.losses.OBJECTIVE_SCALE``). ``warm_start``: ``x`` is an
     image, not noise; L-BFGS's first step is lengthened to be visible in bfloat16 (see the
-    module doc).
+    module doc). ``memory``: curvature from an earlier run of this frame to start from.
     """
     back = None if fallback is None else _one_frame(fallback)
     return optimize_frames([x], _one_frame(objective), iterations=iterations, method=method,
                            learning_rate=learning_rate, tol_loss_relative=tol_loss_relative,
                            tol_loss_relative_interval=tol_loss_relative_interval, callback=callback,
                            loss_scaling=loss_scaling, history_size=history_size, fallback=back,
-                           objective_scale=objective_scale, warm_start=[warm_start])[0]
+                           objective_scale=objective_scale, warm_start=[warm_start], memories=[memory])[0]
 
 
 def _one_frame(objective: Objective) -> FramesObjective:
@@ -191,7 +220,8 @@ def optimize_frames(xs: Sequence[torch.Tensor], objective: FramesObjective, *, i
                     method: str = "lbfgs", learning_rate: float = 1.0, tol_loss_relative: float = 0.0,
                     tol_loss_relative_interval: int = 50, callback: Callable[[Progress], None] | None = None,
                     loss_scaling: bool = False, history_size: int = 100, fallback: FramesObjective | None = None,
-                    objective_scale: float = 1.0, warm_start: Sequence[bool] | None = None) -> list[OptimizeOutcome]:
+                    objective_scale: float = 1.0, warm_start: Sequence[bool] | None = None,
+                    memories: Sequence[CurvatureMemory | None] | None = None) -> list[OptimizeOutcome]:
     """:func:`optimize` for several frames at once, one evaluation of them all per iteration.
 
     ``objective(pixels, which)`` gets the leaves ``xs[k]`` for ``k`` in ``which`` stacked along
@@ -202,7 +232,9 @@ def optimize_frames(xs: Sequence[torch.Tensor], objective: FramesObjective, *, i
     step (``1/|g|₁`` over every frame) and its curvature pairs would mix the frames. A frame whose
     loss settles (``tol_loss_relative``) or turns non-finite leaves the batch; the others go on.
     ``callback`` gets the terms summed over the frames evaluated in that iteration. ``warm_start``:
-    which frames start from an image rather than noise (see :func:`optimize`).
+    which frames start from an image rather than noise (see :func:`optimize`). ``memories``: each
+    frame's curvature from an earlier run (None: none), used by L-BFGS where it is of the frame's
+    size; every outcome's ``memory`` is the curvature its run ends with.
     """
     if method not in OPTIMIZERS:
         raise UserError(f"unknown optimizer {method!r}; choose lbfgs or adam")
@@ -215,6 +247,11 @@ def optimize_frames(xs: Sequence[torch.Tensor], objective: FramesObjective, *, i
     frames = [_Frame(x, _optimizer(x, method, learning_rate, history_size),
                      RelativeLossStop(tol_loss_relative, tol_loss_relative_interval), OptimizeOutcome(0, {}, 0.0),
                      x.detach().clone()) for x in xs]
+    seeded = [method == "lbfgs" and memory is not None and memory.fits(frame.x)
+              for frame, memory in zip(frames, memories or [None] * len(frames))]
+    for frame, memory, seed in zip(frames, memories or [None] * len(frames), seeded):
+        if seed:
+            _seed_curvature(frame.opt, frame.x, memory.latest(history_size))
     scaler = LossScale(loss_scaling)
     start = time.perf_counter()
     active = list(range(len(frames)))
@@ -229,7 +266,7 @@ def optimize_frames(xs: Sequence[torch.Tensor], objective: FramesObjective, *, i
                 continue  # no step: its run ends here, on its best finite iterate
             if method == "lbfgs":
                 frame.opt.step(lambda frame=frame: frame.seen)
-                if warm_start is not None and warm_start[k] and iteration == 1:
+                if warm_start is not None and warm_start[k] and iteration == 1 and not seeded[k]:
                     _lengthen_first_step(frame.opt, frame.x, evaluated[k])
             else:
                 frame.opt.step()
@@ -248,7 +285,36 @@ def optimize_frames(xs: Sequence[torch.Tensor], objective: FramesObjective, *, i
         if frame.best_losses:
             frame.outcome.losses = frame.best_losses
         frame.outcome.seconds = seconds
+        frame.outcome.memory = _curvature(frame.opt, frame.x) if method == "lbfgs" else None
     return [frame.outcome for frame in frames]
+
+
+def _seed_curvature(opt: torch.optim.Optimizer, x: torch.Tensor, memory: CurvatureMemory) -> None:
+    """Give a new L-BFGS ``memory``'s pairs as if it had learned them: its first step is then the
+    two-loop quasi-Newton step at full length. The step torch takes its first pair from is zero,
+    so the gradient change since the earlier run's last point, which is not a secant of this
+    objective, is never taken for one."""
+    state = opt.state[x]
+    flat = x.numel()
+    state["n_iter"] = 1  # the next step() is torch's second: pairs, two-loop recursion, step length lr
+    state["func_evals"] = 0
+    state["d"] = torch.zeros(flat, dtype=x.dtype, device=x.device)
+    state["t"] = 1.0
+    state["prev_flat_grad"] = torch.zeros(flat, dtype=x.dtype, device=x.device)
+    state["old_stps"] = [s.to(x.device, x.dtype) for s in memory.steps]
+    state["old_dirs"] = [y.to(x.device, x.dtype) for y in memory.changes]
+    state["ro"] = [1.0 / float(y.dot(s)) for s, y in zip(state["old_stps"], state["old_dirs"])]
+    state["H_diag"] = memory.scale
+
+
+def _curvature(opt: torch.optim.Optimizer, x: torch.Tensor) -> CurvatureMemory | None:
+    """The pairs an L-BFGS run over ``x`` holds now (None before it learned any)."""
+    state = opt.state.get(x, {})
+    steps, changes = state.get("old_stps") or [], state.get("old_dirs") or []
+    if not steps:
+        return None
+    return CurvatureMemory([s.detach().clone() for s in steps], [y.detach().clone() for y in changes],
+                           float(state["H_diag"]))
 
 
 def _optimizer(x: torch.Tensor, method: str, learning_rate: float, history_size: int) -> torch.optim.Optimizer:

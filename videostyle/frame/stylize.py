@@ -28,7 +28,7 @@ from videostyle.frame.losses import OBJECTIVE_SCALE, LossTerm, TemporalLoss, gra
 from videostyle.frame.memory import check_frame_fits, frames_that_fit, lbfgs_history_size
 from videostyle.frame.objectives import (Objective, TiledObjective, masked_objective, sum_terms, tiled_objective,
                                          together, whole_objective)
-from videostyle.frame.optimize import Progress, optimize_frames
+from videostyle.frame.optimize import CurvatureMemory, Progress, optimize_frames
 from videostyle.frame.tiles import TiledFeatureLoss, alignment, halo_for, plan_tiles, tiled_features, tiled_grams
 from videostyle.frame.vgg import LAYER_NAMES, VGGFeatures, VGGWeights, load_weights
 from videostyle.images import long_side_size, resize, resize_long_side
@@ -65,6 +65,7 @@ class FrameTask:
     temporal_weight: float = 0.0
     seed: int = 0
     look: FrameLook | None = None
+    memory: CurvatureMemory | None = None  # L-BFGS curvature from this frame's previous optimisation
 
 
 # Said once by a process that stylizes frames together on a CPU (see Stylizer.stylize_batch).
@@ -82,6 +83,7 @@ class StylizeResult:
     iterations: int
     seconds: float
     stop_reason: str = "budget"  # budget | converged | non-finite (see videostyle.frame.optimize)
+    memory: CurvatureMemory | None = None  # L-BFGS's curvature at the end, for the frame's next optimisation
 
 
 def validate_style_settings(settings: StyleSettings, n_styles: int) -> None:
@@ -391,7 +393,7 @@ class Stylizer:
     def stylize(self, content: np.ndarray, *, iterations: int, init: np.ndarray | str = "random",
                 temporal: Sequence[TemporalTarget] = (), temporal_weight: float = 0.0, seed: int = 0,
                 callback: Callable[[Progress], None] | None = None, scale: float = 1.0,
-                look: FrameLook | None = None) -> StylizeResult:
+                look: FrameLook | None = None, memory: CurvatureMemory | None = None) -> StylizeResult:
         """Optimise an image towards ``content``'s features and the style targets.
 
         ``init``: ``random`` (seeded noise around the mean pixel, as the authors), ``content``, or an
@@ -400,11 +402,13 @@ class Stylizer:
         the content's size (content, init and temporal targets reduced, style targets for that
         size) and returns the result enlarged to the content's size: the coarse step of a
         coarse-to-fine schedule, about 1/scale² cheaper per iteration. ``look``: this frame's
-        style blend weights or style masks (see :mod:`videostyle.looks`). Deterministic for a
-        fixed seed on one device.
+        style blend weights or style masks (see :mod:`videostyle.looks`). ``memory``: L-BFGS
+        curvature from this frame's previous optimisation at the same size to start from (the
+        result's ``memory`` is the next one's; see :mod:`videostyle.frame.optimize`).
+        Deterministic for a fixed seed on one device.
         """
         frame = FrameTask(content, init=init, temporal=tuple(temporal), temporal_weight=temporal_weight, seed=seed,
-                          look=look)
+                          look=look, memory=memory)
         return self.stylize_batch([frame], iterations=iterations, callback=callback, scale=scale)[0]
 
     def stylize_batch(self, frames: Sequence[FrameTask], *, iterations: int, scale: float = 1.0,
@@ -453,7 +457,8 @@ class Stylizer:
             fallback=together(in_float32) if self.precision.loss_scaling else None,
             objective_scale=OBJECTIVE_SCALE[self.settings.normalization],
             history_size=lbfgs_history_size(height * width),
-            warm_start=[not (isinstance(f.init, str) and f.init == "random") for f in frames])
+            warm_start=[not (isinstance(f.init, str) and f.init == "random") for f in frames],
+            memories=[f.memory for f in frames])
         results = [x.detach().clamp(0.0, 255.0) for x in xs]
         reports = self._reports(in_float32, results)
         stylized = []
@@ -461,7 +466,7 @@ class Stylizer:
             image = result[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
             if self.settings.color_transfer == "luminance":
                 image = original_colors(frame.content, image)
-            stylized.append(StylizeResult(image, losses, outcome.iterations, 0.0, outcome.stop_reason))
+            stylized.append(StylizeResult(image, losses, outcome.iterations, 0.0, outcome.stop_reason, outcome.memory))
         seconds = (time.perf_counter() - started) / len(frames)  # each frame's share of the call
         return [dataclasses.replace(result, seconds=seconds) for result in stylized]
 
