@@ -10,7 +10,8 @@ format, its frame's size, finite numbers and pairs of positive curvature. Anythi
 file not trusted: the pass then starts afresh, as without the setting, and says so in the log.
 It is written before the frame's result (a unit redone after a kill finds it again, so it gives
 the same result) and removed once the next pass's result of the frame is written, so a job
-holds about one file per frame at a time.
+holds about one file per frame at a time; a result redone after that (its file damaged) starts
+afresh, so it may differ from the first one by what the carried curvature changed.
 """
 
 from __future__ import annotations
