@@ -245,6 +245,10 @@ class JobDir:
     def pass_dir(self, key: str, pass_index: int) -> Path:
         return self.stylized_dir(key) / f"pass_{pass_index:02d}"
 
+    def curvature_path(self, key: str, pass_index: int, frame_file: str) -> Path:
+        """Where a frame's L-BFGS curvature from a pass waits for its next pass (see videostyle.curvature)."""
+        return self.stylized_dir(key) / "curvature" / f"pass_{pass_index:02d}_{Path(frame_file).stem}.npz"
+
     def anchors_dir(self, key: str) -> Path:
         """Anchor frames have one result shared by every pass."""
         return self.stylized_dir(key) / "anchors"

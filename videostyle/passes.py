@@ -72,7 +72,7 @@ class PassContext:
 
     def curvature_path(self, pass_index: int, i: int) -> Path:
         """Where frame i's L-BFGS curvature from a pass waits for its next pass (see videostyle.curvature)."""
-        path = self.job.stylized_dir(self.style_key) / "curvature" / f"pass_{pass_index:02d}_{Path(frame_name(i)).stem}.npz"
+        path = self.job.curvature_path(self.style_key, pass_index, frame_name(i))
         check_no_link_on_the_way(self.job.root, path)
         return path
 
