@@ -104,6 +104,7 @@ class Call:
     scale: float = 1.0
     targets: list = field(default_factory=list)  # the temporal targets themselves
     memory: object = None  # the L-BFGS curvature it was handed
+    keep_pairs: int = 0  # the curvature pairs it was asked to hand on
 
 
 @dataclass
@@ -115,9 +116,9 @@ class RecordingStylizer:
     calls: list[Call] = field(default_factory=list)
 
     def stylize(self, content, *, iterations, init="random", temporal=(), temporal_weight=0.0, seed=0,
-                callback=None, scale=1.0, look=None, memory=None):
+                callback=None, scale=1.0, look=None, memory=None, keep_pairs=0):
         self.calls.append(Call(float(content.mean()), init if isinstance(init, str) else "array",
-                               len(temporal), iterations, scale, list(temporal), memory))
+                               len(temporal), iterations, scale, list(temporal), memory, keep_pairs))
         image = np.clip(content.astype(np.float32) * 0.5 + 60, 0, 255)
         values = 3 * round(content.shape[0] * scale) * round(content.shape[1] * scale)
         curvature = CurvatureMemory([torch.ones(values)], [torch.full((values,), 2.0)], float(content.mean()))

@@ -175,8 +175,9 @@ class BatchRecorder:
     calls: list[list[tuple]] = field(default_factory=list)
 
     def stylize(self, content, *, iterations, init="random", temporal=(), temporal_weight=0.0, seed=0,
-                callback=None, scale=1.0, look=None, memory=None):
-        return self.stylize_batch([FrameTask(content, init, tuple(temporal), temporal_weight, seed, look, memory)],
+                callback=None, scale=1.0, look=None, memory=None, keep_pairs=0):
+        return self.stylize_batch([FrameTask(content, init, tuple(temporal), temporal_weight, seed, look, memory,
+                                             keep_pairs)],
                                   iterations=iterations, scale=scale)[0]
 
     def stylize_batch(self, frames, *, iterations, scale=1.0, callback=None):

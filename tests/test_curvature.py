@@ -28,7 +28,8 @@ def _passes(chunks: list[int], carry: bool, memory_for_first: CurvatureMemory | 
     x = torch.zeros(1, 3, 6, 8, requires_grad=True)
     memory = memory_for_first
     for iterations in chunks:
-        outcome = optimize(x, _ill_conditioned, iterations=iterations, history_size=10, memory=memory)
+        outcome = optimize(x, _ill_conditioned, iterations=iterations, history_size=10, memory=memory,
+                           keep_pairs=10 if carry else 0)
         memory = outcome.memory if carry else None
     return outcome.losses["total"]
 
@@ -49,11 +50,13 @@ def test_curvature_of_another_size_is_not_used() -> None:
 
 def test_the_outcome_holds_the_latest_pairs() -> None:
     x = torch.zeros(1, 3, 6, 8, requires_grad=True)
-    outcome = optimize(x, _ill_conditioned, iterations=12, history_size=5)
+    outcome = optimize(x, _ill_conditioned, iterations=12, history_size=5, keep_pairs=5)
     assert outcome.memory is not None and len(outcome.memory.steps) == 5
+    assert len(optimize(x, _ill_conditioned, iterations=12, history_size=5, keep_pairs=3).memory.steps) == 3
+    assert optimize(x, _ill_conditioned, iterations=12, history_size=5).memory is None  # none asked for
     assert all(float(s.dot(y)) > 0 for s, y in zip(outcome.memory.steps, outcome.memory.changes))
     assert len(outcome.memory.latest(2).steps) == 2
-    assert optimize(x, _ill_conditioned, iterations=3, method="adam").memory is None
+    assert optimize(x, _ill_conditioned, iterations=3, method="adam", keep_pairs=5).memory is None
 
 
 # ---------------------------------------------------------------- the file
@@ -67,7 +70,7 @@ def _memory(values: int = 24, pairs: int = 3) -> CurvatureMemory:
 
 def test_a_curvature_file_reads_back_what_was_kept(tmp_path: Path) -> None:
     path = tmp_path / "c.npz"
-    save_curvature(path, _memory(), pairs=2)
+    save_curvature(path, _memory().latest(2))
     back = load_curvature(path, values=24)
     assert back is not None and len(back.steps) == 2 and back.scale == 4.5
     for kept, read in zip(_memory().steps[-2:] + _memory().changes[-2:], back.steps + back.changes):
@@ -77,7 +80,7 @@ def test_a_curvature_file_reads_back_what_was_kept(tmp_path: Path) -> None:
 @pytest.mark.parametrize("damage", ["truncated", "foreign", "pickled", "wrong_size", "not_finite", "none"])
 def test_a_curvature_file_not_to_be_trusted_is_not_used(damage: str, tmp_path: Path) -> None:
     path = tmp_path / "c.npz"
-    save_curvature(path, _memory(), pairs=3)
+    save_curvature(path, _memory())
     if damage == "truncated":
         path.write_bytes(path.read_bytes()[:-40])
     elif damage == "foreign":
@@ -107,6 +110,8 @@ def test_each_pass_of_a_frame_starts_from_its_own_last_pass_of_the_same_size(
         recorder: RecordingStylizer, tiny_clip: Path, tiny_style: Path, tmp_path: Path) -> None:
     run(_request(tiny_clip, tiny_style, tmp_path / "job", curvature_pairs=3))
     by_pass = [recorder.calls[k:k + 5] for k in range(0, 20, 5)]
+    # pass 1 is coarse and the last has no next pass: they hand nothing on
+    assert [[c.keep_pairs for c in calls] for calls in by_pass] == [[0] * 5, [3] * 5, [3] * 5, [0] * 5]
     assert all(c.memory is None for c in by_pass[0] + by_pass[1])  # pass 1 is coarse: no pairs of pass 2's size
     for later in by_pass[2:]:
         for call in later:
@@ -118,4 +123,4 @@ def test_each_pass_of_a_frame_starts_from_its_own_last_pass_of_the_same_size(
 def test_without_the_setting_no_pass_gets_curvature(recorder: RecordingStylizer, tiny_clip: Path, tiny_style: Path,
                                                     tmp_path: Path) -> None:
     run(_request(tiny_clip, tiny_style, tmp_path / "job"))
-    assert len(recorder.calls) == 20 and all(c.memory is None for c in recorder.calls)
+    assert len(recorder.calls) == 20 and all(c.memory is None and c.keep_pairs == 0 for c in recorder.calls)

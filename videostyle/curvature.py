@@ -32,10 +32,9 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 
 
-def save_curvature(path: Path, memory: CurvatureMemory, pairs: int) -> None:
-    """Write ``memory``'s last ``pairs`` pairs to ``path`` atomically, each vector as half floats
-    times its own largest magnitude (float16's range could not hold a gradient change as it is)."""
-    kept = memory.latest(pairs)
+def save_curvature(path: Path, kept: CurvatureMemory) -> None:
+    """Write ``kept``'s pairs to ``path`` atomically, each vector as half floats times its own
+    largest magnitude (float16's range could not hold a gradient change as it is)."""
     steps, step_scales = _halves(kept.steps)
     changes, change_scales = _halves(kept.changes)
     buffer = io.BytesIO()

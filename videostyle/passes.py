@@ -170,7 +170,8 @@ def _stylize(ctx: PassContext, i: int, iterations: int, init: np.ndarray | str,
     task = _frame_task(ctx, i, init, temporal, pass_index)
     result = ctx.stylizer().stylize(task.content, iterations=iterations, init=task.init, temporal=task.temporal,
                                     temporal_weight=task.temporal_weight, seed=task.seed,
-                                    scale=frame_scale(ctx, pass_index, i), look=task.look, memory=task.memory)
+                                    scale=frame_scale(ctx, pass_index, i), look=task.look, memory=task.memory,
+                                    keep_pairs=task.keep_pairs)
     _save_result(ctx, pass_index, i, result)
     return UnitResult(losses=result.losses, iterations=result.iterations, stop_reason=result.stop_reason)
 
@@ -180,14 +181,15 @@ def _frame_task(ctx: PassContext, i: int, init: np.ndarray | str, temporal: list
     v = ctx.settings.video
     return FrameTask(ctx.content(i), init=init, temporal=tuple(temporal),
                      temporal_weight=v.temporal_weight if temporal else 0.0, seed=frame_seed(v.seed, i, pass_index),
-                     look=ctx.look(i), memory=_curvature_from_previous_pass(ctx, pass_index, i))
+                     look=ctx.look(i), memory=_curvature_from_previous_pass(ctx, pass_index, i),
+                     keep_pairs=v.curvature_pairs if _hands_on_curvature(ctx, pass_index, i) else 0)
 
 
 def _save_result(ctx: PassContext, pass_index: int, i: int, result: StylizeResult) -> None:
     """Frame i's result of a pass, after the curvature its next pass starts from (so a unit redone
     after a kill finds what it started from the first time); then the curvature it used is let go."""
     if _hands_on_curvature(ctx, pass_index, i) and result.memory is not None:
-        save_curvature(ctx.curvature_path(pass_index, i), result.memory, ctx.settings.video.curvature_pairs)
+        save_curvature(ctx.curvature_path(pass_index, i), result.memory)
     save_image(ctx.result_path(pass_index, i), result.image)
     if _hands_on_curvature(ctx, pass_index - 1, i):
         discard_curvature(ctx.curvature_path(pass_index - 1, i))

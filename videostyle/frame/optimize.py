@@ -177,7 +177,7 @@ def optimize(x: torch.Tensor, objective: Objective, *, iterations: int, method: 
              callback: Callable[[Progress], None] | None = None, loss_scaling: bool = False,
              history_size: int = 100, fallback: Objective | None = None,
              objective_scale: float = 1.0, warm_start: bool = False,
-             memory: CurvatureMemory | None = None) -> OptimizeOutcome:
+             memory: CurvatureMemory | None = None, keep_pairs: int = 0) -> OptimizeOutcome:
     """Minimise the summed terms of ``objective`` over the leaf tensor ``x`` (updated in place).
 
     ``objective(x)`` returns named scalar terms; their sum is minimised. At most ``iterations``
@@ -189,14 +189,16 @@ def optimize(x: torch.Tensor, objective: Objective, *, iterations: int, method: 
     curvature pairs with ``sᵀy < 1e-10``, so a loss of order 1 from near-featureless noise never
     gets going (see ``videostyle.frame.losses.OBJECTIVE_SCALE``). ``warm_start``: ``x`` is an
     image, not noise; L-BFGS's first step is lengthened to be visible in bfloat16 (see the
-    module doc). ``memory``: curvature from an earlier run of this frame to start from.
+    module doc). ``memory``: curvature from an earlier run of this frame to start from;
+    ``keep_pairs``: how many of its last pairs the outcome hands back (0: none, nothing kept).
     """
     back = None if fallback is None else _one_frame(fallback)
     return optimize_frames([x], _one_frame(objective), iterations=iterations, method=method,
                            learning_rate=learning_rate, tol_loss_relative=tol_loss_relative,
                            tol_loss_relative_interval=tol_loss_relative_interval, callback=callback,
                            loss_scaling=loss_scaling, history_size=history_size, fallback=back,
-                           objective_scale=objective_scale, warm_start=[warm_start], memories=[memory])[0]
+                           objective_scale=objective_scale, warm_start=[warm_start], memories=[memory],
+                           keep_pairs=[keep_pairs])[0]
 
 
 def _one_frame(objective: Objective) -> FramesObjective:
@@ -221,7 +223,8 @@ def optimize_frames(xs: Sequence[torch.Tensor], objective: FramesObjective, *, i
                     tol_loss_relative_interval: int = 50, callback: Callable[[Progress], None] | None = None,
                     loss_scaling: bool = False, history_size: int = 100, fallback: FramesObjective | None = None,
                     objective_scale: float = 1.0, warm_start: Sequence[bool] | None = None,
-                    memories: Sequence[CurvatureMemory | None] | None = None) -> list[OptimizeOutcome]:
+                    memories: Sequence[CurvatureMemory | None] | None = None,
+                    keep_pairs: Sequence[int] | None = None) -> list[OptimizeOutcome]:
     """:func:`optimize` for several frames at once, one evaluation of them all per iteration.
 
     ``objective(pixels, which)`` gets the leaves ``xs[k]`` for ``k`` in ``which`` stacked along
@@ -234,7 +237,8 @@ def optimize_frames(xs: Sequence[torch.Tensor], objective: FramesObjective, *, i
     ``callback`` gets the terms summed over the frames evaluated in that iteration. ``warm_start``:
     which frames start from an image rather than noise (see :func:`optimize`). ``memories``: each
     frame's curvature from an earlier run (None: none), used by L-BFGS where it is of the frame's
-    size; every outcome's ``memory`` is the curvature its run ends with.
+    size; ``keep_pairs``: how many of the last pairs each frame's outcome hands back in its
+    ``memory`` (None or 0: none, so a run that passes nothing on holds no pairs after it).
     """
     if method not in OPTIMIZERS:
         raise UserError(f"unknown optimizer {method!r}; choose lbfgs or adam")
@@ -247,9 +251,10 @@ def optimize_frames(xs: Sequence[torch.Tensor], objective: FramesObjective, *, i
     frames = [_Frame(x, _optimizer(x, method, learning_rate, history_size),
                      RelativeLossStop(tol_loss_relative, tol_loss_relative_interval), OptimizeOutcome(0, {}, 0.0),
                      x.detach().clone()) for x in xs]
+    memories = memories or [None] * len(frames)
     seeded = [method == "lbfgs" and memory is not None and memory.fits(frame.x)
-              for frame, memory in zip(frames, memories or [None] * len(frames))]
-    for frame, memory, seed in zip(frames, memories or [None] * len(frames), seeded):
+              for frame, memory in zip(frames, memories)]
+    for frame, memory, seed in zip(frames, memories, seeded):
         if seed:
             _seed_curvature(frame.opt, frame.x, memory.latest(history_size))
     scaler = LossScale(loss_scaling)
@@ -279,13 +284,13 @@ def optimize_frames(xs: Sequence[torch.Tensor], objective: FramesObjective, *, i
         if callback is not None and finite:
             callback(Progress(iteration, _summed(finite), time.perf_counter() - start))
     seconds = time.perf_counter() - start
-    for frame in frames:
+    for frame, keep in zip(frames, keep_pairs or [0] * len(frames)):
         with torch.no_grad():
             frame.x.copy_(frame.best_x)  # the initial x when no finite loss was seen
         if frame.best_losses:
             frame.outcome.losses = frame.best_losses
         frame.outcome.seconds = seconds
-        frame.outcome.memory = _curvature(frame.opt, frame.x) if method == "lbfgs" else None
+        frame.outcome.memory = _curvature(frame.opt, frame.x, keep) if method == "lbfgs" and keep > 0 else None
     return [frame.outcome for frame in frames]
 
 
@@ -307,14 +312,14 @@ def _seed_curvature(opt: torch.optim.Optimizer, x: torch.Tensor, memory: Curvatu
     state["H_diag"] = memory.scale
 
 
-def _curvature(opt: torch.optim.Optimizer, x: torch.Tensor) -> CurvatureMemory | None:
-    """The pairs an L-BFGS run over ``x`` holds now (None before it learned any)."""
+def _curvature(opt: torch.optim.Optimizer, x: torch.Tensor, pairs: int) -> CurvatureMemory | None:
+    """The last ``pairs`` pairs an L-BFGS run over ``x`` holds now (None before it learned any).
+    Not copies: the run is over, and torch only ever drops its pairs, never writes into them."""
     state = opt.state.get(x, {})
     steps, changes = state.get("old_stps") or [], state.get("old_dirs") or []
     if not steps:
         return None
-    return CurvatureMemory([s.detach().clone() for s in steps], [y.detach().clone() for y in changes],
-                           float(state["H_diag"]))
+    return CurvatureMemory(list(steps), list(changes), float(state["H_diag"])).latest(pairs)
 
 
 def _optimizer(x: torch.Tensor, method: str, learning_rate: float, history_size: int) -> torch.optim.Optimizer:

@@ -66,6 +66,7 @@ class FrameTask:
     seed: int = 0
     look: FrameLook | None = None
     memory: CurvatureMemory | None = None  # L-BFGS curvature from this frame's previous optimisation
+    keep_pairs: int = 0  # curvature pairs the result hands on to the frame's next optimisation
 
 
 # Said once by a process that stylizes frames together on a CPU (see Stylizer.stylize_batch).
@@ -393,7 +394,8 @@ class Stylizer:
     def stylize(self, content: np.ndarray, *, iterations: int, init: np.ndarray | str = "random",
                 temporal: Sequence[TemporalTarget] = (), temporal_weight: float = 0.0, seed: int = 0,
                 callback: Callable[[Progress], None] | None = None, scale: float = 1.0,
-                look: FrameLook | None = None, memory: CurvatureMemory | None = None) -> StylizeResult:
+                look: FrameLook | None = None, memory: CurvatureMemory | None = None,
+                keep_pairs: int = 0) -> StylizeResult:
         """Optimise an image towards ``content``'s features and the style targets.
 
         ``init``: ``random`` (seeded noise around the mean pixel, as the authors), ``content``, or an
@@ -403,12 +405,13 @@ class Stylizer:
         size) and returns the result enlarged to the content's size: the coarse step of a
         coarse-to-fine schedule, about 1/scale² cheaper per iteration. ``look``: this frame's
         style blend weights or style masks (see :mod:`videostyle.looks`). ``memory``: L-BFGS
-        curvature from this frame's previous optimisation at the same size to start from (the
-        result's ``memory`` is the next one's; see :mod:`videostyle.frame.optimize`).
+        curvature from this frame's previous optimisation at the same size to start from;
+        ``keep_pairs``: how many pairs the result's ``memory`` hands on to the next one (see
+        :mod:`videostyle.frame.optimize`).
         Deterministic for a fixed seed on one device.
         """
         frame = FrameTask(content, init=init, temporal=tuple(temporal), temporal_weight=temporal_weight, seed=seed,
-                          look=look, memory=memory)
+                          look=look, memory=memory, keep_pairs=keep_pairs)
         return self.stylize_batch([frame], iterations=iterations, callback=callback, scale=scale)[0]
 
     def stylize_batch(self, frames: Sequence[FrameTask], *, iterations: int, scale: float = 1.0,
@@ -458,7 +461,7 @@ class Stylizer:
             objective_scale=OBJECTIVE_SCALE[self.settings.normalization],
             history_size=lbfgs_history_size(height * width),
             warm_start=[not (isinstance(f.init, str) and f.init == "random") for f in frames],
-            memories=[f.memory for f in frames])
+            memories=[f.memory for f in frames], keep_pairs=[f.keep_pairs for f in frames])
         results = [x.detach().clamp(0.0, 255.0) for x in xs]
         reports = self._reports(in_float32, results)
         stylized = []
