@@ -3,7 +3,7 @@
     python benchmarks/farm_scale_bench.py [--frames 240] [--workers 1,8,64,256]
         [--quality-clips pan,handheld,bunny] [--paintings starry_night,the_scream] [--quality-frames 8]
         [--width 128] [--threads 1] [--parallel-preset farm] [--set video.KEY=VALUE ...] [--tag T]
-        [--data ../shared/data] [--workdir DIR] [--no-quality]
+        [--data ../shared/data] [--workdir DIR] [--no-quality | --no-plan]
 
 Parallelism (nothing is stylized): a ``--frames``-frame single shot (small textured frames; the
 size does not change the figures) is planned under each schedule of ``SCHEDULES`` (``default``
@@ -188,6 +188,7 @@ def main() -> None:
     parser.add_argument("--parallel-preset", default="farm", help="the parallel schedule's runs (against default)")
     parser.add_argument("--tag", default="", help="name the parallel runs' job folders apart (after a code change)")
     parser.add_argument("--no-quality", action="store_true", help="only the parallelism table")
+    parser.add_argument("--no-plan", action="store_true", help="only the quality table (planning the shot takes minutes)")
     parser.add_argument("--data", type=Path, default=temporal_bench.SHARED,
                         help="the reference data (photos/, paintings/); from a git worktree, the main one's")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -198,10 +199,11 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="farm_scale_bench_"))
     workers = [int(w) for w in args.workers.split(",")]
 
-    print(f"{args.frames}-frame single shot, units weighted in full-size iterations (flow: 0)")
-    print(evaluate.format_table_rows(
-        ["schedule", "total work", "critical path", "max speed-up", "useful workers"]
-        + [f"wall, {w} worker{'s' * (w != 1)}" for w in workers], parallelism_rows(workdir, args.frames, workers)))
+    if not args.no_plan:
+        print(f"{args.frames}-frame single shot, units weighted in full-size iterations (flow: 0)")
+        print(evaluate.format_table_rows(
+            ["schedule", "total work", "critical path", "max speed-up", "useful workers"]
+            + [f"wall, {w} worker{'s' * (w != 1)}" for w in workers], parallelism_rows(workdir, args.frames, workers)))
     if args.no_quality:
         return
     print(f"\nquality: {args.quality_frames} frames at {args.width} px, {torch.get_num_threads()} thread(s)")
