@@ -329,12 +329,15 @@ def print_summary(rows: list[Row]) -> None:
 
 
 def parse_sets(items: list[str]) -> dict:
-    """``section.key=value`` (TOML value syntax) -> nested overrides."""
+    """``section.key=value`` (TOML value syntax; a bare word is taken as a string) -> nested overrides."""
     extra: dict = defaultdict(dict)
     for item in items:
         key, _, value = item.partition("=")
         section, _, name = key.partition(".")
-        extra[section][name] = tomllib.loads(f"v = {value}")["v"]
+        try:
+            extra[section][name] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            extra[section][name] = value
     return dict(extra)
 
 
