@@ -86,11 +86,12 @@ def run_matrix(cells, presets: list[str], width: int, workdir: Path, extra: dict
         for preset in presets:
             settings = preset_settings(preset, width, extra)
             name = f"{preset}_{tag(extra)}"
-            # An independent run computes no flow, so a flow-only override shares the preset's.
-            unflowed = {k: v for k, v in extra.items() if k != "flow"}
-            baseline = independent_settings(preset_settings(preset, width, unflowed))
+            # An independent run has no flow and no temporal loss: an override of those alone (the
+            # temporal weight, the flow method) leaves it the preset's own and shares its folder.
+            baseline = independent_settings(preset_settings(preset, width, extra))
+            same = baseline == independent_settings(preset_settings(preset, width, {}))
             rows.append(run_cell(clip, style, preset, "independent", baseline, workdir,
-                                 stylizers, f"{preset}_{tag(unflowed)}_independent"))
+                                 stylizers, f"{preset}_{tag({} if same else extra)}_independent"))
             rows.append(run_cell(clip, style, preset, "own flow", settings, workdir, stylizers, f"{name}_own_flow"))
             if with_paper and preset == "default":
                 rows.append(run_cell(clip, style, preset, "paper", preset_settings("paper", width, {}), workdir,

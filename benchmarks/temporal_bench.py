@@ -220,7 +220,9 @@ def independent_settings(settings: Settings) -> Settings:
     v = settings.video
     budget = v.iterations * v.passes if v.algorithm == "multipass" else v.iterations_rest
     return resolve_settings(overrides={
-        "style": {**{k: getattr(settings.style, k) for k in settings.style.__dataclass_fields__},
+        # the temporal criterion is left at its default: with no temporal loss it weighs nothing
+        "style": {**{k: getattr(settings.style, k) for k in settings.style.__dataclass_fields__
+                     if k != "temporal_criterion"},
                   "tol_loss_relative": 0.0},
         "flow": {"method": settings.flow.method},
         "video": {"algorithm": "singlepass", "temporal_weight": 0.0, "init": "random", "init_rest": "random",

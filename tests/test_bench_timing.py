@@ -39,3 +39,13 @@ def test_a_resumed_run_is_marked_partial_and_warns_on_every_report(tmp_path, mon
     monkeypatch.setattr(temporal_bench, "stylize", fake_run(0.01))
     assert temporal_bench.timed_stylize(None, Path("s.jpg"), None, job, None) == 3.0
     assert "was resumed" in capsys.readouterr().err
+
+
+def test_the_independent_baseline_ignores_what_only_the_temporal_loss_reads():
+    """Tuning runs of the temporal loss share the preset's independent frames instead of redrawing them."""
+    def baseline(extra: dict):
+        return temporal_bench.independent_settings(temporal_bench.preset_settings("default", 64, extra))
+    plain = baseline({})
+    assert baseline({"style": {"temporal_criterion": "smoothl1"}, "video": {"temporal_weight": 2400.0}}) == plain
+    assert plain.video.temporal_weight == 0.0
+    assert baseline({"style": {"style_weight": 40.0}}) != plain
