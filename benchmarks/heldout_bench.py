@@ -79,6 +79,18 @@ def run_cell(clip, style: Path, preset: str, variant: str, settings, workdir: Pa
     return Row(clip.name, clip.kind, style.stem, preset, variant, warp, floor, style_d, content_d, seconds)
 
 
+def independent_run(preset: str, width: int, extra: dict):
+    """The independent baseline of a preset run with overrides ``extra``, and its job folder's name.
+
+    An independent run computes no flow and has no temporal loss, so an override of those alone
+    (the flow method, the temporal weight or criterion) leaves it the preset's own and shares its
+    folder instead of stylizing the same frames again."""
+    unflowed = {k: v for k, v in extra.items() if k != "flow"}
+    baseline = independent_settings(preset_settings(preset, width, unflowed))
+    own = baseline == independent_settings(preset_settings(preset, width, {}))
+    return baseline, f"{preset}_{tag({} if own else unflowed)}_independent"
+
+
 def run_matrix(cells, presets: list[str], width: int, workdir: Path, extra: dict, with_paper: bool) -> list[Row]:
     rows: list[Row] = []
     stylizers: dict = {}
@@ -86,12 +98,8 @@ def run_matrix(cells, presets: list[str], width: int, workdir: Path, extra: dict
         for preset in presets:
             settings = preset_settings(preset, width, extra)
             name = f"{preset}_{tag(extra)}"
-            # An independent run has no flow and no temporal loss: an override of those alone (the
-            # temporal weight, the flow method) leaves it the preset's own and shares its folder.
-            baseline = independent_settings(preset_settings(preset, width, extra))
-            same = baseline == independent_settings(preset_settings(preset, width, {}))
-            rows.append(run_cell(clip, style, preset, "independent", baseline, workdir,
-                                 stylizers, f"{preset}_{tag({} if same else extra)}_independent"))
+            baseline, folder = independent_run(preset, width, extra)
+            rows.append(run_cell(clip, style, preset, "independent", baseline, workdir, stylizers, folder))
             rows.append(run_cell(clip, style, preset, "own flow", settings, workdir, stylizers, f"{name}_own_flow"))
             if with_paper and preset == "default":
                 rows.append(run_cell(clip, style, preset, "paper", preset_settings("paper", width, {}), workdir,

@@ -49,3 +49,13 @@ def test_the_independent_baseline_ignores_what_only_the_temporal_loss_reads():
     assert baseline({"style": {"temporal_criterion": "smoothl1"}, "video": {"temporal_weight": 2400.0}}) == plain
     assert plain.video.temporal_weight == 0.0
     assert baseline({"style": {"style_weight": 40.0}}) != plain
+
+
+def test_the_held_out_bench_shares_independent_frames_unless_an_override_changes_them():
+    heldout_bench = pytest.importorskip("heldout_bench")
+    plain, folder = heldout_bench.independent_run("default", 64, {})
+    for temporal_only in ({"flow": {"method": "dis_dense"}},
+                          {"style": {"temporal_criterion": "mse"}, "video": {"temporal_weight": 100.0}}):
+        assert heldout_bench.independent_run("default", 64, temporal_only) == (plain, folder)
+    restyled, other = heldout_bench.independent_run("default", 64, {"style": {"style_weight": 40.0}})
+    assert restyled != plain and other != folder
