@@ -88,11 +88,23 @@ class _OpenCVEstimator(ABC):
         return self._engine.calc(a, b, None)
 
 
+def _optflow(method: str) -> Any:
+    """OpenCV's contrib module ``optflow``. A package that depends on plain ``opencv-python``
+    (or the headless build) installs a ``cv2`` without it over the contrib one, and the first
+    flow would then fail with an AttributeError deep in a worker."""
+    module = getattr(cv2, "optflow", None)
+    if module is None:
+        raise FlowError(f"the {method} flow needs OpenCV's contrib modules (cv2.optflow), which the installed "
+                        f"OpenCV {cv2.__version__} lacks: pip install opencv-contrib-python (another package may "
+                        f"have installed opencv-python over it), or choose --flow dis_dense")
+    return module
+
+
 class DeepFlowEstimator(_OpenCVEstimator):
     name = "deepflow"
 
     def _create(self) -> Any:
-        return cv2.optflow.createOptFlow_DeepFlow()
+        return _optflow(self.name).createOptFlow_DeepFlow()
 
 
 class DISEstimator(_OpenCVEstimator):
@@ -139,7 +151,7 @@ class TVL1Estimator(_OpenCVEstimator):
     name = "tvl1"
 
     def _create(self) -> Any:
-        tvl1 = cv2.optflow.createOptFlow_DualTVL1()
+        tvl1 = _optflow(self.name).createOptFlow_DualTVL1()
         tvl1.setScaleStep(0.5)
         return tvl1
 

@@ -99,3 +99,19 @@ def test_frames_of_different_sizes_or_missing_are_one_error_line(frames, tmp_pat
     result = _run("compute", a, tmp_path / "none.png", tmp_path / "f.flo")
     assert result.exit_code == 2 and result.output.startswith("error: image not found")
     assert not (tmp_path / "f.flo").exists()
+
+
+@pytest.mark.parametrize("method", ["deepflow", "tvl1"])
+def test_opencv_without_contrib_is_one_error_line(frames, tmp_path: Path, monkeypatch, method: str) -> None:
+    """Plain opencv-python installed over opencv-contrib-python (the GPU image has the headless
+    build) lacks cv2.optflow: the flow says so and names the way out, not an AttributeError."""
+    import cv2
+
+    monkeypatch.delattr(cv2, "optflow")
+    a, b, _ = frames
+    result = _run("compute", a, b, tmp_path / "f.flo", "--method", method)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: the {method} flow needs OpenCV's contrib modules (cv2.optflow)")
+    assert "opencv-contrib-python" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "f.flo").exists()
+    assert _run("compute", a, b, tmp_path / "f.flo", "--method", "dis_dense").exit_code == 0
