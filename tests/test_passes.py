@@ -301,6 +301,29 @@ def test_previous_pass_weight_scales_only_the_targets_the_previous_pass_left(
             np.testing.assert_array_equal(x.weights, y.weights)
 
 
+def test_settle_passes_hold_the_last_passes_at_full_weight(
+        recorder: RecordingStylizer, tiny_clip: Path, tiny_style: Path, tmp_path: Path) -> None:
+    def weights(weight: float, settle: int, name: str) -> dict[int, list[list[np.ndarray]]]:
+        recorder.calls.clear()
+        run(_request(tiny_clip, tiny_style, tmp_path / name, passes=3, iterations=2, temporal_from=1,
+                     first_pass="propagate", schedule="parallel", propagate_scale=1.0, scene_cuts="off",
+                     previous_pass_weight=weight, settle_passes=settle))
+        calls = recorder.calls[5:]  # after pass 1's chain: pass 2's five frames, then pass 3's
+        return {p: [[t.weights for t in c.targets] for c in calls[5 * (p - 2):5 * (p - 1)]] for p in (2, 3)}
+
+    full, settled, loose = weights(1.0, 0, "full"), weights(0.5, 1, "settled"), weights(0.5, 0, "loose")
+    for a, b in zip(full[2][:3], settled[2][:3]):  # pass 2 is not a settle pass: held at half weight
+        assert a and len(a) == len(b)
+        for x, y in zip(a, b):
+            np.testing.assert_allclose(y, 0.5 * x, atol=1e-6)
+    assert any(len(c) for c in full[3])
+    for a, b, c in zip(full[3], settled[3], loose[3]):  # the last pass: at full weight again
+        assert len(a) == len(b) == len(c)
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+    assert any(not np.array_equal(x, z) for a, c in zip(full[3], loose[3]) for x, z in zip(a, c))
+
+
 def test_parallel_ranks_steps() -> None:
     from videostyle.passes import parallel_ranks
 

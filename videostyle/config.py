@@ -336,6 +336,10 @@ class VideoSettings:
         1.0, "Multi-pass, --schedule parallel: how hard a frame is held to a neighbour as the previous pass "
              "left it (the neighbours not yet done in this pass), relative to one done in this pass.",
         minimum=0, maximum=1)
+    settle_passes: int = setting(
+        0, "Multi-pass, --schedule parallel: the last N passes hold every frame to the neighbours the previous "
+           "pass left at full weight, whatever --previous-pass-weight, so that frames which moved on their own "
+           "in the passes before agree again at the end.", minimum=0, maximum=MAX_PASSES)
     batch_frames: int = setting(
         1, "Multi-pass, --schedule parallel: stylize up to N frames of one step of a pass (frames that do not "
            "read each other) in one unit, one batched VGG-19 call per iteration, each frame with its own "

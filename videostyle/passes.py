@@ -390,8 +390,10 @@ def _holds_to_previous(ctx: PassContext, p: int) -> bool:
 
 def _held_weight(ctx: PassContext, p: int, source_pass: int) -> float:
     """How hard a frame of pass p is held to a neighbour's result of ``source_pass``: fully to one
-    of this pass, ``previous_pass_weight`` to one the previous pass left (parallel schedule)."""
-    return 1.0 if source_pass == p else ctx.settings.video.previous_pass_weight
+    of this pass, ``previous_pass_weight`` to one the previous pass left (parallel schedule), but
+    fully in the last ``settle_passes`` passes."""
+    v = ctx.settings.video
+    return 1.0 if source_pass == p or p > v.passes - v.settle_passes else v.previous_pass_weight
 
 
 def _settled_neighbours(ctx: PassContext, seg: Segment, rank: Mapping[int, int], i: int) -> list[int]:
