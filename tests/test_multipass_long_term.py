@@ -176,3 +176,31 @@ def test_a_neighbour_held_less_keeps_its_pixels_from_frames_further_away(
                 np.testing.assert_allclose(y.weights, 0.5 * x.weights, atol=1e-6)  # what the previous pass left
                 halved += 1
     assert halved
+
+
+def test_long_term_criterion_applies_to_the_targets_beyond_the_neighbours(
+        recorder: RecordingStylizer, tiny_style: Path, tmp_path: Path) -> None:
+    # Background a passing disc hid is held only by the frames further away; they may take the
+    # squared difference while the neighbours keep the temporal loss's own criterion.
+    made = _clip(7)
+    frames, flows = _write(made, tmp_path / "clip", (2,))
+
+    def targets(chosen: str) -> list[list]:
+        recorder.calls.clear()
+        run(RunRequest(input=frames, styles=(tiny_style,), settings=_settings((1, 2), long_term_criterion=chosen),
+                       job_dir=tmp_path / chosen, make_video=False, flow_files=flows))
+        return [c.targets for c in recorder.calls]
+
+    same, squared = targets("same"), targets("mse")
+    assert len(same) == len(squared)
+    beyond = 0
+    for a, b in zip(same, squared):
+        assert [t.criterion for t in a] == [None] * len(a)
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x.weights, y.weights)  # the same pixels, only the criterion differs
+        criteria = [t.criterion for t in b]
+        near = criteria.count(None)
+        assert near <= 2 and criteria == [None] * near + ["mse"] * (len(b) - near)
+        beyond += len(b) - near
+    assert beyond

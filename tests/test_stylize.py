@@ -294,6 +294,19 @@ def test_temporal_loss_pulls_reliable_pixels_only(weights, device):
         st.stylize(CONTENT, iterations=1, temporal=[TemporalTarget(target[:8], reliable)], temporal_weight=1.0)
 
 
+def test_a_target_with_its_own_criterion_is_measured_by_it(weights):
+    # Every pixel 5 grey levels off its target: mse gives 25 a pixel, smooth L1 (knee 1) 4.5.
+    st = _stylizer(weights, content_weight=0.0, style_weight=0.0, tv_weight=0.0, temporal_criterion="smoothl1")
+    target = _image(24, 32, 5).astype(np.float32)
+    image, everywhere = target + 5.0, np.ones((24, 32), np.float32)
+
+    def temporal(criterion: str | None) -> float:
+        return st.losses(image, CONTENT, [TemporalTarget(target, everywhere, criterion)], 1.0)["temporal"]
+
+    assert temporal(None) == pytest.approx(temporal("smoothl1"))
+    assert temporal("mse") / temporal(None) == pytest.approx(25 / 4.5, rel=1e-4)
+
+
 def test_original_colors_keep_content_chroma_and_stylized_luminance(weights):
     plain = _stylizer(weights).stylize(CONTENT, iterations=8, seed=1)
     kept = _stylizer(weights, color_transfer="luminance").stylize(CONTENT, iterations=8, seed=1)

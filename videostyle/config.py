@@ -56,6 +56,9 @@ LOSS_NORMALIZATIONS = ("paper", "gram")  # see videostyle.frame.losses (its NORM
 Rule = Callable[[Any], str | None]
 
 
+# The criteria of the losses' differences (videostyle.frame.losses).
+TEMPORAL_CRITERIA = ("mse", "smoothl1")
+
 @dataclass(frozen=True)
 class Spec:
     """How one setting is offered and checked (the declaration everything else derives from).
@@ -233,7 +236,7 @@ class StyleSettings:
         "clip; Gatys et al. 2017).",
         choices=COLOR_TRANSFERS, commands=BOTH, aliases=(("--original-colors", "luminance"),),
         old_keys=(OldKey("original_colors", ((True, "luminance"), (False, "none"))),))
-    temporal_criterion: str = setting("mse", "Temporal loss criterion.", choices=("mse", "smoothl1"))
+    temporal_criterion: str = setting("mse", "Temporal loss criterion.", choices=TEMPORAL_CRITERIA)
     precision: str = setting(
         "auto", "Network precision: auto (the device's fast 16-bit path, see videostyle.frame.device), float32, or "
         "float16 with dynamic loss scaling (the path of GPUs without bfloat16; slow on most CPUs).",
@@ -356,6 +359,11 @@ class VideoSettings:
                                                       "pixel is held to the nearest of those frames that sees it) or "
                                                       "normalized (to every one that sees it, sharing the weight).",
                                      choices=("closest_first", "normalize"))
+    long_term_criterion: str = setting(
+        "same", "Criterion of the temporal targets beyond the neighbouring frames (--long-term offsets above 1): "
+                "same (--temporal-criterion's), or mse / smoothl1 for them alone. A revealed region is held only "
+                "by those, and under smoothl1 it is pulled back no harder than a one-level drift.",
+        choices=("same", *TEMPORAL_CRITERIA))
     long_term_hold: float = setting(0.0, "Multi-pass, --long-term beyond 1 with closest_first: each frame further "
                                          "away also holds the pixels a nearer one sees, at this fraction of the "
                                          "full weight, so the texture drifts less along a pass (0: c_long alone).",

@@ -536,7 +536,14 @@ def _with_long_term(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: 
                                          "normalize").values())
     weights[:len(held)] = [w * s for w, s in zip(weights, scales)]
     images = [t.image for t in held] + [ctx.warped_result(q, k, i) for q, k in sources]
-    return [TemporalTarget(image, w) for image, w in zip(images, weights) if w.any()]
+    criteria = [None] * len(held) + [long_term_criterion(ctx.settings)] * len(sources)
+    return [TemporalTarget(image, w, c) for image, w, c in zip(images, weights, criteria) if w.any()]
+
+
+def long_term_criterion(settings: Settings) -> str | None:
+    """The criterion of the targets beyond the neighbours; None: the temporal loss's own."""
+    chosen = settings.video.long_term_criterion
+    return None if chosen == "same" else chosen
 
 
 # ---------------------------------------------------------------- batched frames (parallel schedule)
@@ -688,7 +695,9 @@ def _singlepass_targets(ctx: PassContext, seg: Segment, i: int) -> list[Temporal
     targets = []
     if offsets:
         weights = combine_long_term({j: ctx.flows.reliability(i, i - j) for j in offsets}, v.long_term_combine)
-        targets = [TemporalTarget(ctx.warped_result(1, i - j, i), weights[j]) for j in offsets]
+        far = long_term_criterion(ctx.settings)
+        targets = [TemporalTarget(ctx.warped_result(1, i - j, i), weights[j], far if j > 1 else None)
+                   for j in offsets]
     if i == seg.last and seg.anchor_after is not None:
         # The last frame of a segment is also held to the anchor that follows it, so the join
         # into the next segment is as smooth as the frames before it.

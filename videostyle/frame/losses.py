@@ -87,8 +87,8 @@ import torch.nn.functional as nnf
 from torch import nn
 
 from videostyle.config import LOSS_NORMALIZATIONS as NORMALIZATIONS
+from videostyle.config import TEMPORAL_CRITERIA as CRITERIA
 
-CRITERIA = ("mse", "smoothl1")
 PIXELS = "pixels"  # source name of terms computed on the image itself
 # TV is expressed per image of this many pixels (the authors' usual working size, 512x512).
 TV_REFERENCE_PIXELS = 512 * 512

@@ -53,6 +53,7 @@ class TemporalTarget:
 
     image: np.ndarray
     weights: np.ndarray
+    criterion: str | None = None  # the loss's criterion for this target; None: the settings' temporal_criterion
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def reduced_target_images(content: np.ndarray, init: np.ndarray | str, temporal:
         return resize(np.asarray(image, dtype=np.float32), size)
 
     small_init = init if isinstance(init, str) else shrink(_as_rgb(init, "init image"))
-    targets = [TemporalTarget(shrink(t.image), np.clip(shrink(t.weights), 0.0, 1.0)) for t in temporal]
+    targets = [TemporalTarget(shrink(t.image), np.clip(shrink(t.weights), 0.0, 1.0), t.criterion) for t in temporal]
     if look is not None and look.masks is not None:
         look = FrameLook(look.weights, tuple(np.clip(shrink(m), 0.0, 1.0) for m in look.masks))
     return _Reduced(shrink(content), small_init, targets, look)
@@ -368,7 +369,8 @@ class Stylizer:
                     raise UserError(f"temporal target {image.shape} / weights {weights.shape} do not match the "
                                     f"content frame {content.shape}")
                 terms.append(TemporalLoss(self._pixels(image), torch.from_numpy(weights).to(self.device),
-                                          temporal_weight, s.temporal_criterion, s.normalize_gradients,
+                                          temporal_weight, target.criterion or s.temporal_criterion,
+                                          s.normalize_gradients,
                                           s.normalization))
         return terms
 
