@@ -101,7 +101,7 @@ def test_frames_stylized_together_on_cuda_end_as_each_does_alone() -> None:
     """``batch_frames`` on the GPU: one batched VGG-19 call per iteration, each frame its own
     L-BFGS. The batched convolutions round otherwise than single ones, and L-BFGS amplifies that
     while the loss still falls steeply: on an H200 the same frame alone gave the same loss twice,
-    but batched against alone differed 0.3-3.7x after 15 iterations (float32, on TF32 convolutions,
+    but batched against alone differed 0.27-4.2x after 15 iterations (float32, on TF32 convolutions,
     too), 0.72-1.02x after 60. So each frame is compared once near convergence, and must keep its
     own content: frames mixed up in the batch fail (on the CPU they are equal: tests/test_batch.py)."""
     from videostyle.frame.stylize import FrameTask, Stylizer, TemporalTarget
