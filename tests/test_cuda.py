@@ -103,7 +103,9 @@ def test_frames_stylized_together_on_cuda_end_as_each_does_alone() -> None:
     while the loss still falls steeply: on an H200 the same frame alone gave the same loss twice,
     but batched against alone differed 0.27-4.2x after 15 iterations (float32, on TF32 convolutions,
     too), 0.72-1.02x after 60. So each frame is compared once near convergence, and must keep its
-    own content: frames mixed up in the batch fail (on the CPU they are equal: tests/test_batch.py)."""
+    own content: frames mixed up in the batch fail (on the CPU they are equal: tests/test_batch.py).
+    Measured there (bfloat16): after 60 iterations batched 1.46e6, 1.52e6, 1.42e6; alone 1.48e6,
+    1.53e6, 1.98e6 (sum 0.88x); alone after 15, 6.4e6, 2.9e6, 4.7e7."""
     from videostyle.frame.stylize import FrameTask, Stylizer, TemporalTarget
 
     rng = np.random.default_rng(0)
@@ -115,14 +117,18 @@ def test_frames_stylized_together_on_cuda_end_as_each_does_alone() -> None:
     stylizer = Stylizer([style], StyleSettings(), (32, 40), device="cuda")
     alone = [stylizer.stylize(t.content, iterations=60, seed=t.seed, temporal=t.temporal,
                               temporal_weight=t.temporal_weight) for t in tasks]
+    early = [stylizer.stylize(t.content, iterations=15, seed=t.seed, temporal=t.temporal,
+                              temporal_weight=t.temporal_weight) for t in tasks]
     together = stylizer.stylize_batch(tasks, iterations=60)
     assert stylizer._batch_by_shape == {(32, 40, 3): 3}  # all three in one call
     for k, (a, b) in enumerate(zip(alone, together)):
         assert b.iterations == a.iterations
         assert np.isfinite(b.image).all() and b.image.shape == (32, 40, 3)
         start = stylizer.losses(np.full_like(frames[k], 128.0), frames[k])["total"]
-        assert b.losses["total"] < 0.1 * start
-        assert 1 / 1.5 < b.losses["total"] / a.losses["total"] < 1.5
+        # each frame of the batch gets as far as alone with a quarter of its iterations, at least
+        assert b.losses["total"] < min(0.1 * start, early[k].losses["total"])
         distances = [stylizer.content_distance(b.image, f) for f in frames]
         assert min(range(3), key=distances.__getitem__) == k, distances
+    total = sum(b.losses["total"] for b in together)
+    assert total < 1.15 * sum(a.losses["total"] for a in alone)  # the batch as a whole no worse than alone
     assert together[1].losses["temporal"] > 0 and together[0].losses["temporal"] == 0

@@ -204,3 +204,18 @@ def test_long_term_criterion_applies_to_the_targets_beyond_the_neighbours(
         assert near <= 2 and criteria == [None] * near + ["mse"] * (len(b) - near)
         beyond += len(b) - near
     assert beyond
+
+
+def test_long_term_criterion_in_single_pass_leaves_the_previous_frame_alone(
+        recorder: RecordingStylizer, tiny_style: Path, tmp_path: Path) -> None:
+    made = _clip(5)
+    frames, flows = _write(made, tmp_path / "clip", (2,))
+    settings = resolve_settings(overrides={
+        "flow": {"method": "dis", "long_term": [1, 2]}, "style": {"tol_loss_relative": 0.0},
+        "video": {"algorithm": "singlepass", "iterations": 2, "device": "cpu", "scene_cuts": "off",
+                  "long_term_criterion": "mse"}})
+    run(RunRequest(input=frames, styles=(tiny_style,), settings=settings, job_dir=tmp_path / "job",
+                   make_video=False, flow_files=flows))
+    criteria = [[t.criterion for t in c.targets] for c in recorder.calls]
+    # frame 1 has no earlier frame, frame 2 only the one before; from frame 3 on, j = 1 then j = 2
+    assert criteria == [[], [None]] + [[None, "mse"]] * 3

@@ -51,13 +51,11 @@ SPEC = "videostyle.setting"  # the metadata key of a field's declaration
 RUN, IMAGE = "run", "image"  # commands that offer settings as options
 COLOR_TRANSFERS = ("none", "luminance", "histogram")  # see videostyle.frame.colors
 LOSS_NORMALIZATIONS = ("paper", "gram")  # see videostyle.frame.losses (its NORMALIZATIONS)
+TEMPORAL_CRITERIA = ("mse", "smoothl1")  # the losses' criteria (videostyle.frame.losses)
 
 # A rule returns what is wrong with a (type-checked) value, or None when it is fine.
 Rule = Callable[[Any], str | None]
 
-
-# The criteria of the losses' differences (videostyle.frame.losses).
-TEMPORAL_CRITERIA = ("mse", "smoothl1")
 
 @dataclass(frozen=True)
 class Spec:

@@ -370,8 +370,7 @@ class Stylizer:
                                     f"content frame {content.shape}")
                 terms.append(TemporalLoss(self._pixels(image), torch.from_numpy(weights).to(self.device),
                                           temporal_weight, target.criterion or s.temporal_criterion,
-                                          s.normalize_gradients,
-                                          s.normalization))
+                                          s.normalize_gradients, s.normalization))
         return terms
 
     def _initial_pixels(self, init: np.ndarray | str, content: np.ndarray, seed: int) -> torch.Tensor:
