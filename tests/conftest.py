@@ -105,6 +105,7 @@ class Call:
     targets: list = field(default_factory=list)  # the temporal targets themselves
     memory: object = None  # the L-BFGS curvature it was handed
     keep_pairs: int = 0  # the curvature pairs it was asked to hand on
+    start: np.ndarray | None = None  # the init image, when it was one
 
 
 @dataclass
@@ -118,7 +119,8 @@ class RecordingStylizer:
     def stylize(self, content, *, iterations, init="random", temporal=(), temporal_weight=0.0, seed=0,
                 callback=None, scale=1.0, look=None, memory=None, keep_pairs=0):
         self.calls.append(Call(float(content.mean()), init if isinstance(init, str) else "array",
-                               len(temporal), iterations, scale, list(temporal), memory, keep_pairs))
+                               len(temporal), iterations, scale, list(temporal), memory, keep_pairs,
+                               None if isinstance(init, str) else np.array(init, np.float32)))
         image = np.clip(content.astype(np.float32) * 0.5 + 60, 0, 255)
         values = 3 * round(content.shape[0] * scale) * round(content.shape[1] * scale)
         curvature = CurvatureMemory([torch.ones(values)], [torch.full((values,), 2.0)], float(content.mean()))

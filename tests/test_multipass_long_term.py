@@ -104,6 +104,37 @@ def test_long_term_hold_also_ties_what_a_neighbour_sees_to_frames_further_back(
     np.testing.assert_allclose(frame4[1].weights[only_further], 1.0)  # c_long as before where it does not
 
 
+def test_blend_long_term_starts_what_the_neighbour_does_not_see_from_frames_further_away(
+        recorder: RecordingStylizer, tiny_style: Path, tmp_path: Path) -> None:
+    made = _clip(6)
+    frames, flows = _write(made, tmp_path / "clip", (2, 3))
+
+    def pass2(weight: float, name: str) -> list:
+        recorder.calls.clear()
+        run(RunRequest(input=frames, styles=(tiny_style,), settings=_settings((1, 2, 3), blend_long_term=weight),
+                       job_dir=tmp_path / name, make_video=False, flow_files=flows))
+        return recorder.calls[6:]  # pass 2, backward: frame 6 first
+
+    plain, blended = pass2(0.0, "plain"), pass2(2.0, "blended")
+    moved = False
+    for a, b in zip(plain, blended):
+        assert a.start is not None and b.start is not None
+        if not b.targets:  # the pass's first frame: nothing done before it
+            np.testing.assert_array_equal(a.start, b.start)
+            continue
+        neighbour, *further = [t.weights[..., None] for t in b.targets]
+        images = [t.image for t in b.targets[1:]]
+        # the start: the previous pass's result, the neighbour where it sees, and with twice their
+        # c_long weight the frames further away where it does not
+        expected = (a.start * (1 + neighbour) + sum(2.0 * w * x for w, x in zip(further, images))) / (
+            1 + neighbour + sum(2.0 * w for w in further))
+        np.testing.assert_allclose(b.start, expected, atol=1e-3)
+        moved |= bool(np.abs(b.start - a.start).max() > 1)
+        seen = neighbour[..., 0] > 0
+        np.testing.assert_allclose(b.start[seen], a.start[seen], atol=1e-3)  # where the neighbour sees: as before
+    assert moved  # some revealed background started from the frames that saw it before
+
+
 def test_hold_beyond_raises_only_what_c_long_leaves_out() -> None:
     beyond = [np.array([[0.0, 1.0, 0.5]], np.float32)]
     seen = [np.array([[1.0, 1.0, 0.0]], np.float32)]

@@ -303,6 +303,11 @@ class VideoSettings:
                                        "in a frame's start.", minimum=0)
     blend_weight_other: float = setting(0.0, "Multi-pass: weight of the warped neighbour on the other side.",
                                         minimum=0)
+    blend_long_term: float = setting(
+        0.0, "Multi-pass, --long-term offsets above 1: weight in a frame's start of the frames further away "
+             "already done in the pass, at the pixels none of the blended neighbours sees and they do (c_long), "
+             "so a region a passing object hid starts from the strokes it had before (0: neighbours only).",
+        minimum=0)
     init: str = setting("random", "Start of the first frame (single-pass) or of every frame in pass 1.",
                         choices=("random", "content"))
     first_pass: str = setting("independent", "Multi-pass, pass 1: every frame from its own start "

@@ -426,7 +426,23 @@ def _multipass_init(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: 
         if weight > 0:
             source_pass = p if in_direction else p - 1
             neighbours.append((ctx.warped_result(source_pass, j, i), ctx.flows.reliability(i, j), weight))
-    return blend(ctx.result(p - 1, i), neighbours)
+    return blend(ctx.result(p - 1, i), neighbours + _long_term_blend(ctx, seg, rank, p, i, neighbours))
+
+
+def _long_term_blend(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int, i: int,
+                     neighbours: list[tuple[np.ndarray, np.ndarray, float]]) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """The frames further away that frame i's start takes (``blend_long_term``), each where it is
+    the nearest to see a pixel that the blended ``neighbours`` do not (c_long). A revealed region
+    otherwise starts from the frame's previous pass, drawn from the side where it is seen next,
+    and the long-term targets have to pull it across in one pass's iterations."""
+    weight = ctx.settings.video.blend_long_term
+    sources = _long_term_sources(ctx, seg, rank, p, i) if weight > 0 else []
+    if not sources:
+        return []
+    assert ctx.flows is not None
+    further = [ctx.flows.reliability(i, k) for _, k in sources]
+    beyond = weights_beyond([reliability for _, reliability, _ in neighbours], further)
+    return [(ctx.warped_result(q, k, i), w, weight) for (q, k), w in zip(sources, beyond)]
 
 
 def _propagated_init(ctx: PassContext, seg: Segment, rank: Mapping[int, int], i: int) -> np.ndarray | str:

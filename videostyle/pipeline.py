@@ -233,7 +233,7 @@ def _color_reference(job: JobDir, settings: Settings, n_frames: int) -> ColorSta
 # Video settings added after jobs were made with the behaviour of their default: they enter a job's
 # stylize key only when set to something else.
 KEYED_ONLY_OFF_DEFAULT = ("long_term_hold", "long_term_criterion", "previous_pass_weight", "settle_passes",
-                          "curvature_pairs")
+                          "curvature_pairs", "blend_long_term")
 
 
 def _look_settings(settings: Settings) -> dict[str, Any]:
