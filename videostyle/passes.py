@@ -409,13 +409,16 @@ def _propagates(ctx: PassContext, p: int) -> bool:
     return p == 1 and ctx.settings.video.first_pass == "propagate" and ctx.flows is not None
 
 
+Blended = tuple[np.ndarray, np.ndarray, float]  # (warped image, reliability, weight): temporal.blend's
+
+
 def _multipass_init(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int, i: int) -> np.ndarray | str:
     v = ctx.settings.video
     if _propagates(ctx, p):
         return _propagated_init(ctx, seg, rank, i)
     if p == 1 or ctx.flows is None:
         return v.init if p == 1 else ctx.result(p - 1, i)
-    neighbours = []
+    neighbours: list[Blended] = []
     for step in (-1, 1):
         j = seg.neighbour(i, step)
         if j is None:
@@ -430,7 +433,7 @@ def _multipass_init(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: 
 
 
 def _long_term_blend(ctx: PassContext, seg: Segment, rank: Mapping[int, int], p: int, i: int,
-                     neighbours: list[tuple[np.ndarray, np.ndarray, float]]) -> list[tuple[np.ndarray, np.ndarray, float]]:
+                     neighbours: list[Blended]) -> list[Blended]:
     """The frames further away that frame i's start takes (``blend_long_term``), each where it is
     the nearest to see a pixel that the blended ``neighbours`` do not (c_long). A revealed region
     otherwise starts from the frame's previous pass, drawn from the side where it is seen next,
